@@ -1,0 +1,47 @@
+"""Differentiable augmentations: pure ops, DSA (sample/apply split) and the augmentation registry.
+
+>>> aug = AUGMENTATIONS.create("dsa", strategy="flip", image_size=32)
+>>> AUGMENTATIONS.list()
+['dsa', 'none']
+"""
+
+from dd_bench.augment.ops import (
+    ALIGN_CORNERS,
+    adjust_brightness,
+    adjust_color,
+    adjust_contrast,
+    adjust_saturation,
+    affine,
+    batch_crop,
+    cutout,
+    hflip,
+    rotation_matrix,
+    scale_matrix,
+)
+from dd_bench.augment.dsa import DSA, FAMILIES, NoAugmentation, parse_strategy
+from dd_bench.registry import Registry
+
+__all__ = [
+    "ALIGN_CORNERS",
+    "AUGMENTATIONS",
+    "DSA",
+    "FAMILIES",
+    "NoAugmentation",
+    "adjust_brightness",
+    "adjust_color",
+    "adjust_contrast",
+    "adjust_saturation",
+    "affine",
+    "batch_crop",
+    "cutout",
+    "hflip",
+    "parse_strategy",
+    "rotation_matrix",
+    "scale_matrix",
+]
+
+# Keys equal the conf/augmentation/*.yaml stems. Every entry takes ``image_size=`` and exposes
+# sample_params(n, *, generator, same_on_batch) / apply(x, params) / __call__(x, *, generator) / cat_params.
+AUGMENTATIONS: Registry = Registry("augmentation")
+AUGMENTATIONS.register("dsa")(DSA)
+AUGMENTATIONS.register("none")(NoAugmentation)

@@ -1,0 +1,102 @@
+"""Typed Hydra schemas: one dataclass per config group, registered in Hydra's ConfigStore.
+
+Each option file names its schema first in its defaults list (``- /schema/method/dm@_here_``), so Hydra
+validates types and struct mode rejects unknown keys before any work is done. Method schemas are generated
+from each registered method's ``Config`` dataclass, so the YAML, the schema and the code cannot drift.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+TASKS = ("demo", "distill", "evaluate", "run", "leaderboard")
+
+
+@dataclass
+class DatasetSchema:
+    name: str = MISSING
+    root: Optional[str] = None  # torchvision layout or a train/ + test/ ImageFolder tree, detected automatically
+    download: bool = False  # torchvision download into root (never in tests)
+    zca: bool = False  # ZCA-whiten (kornia ZCAWhitening eps=0.1, fitted on the training set)
+    cache_dir: Optional[str] = None  # decoded-tensor cache; default $DD_BENCH_CACHE or ~/.cache/dd_bench
+    image_size: Optional[int] = None  # resize + centre-crop ImageFolder images to this many pixels
+
+
+@dataclass
+class EvalSchema:
+    name: str = MISSING  # a registered protocol: mtt, quick, mtt-datm
+    batched: Optional[bool] = None  # None: train seeds batched (vmap) whenever the architecture allows
+    # Any field of the protocol (e.g. epochs: 500); a non-empty dict makes an unranked "<name>+custom" protocol.
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoggerSchema:
+    name: str = "none"  # none | wandb
+    project: Optional[str] = None
+    entity: Optional[str] = None
+    mode: str = "offline"  # wandb mode: online | offline | disabled
+
+
+@dataclass
+class DemoSchema:
+    dataset: str = "digits"
+    ipcs: list[int] = field(default_factory=lambda: [1, 10])
+    models: list[str] = field(default_factory=lambda: ["convnet", "mlp"])
+    seeds: int = 3
+    protocol: str = "quick"
+    methods: Optional[list[str]] = None  # None: every registered method with a preset for demo.dataset
+
+
+@dataclass
+class DDBenchSchema:
+    task: str = "demo"
+    dataset: Any = MISSING
+    method: Any = MISSING
+    eval: Any = MISSING
+    logger: Any = MISSING
+    experiment: Optional[str] = None  # set by experiment/*.yaml: the paper preset's name, recorded in the record
+    ipc: int = 1  # images per class
+    seed: int = 0  # distillation seed
+    out: Optional[str] = None  # synthetic set directory (default: <results>/synsets/<method>-<dataset>-ipc<ipc>-s<seed>)
+    synset: Optional[str] = None  # evaluate: the synthetic set directory
+    models: list[str] = field(default_factory=lambda: ["convnet"])
+    seeds: int = 5  # number of evaluation networks; seed i = network i
+    results: str = "runs"  # records, synsets, leaderboards; ignored by git
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    progress: bool = True
+    references: bool = True  # also score full-data and random-subset reference rows (cached on disk)
+    preset: bool = True  # apply the (method, dataset, ipc) preset when one exists
+    validation: Optional[float] = None  # carve a seeded stratified validation fraction out of the training set
+    demo: DemoSchema = field(default_factory=DemoSchema)
+
+
+def method_schema(name: str, config_cls: type) -> type:
+    """A dataclass with ``name`` plus every field of a method's Config, with resolved (non-string) types."""
+    hints = typing.get_type_hints(config_cls)
+    fields = [("name", str, field(default=name))]
+    for f in dataclasses.fields(config_cls):
+        default = field(default=f.default) if f.default is not dataclasses.MISSING else \
+            field(default_factory=f.default_factory)  # type: ignore[arg-type]
+        fields.append((f.name, hints[f.name], default))
+    return dataclasses.make_dataclass(f"{name}_schema", fields)
+
+
+def register_schemas() -> None:
+    """Register every schema with Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    from dd_bench.methods import METHODS
+
+    cs = ConfigStore.instance()
+    cs.store(name="dd_bench_schema", node=DDBenchSchema)
+    cs.store(group="schema/dataset", name="base", node=DatasetSchema)
+    cs.store(group="schema/eval", name="base", node=EvalSchema)
+    cs.store(group="schema/logger", name="base", node=LoggerSchema)
+    for name in METHODS.list():
+        cs.store(group="schema/method", name=name, node=method_schema(name, METHODS.get(name).Config))

@@ -1,0 +1,97 @@
+"""RealData: a labelled image dataset held as uint8 tensors, plus the transform into model space.
+
+Images stay uint8 ``(N, C, H, W)`` (4x smaller than float32) and are converted batch by batch with
+:meth:`RealData.to_model_space`, on whatever device the tensors live on. Model space is either
+per-channel ``(x/255 - mean) / std`` or, when ``zca`` is set, ZCA whitening of ``x/255`` (MTT's convention:
+no mean/std normalisation before ZCA).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from dd_bench.data.zca import ZCATransform
+
+
+@dataclass
+class RealData:
+    name: str
+    train_images: torch.Tensor  # (N, C, H, W) uint8
+    train_labels: torch.Tensor  # (N,) int64 in [0, num_classes)
+    test_images: torch.Tensor  # (M, C, H, W) uint8
+    test_labels: torch.Tensor  # (M,) int64
+    class_names: list[str]
+    mean: tuple[float, ...]  # per channel, in units of x/255
+    std: tuple[float, ...]
+    dsa_strategy: str  # DSA families for this dataset, e.g. "color_crop_cutout_flip_scale_rotate"
+    zca: ZCATransform | None = None
+    # Indices into the original training set when a validation split was carved out (None: full set).
+    train_indices: torch.Tensor | None = None
+    source: dict = field(default_factory=dict)  # where it was loaded from (root, layout, cache file)
+
+    def __post_init__(self) -> None:
+        for attr in ("train_images", "test_images"):
+            t = getattr(self, attr)
+            if t.dtype != torch.uint8 or t.dim() != 4:
+                raise ValueError(f"RealData.{attr} must be uint8 (N, C, H, W); got {t.dtype} {tuple(t.shape)}")
+        if len(self.train_images) != len(self.train_labels) or len(self.test_images) != len(self.test_labels):
+            raise ValueError("RealData images and labels differ in length")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def channels(self) -> int:
+        return int(self.train_images.shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.train_images.shape[2]), int(self.train_images.shape[3])
+
+    @property
+    def image_space(self) -> str:
+        return "zca" if self.zca is not None else "mean_std"
+
+    @property
+    def device(self) -> torch.device:
+        return self.train_images.device
+
+    def class_counts(self) -> torch.Tensor:
+        return torch.bincount(self.train_labels, minlength=self.num_classes)
+
+    def indices_of_class(self, c: int) -> torch.Tensor:
+        return torch.nonzero(self.train_labels == c, as_tuple=False).flatten()
+
+    def to_model_space(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(B, C, H, W)`` -> float32 model-space images of the same shape."""
+        x = x.float().div_(255.0)
+        if self.zca is not None:
+            return self.zca.forward(x)
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        return (x - mean) / std
+
+    def to_pixel_space(self, x: torch.Tensor) -> torch.Tensor:
+        """Model-space float images -> pixels in [0, 1] (clamped), for previews and exports."""
+        if self.zca is not None:
+            x = self.zca.inverse(x)
+        else:
+            mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+            std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+            x = x * std + mean
+        return x.clamp(0.0, 1.0)
+
+    def to(self, device: torch.device | str) -> RealData:
+        return replace(
+            self,
+            train_images=self.train_images.to(device),
+            train_labels=self.train_labels.to(device),
+            test_images=self.test_images.to(device),
+            test_labels=self.test_labels.to(device),
+            zca=self.zca.to(device) if self.zca is not None else None,
+        )

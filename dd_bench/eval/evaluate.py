@@ -1,0 +1,144 @@
+"""The shared evaluator: ``evaluate(synset, real=..., protocol=..., models=..., seeds=...) -> [EvalResult]``.
+
+Every method's set is scored by this one function under a named protocol; methods cannot change it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from dd_bench.augment import DSA
+from dd_bench.data import RealData
+from dd_bench.eval.protocol import EvalProtocol
+from dd_bench.eval.trainer import Transform, train_networks
+from dd_bench.results.provenance import PeakMemory
+from dd_bench.synset import SynsetError, SyntheticSet
+
+
+@dataclass
+class EvalResult:
+    model: str
+    protocol: str
+    protocol_version: int
+    seeds: list[int]
+    accuracies: list[float]  # per seed, percent
+    eval_seconds: float
+    peak_memory: dict[str, Any]  # {"bytes": int | None, "kind": str}
+    lr: float
+    batched: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def acc_mean(self) -> float:
+        return statistics.fmean(self.accuracies)
+
+    @property
+    def acc_std(self) -> float:
+        return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "acc_mean": self.acc_mean, "acc_std": self.acc_std}
+
+
+def make_augment(real: RealData, protocol: EvalProtocol) -> DSA | None:
+    if protocol.augment == "none":
+        return None
+    return DSA(real.dsa_strategy, image_size=real.image_size)
+
+
+def check_compatible(synset: SyntheticSet, real: RealData) -> None:
+    """Fail before any training when the set cannot be evaluated against this dataset."""
+    if synset.dataset != real.name:
+        raise SynsetError(f"the set was distilled from '{synset.dataset}' but the dataset is '{real.name}'")
+    if synset.num_classes != real.num_classes:
+        raise SynsetError(f"the set has {synset.num_classes} classes; '{real.name}' has {real.num_classes}")
+    if tuple(synset.images.shape[1:]) != (real.channels, *real.image_size):
+        raise SynsetError(f"set images are {tuple(synset.images.shape[1:])}; '{real.name}' images are "
+                          f"{(real.channels, *real.image_size)}")
+    if synset.image_encoding == "uint8":
+        return  # raw pixels: converted with whatever space the dataset is loaded in
+    space = synset.image_space.get("space")
+    if space != real.image_space:
+        hint = "dataset.zca=true" if space == "zca" else "dataset.zca=false"
+        raise SynsetError(f"the set's images are in '{space}' space but the dataset is loaded in "
+                          f"'{real.image_space}' space; load it with {hint}")
+    if space == "zca" and real.zca is not None and synset.image_space.get("sha256") not in (None, real.zca.sha256):
+        raise SynsetError("the set was whitened with a different ZCA matrix (SHA-256 mismatch) than this dataset's")
+
+
+def synset_targets(synset: SyntheticSet) -> torch.Tensor:
+    """Training targets: class indices (N,) for hard labels, probabilities (N, K) for soft labels."""
+    if synset.label_kind == "hard":
+        return synset.labels
+    if synset.label_kind == "soft_logits":
+        return F.softmax(synset.soft_labels.float(), dim=-1)
+    return synset.soft_labels.float()
+
+
+def score(trained, real: RealData, protocol: EvalProtocol) -> list[float]:
+    preds = trained.predict(real.test_images, transform=real.to_model_space, batch_size=protocol.test_batch_size)
+    correct = (preds == real.test_labels.unsqueeze(0)).float().mean(dim=1)
+    return [round(100.0 * float(c), 4) for c in correct]
+
+
+def train_and_score(
+    *,
+    model: str,
+    images: torch.Tensor | list[torch.Tensor],
+    targets: torch.Tensor | list[torch.Tensor],
+    real: RealData,
+    protocol: EvalProtocol,
+    lr: float,
+    seeds: list[int],
+    transform: Transform | None,
+    batched: bool | None = None,
+    progress: bool = True,
+    desc: str = "",
+) -> EvalResult:
+    """Train one network per seed and score each once on the real test set, timing it and its peak memory."""
+    device = real.device
+    tracker = PeakMemory(device)
+    start = time.perf_counter()
+    with tracker:
+        trained = train_networks(
+            model=model, images=images, targets=targets, num_classes=real.num_classes, protocol=protocol, lr=lr,
+            seeds=seeds, augment=make_augment(real, protocol), transform=transform, batched=batched,
+            progress=progress, desc=desc)
+        accuracies = score(trained, real, protocol)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return EvalResult(
+        model=model, protocol=protocol.name, protocol_version=protocol.version, seeds=list(seeds),
+        accuracies=accuracies, eval_seconds=time.perf_counter() - start, peak_memory=tracker.as_dict(), lr=lr,
+        batched=trained.batched)
+
+
+def evaluate(
+    synset: SyntheticSet,
+    *,
+    real: RealData,
+    protocol: EvalProtocol,
+    models: list[str],
+    seeds: list[int],
+    batched: bool | None = None,
+    progress: bool = True,
+) -> list[EvalResult]:
+    """Score ``synset`` on every model with one fresh network per seed (seed i = network i)."""
+    check_compatible(synset, real)
+    synset = synset.to(real.device)
+    lr = protocol.lr_for(synset.learned_lr)
+    transform = real.to_model_space if synset.image_encoding == "uint8" else None
+    targets = synset_targets(synset)
+    results = []
+    for model in models:
+        results.append(train_and_score(
+            model=model, images=synset.images, targets=targets, real=real, protocol=protocol, lr=lr, seeds=seeds,
+            transform=transform, batched=batched, progress=progress,
+            desc=f"eval {synset.method} ipc{synset.ipc} {model}"))
+    return results

@@ -1,0 +1,89 @@
+"""Evaluation protocols: frozen, versioned recipes named in every run record.
+
+``mtt`` reproduces the official ``evaluate_synset`` of DC/DSA/DM/MTT/FTD/DATM (trajectory-matching.md §7.4):
+a fresh network per seed, SGD (momentum 0.9, weight decay 5e-4), ``epochs + 1`` passes over the set
+(ep = 0..epochs), after the pass with ``ep == epochs // 2 + 1`` the lr is multiplied by 0.1 and a fresh SGD is
+created (momentum reset), batch 256, lr = the set's learned lr when present else 0.01, DSA on every batch, CE
+(soft CE on learned logits), test accuracy once after the last pass. It is the ranking protocol; changing any
+field means a new version.
+
+Other protocols exist for paper comparison or the CPU demo and are never ranked beside ``mtt``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from dd_bench.registry import Registry
+
+PROTOCOLS: Registry = Registry("protocol")
+AUGMENT_KINDS = ("dsa", "none")
+
+
+@dataclass(frozen=True)
+class EvalProtocol:
+    name: str
+    version: int
+    epochs: int  # the last pass index: epochs + 1 passes in all (ep = 0..epochs), as evaluate_synset
+    batch_size: int = 256
+    lr: float = 0.01  # used when the set carries no learned lr (or use_learned_lr is False)
+    use_learned_lr: bool = True
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    decay_factor: float = 0.1  # lr *= decay_factor after the pass with ep == decay_epoch, with a fresh SGD
+    augment: str = "dsa"  # "dsa": the dataset's DSA strategy on every batch; "none"
+    soft_label_loss: str = "soft_ce"  # for sets with soft labels: CE against softmax(logits) / probs
+    test_batch_size: int = 512  # no effect on accuracy (no augmentation, eval mode)
+    ranked: bool = True  # ranked protocols share a leaderboard; others are labelled and kept apart
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.augment not in AUGMENT_KINDS:
+            raise ValueError(f"Unknown augment '{self.augment}'; available: {', '.join(AUGMENT_KINDS)}")
+        if self.epochs < 0 or self.batch_size <= 0:
+            raise ValueError(f"protocol {self.name}: epochs must be >= 0 and batch_size > 0")
+
+    @property
+    def passes(self) -> int:
+        return self.epochs + 1
+
+    @property
+    def decay_epoch(self) -> int:
+        """The pass index after which the lr decays (501 for epochs=1000)."""
+        return self.epochs // 2 + 1
+
+    def lr_for(self, learned_lr: float | None) -> float:
+        return learned_lr if (self.use_learned_lr and learned_lr is not None) else self.lr
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _register(protocol: EvalProtocol) -> None:
+    PROTOCOLS.register(protocol.name)(protocol)
+
+
+_register(EvalProtocol(
+    name="mtt", version=1, epochs=1000,
+    description="official evaluate_synset: 1001 passes, x0.1 + fresh SGD after pass 501, batch 256, DSA; ranked"))
+_register(EvalProtocol(
+    name="quick", version=1, epochs=299, ranked=False,
+    description="CPU demo only: 300 passes, same decay rule (after pass epochs//2+1); never ranked beside mtt"))
+_register(EvalProtocol(
+    name="mtt-datm", version=1, epochs=1000, batch_size=128, ranked=False,
+    description="DATM paper comparison: mtt with batch 128 and soft CE on learned logits; not ranked"))
+
+
+def get_protocol(name: str) -> EvalProtocol:
+    return PROTOCOLS.get(name)
+
+
+def custom_protocol(base: str, **overrides: Any) -> EvalProtocol:
+    """A variant of a registered protocol; it is unranked and named ``<base>+custom`` so it never poses as it."""
+    fields = get_protocol(base).to_dict()
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ValueError(f"Unknown protocol field(s) {unknown}; available: {', '.join(sorted(fields))}")
+    fields.update(overrides, name=f"{base}+custom", ranked=False)
+    return EvalProtocol(**fields)

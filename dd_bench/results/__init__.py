@@ -1,0 +1,30 @@
+"""Run records (one JSON file per evaluation), their provenance, and the leaderboard derived from them."""
+
+from dd_bench.results.leaderboard import (
+    GAP_COLUMN,
+    PUBLISHED_CSV,
+    build_leaderboard,
+    format_leaderboard_text,
+    load_published,
+    write_leaderboard,
+)
+from dd_bench.results.provenance import PeakMemory, collect_provenance, git_state, peak_memory_tracker
+from dd_bench.results.record import RECORD_VERSION, RunRecord, load_records, provenance_fields, write_record
+
+__all__ = [
+    "GAP_COLUMN",
+    "PUBLISHED_CSV",
+    "RECORD_VERSION",
+    "PeakMemory",
+    "RunRecord",
+    "build_leaderboard",
+    "collect_provenance",
+    "format_leaderboard_text",
+    "git_state",
+    "load_published",
+    "load_records",
+    "peak_memory_tracker",
+    "provenance_fields",
+    "write_leaderboard",
+    "write_record",
+]

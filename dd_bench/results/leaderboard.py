@@ -1,0 +1,320 @@
+"""The leaderboard: a pure view of run records, one table per protocol, beside the papers' published numbers.
+
+Rules that keep the comparison honest:
+* each (protocol, protocol version, ranked) triple is its own table; ``quick`` rows never meet ``mtt`` rows and
+  unranked numbers (best-of-checkpoints opt-in, CPU demo) never meet ranked ones;
+* several records with the same key (re-runs) are not pooled: the newest by ``created`` wins, because pooling
+  seeds across code revisions would blur a fix into the old result; the ``note`` column says how many were dropped;
+* published numbers are the papers' best-of-checkpoints on the test set, so the gap column says so in its name.
+
+>>> from dd_bench.results.record import RunRecord
+>>> rec = RunRecord(kind="evaluation", method="dm", dataset="cifar10", ipc=10, protocol="mtt", protocol_version=1,
+...                 model="convnet", seeds=[0, 1], accuracies=[48.0, 50.0], ranked=True)
+>>> df = build_leaderboard([rec], published_csv=None)
+>>> df.loc[0, "acc_mean_std"], int(df.loc[0, "rank"])
+('49.00 +- 1.41', 1)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dd_bench.results.record import RunRecord
+
+GAP_COLUMN = "vs published (best-of-checkpoints)"
+PUBLISHED_COLUMNS = ("method", "dataset", "ipc", "model", "acc_mean", "acc_std", "protocol_note", "source", "verified")
+VERIFIED_VALUES = ("yes", "no", "partial")
+# The repository's curated table; exists in a source checkout, not necessarily in an installed wheel.
+PUBLISHED_CSV = Path(__file__).resolve().parents[2] / "baselines" / "published.csv"
+
+COLUMNS = (
+    "protocol", "protocol_version", "ranked", "dataset", "ipc", "model", "rank", "method", "kind", "preset",
+    "n_seeds", "acc_mean", "acc_std", "acc_mean_std", "published", "published_std", "published_verified",
+    GAP_COLUMN, "published_source", "storage_bytes", "storage_dtype", "distill_seconds", "eval_seconds",
+    "peak_memory_bytes", "peak_memory_kind", "device", "n_records", "note", "record_id",
+)  # fmt: skip
+
+# Reference rows read better under what they are than under their registry key.
+REFERENCE_LABELS = {"full_data": "full data", "random": "random real subset"}
+UNRANKED_REASONS = {
+    "quick": "CPU demo protocol (fewer training passes); its numbers are not comparable with any paper or ranked run",
+}
+# Protocols whose numbers say nothing about a paper's: no published value or gap is shown beside them.
+NO_PUBLISHED_COMPARISON = frozenset({"quick"})
+_DEFAULT_UNRANKED_REASON = "unranked protocol or best-of-checkpoints opt-in; never compare it with ranked tables"
+_EPOCH = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+
+
+def _parse_ipc(text: str) -> int | None:
+    return None if text.strip().lower() == "all" else int(text)
+
+
+def load_published(path: Path | str) -> pd.DataFrame:
+    """Read ``baselines/published.csv`` (see ``baselines/README.md``) and check it; raises ``ValueError`` if bad.
+
+    ``ipc`` becomes a nullable integer (``all`` -> missing, the full-data rows); ``acc_std`` may be missing.
+    """
+    path = Path(path)
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if tuple(table.columns) != PUBLISHED_COLUMNS:
+        raise ValueError(f"{path}: columns {list(table.columns)}; expected {list(PUBLISHED_COLUMNS)}")
+    bad = sorted(set(table["verified"]) - set(VERIFIED_VALUES))
+    if bad:
+        raise ValueError(f"{path}: verified must be one of {VERIFIED_VALUES}; got {bad}")
+    table["ipc"] = pd.array([_parse_ipc(v) for v in table["ipc"]], dtype="Int64")
+    table["acc_mean"] = pd.to_numeric(table["acc_mean"], errors="raise")
+    table["acc_std"] = pd.to_numeric(table["acc_std"].replace("", None), errors="raise").astype(float)
+    dup = table.duplicated(["method", "dataset", "ipc", "model"], keep=False)
+    if dup.any():
+        raise ValueError(f"{path}: duplicate (method, dataset, ipc, model) rows:\n{table[dup]}")
+    return table
+
+
+def _published_index(published_csv: Path | str | None) -> dict[tuple[str, str, int | None, str], dict[str, Any]]:
+    if published_csv is None:
+        return {}
+    table = load_published(published_csv)
+    index = {}
+    for row in table.to_dict("records"):
+        ipc = None if pd.isna(row["ipc"]) else int(row["ipc"])
+        index[(row["method"], row["dataset"], ipc, row["model"])] = row
+    return index
+
+
+def _created(record: RunRecord) -> dt.datetime:
+    try:
+        when = dt.datetime.fromisoformat(record.created)
+    except ValueError:
+        return _EPOCH
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def _nan_if_none(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _row(record: RunRecord, n_records: int, published: dict[str, Any] | None) -> dict[str, Any]:
+    pub_mean = math.nan if published is None else float(published["acc_mean"])
+    return {
+        "protocol": record.protocol,
+        "protocol_version": record.protocol_version,
+        "ranked": record.ranked,
+        "dataset": record.dataset,
+        "ipc": record.ipc,
+        "model": record.model,
+        "rank": None,
+        "method": record.method,
+        "kind": record.kind,
+        "preset": record.preset,
+        "n_seeds": len(record.seeds),
+        "acc_mean": record.acc_mean,
+        "acc_std": record.acc_std,
+        "acc_mean_std": f"{record.acc_mean:.2f} +- {record.acc_std:.2f}",
+        "published": pub_mean,
+        "published_std": math.nan if published is None else float(published["acc_std"]),
+        "published_verified": None if published is None else published["verified"],
+        GAP_COLUMN: float(record.acc_mean) - pub_mean,  # NaN when no published row matched
+        "published_source": None if published is None else published["source"],
+        "storage_bytes": _nan_if_none(record.storage.get("total_bytes")),
+        "storage_dtype": record.storage.get("dtype"),
+        "distill_seconds": _nan_if_none(record.distill_seconds),
+        "eval_seconds": _nan_if_none(record.eval_seconds),
+        "peak_memory_bytes": _nan_if_none(record.peak_memory.get("bytes")),
+        "peak_memory_kind": record.peak_memory.get("kind"),
+        "device": record.device,
+        "n_records": n_records,
+        "note": "" if n_records == 1 else f"newest of {n_records} records (re-runs); older ones not shown",
+        "record_id": record.record_id,
+    }
+
+
+def _sort_key(row: dict[str, Any]) -> tuple:
+    ipc = row["ipc"]
+    # Ranked tables first; full-data rows (ipc None) after every IPC; methods by accuracy, references last.
+    return (
+        not row["ranked"], row["protocol"], row["protocol_version"], row["dataset"],
+        ipc is None, ipc or 0, row["model"], row["kind"] == "reference", -row["acc_mean"], row["method"],
+    )  # fmt: skip
+
+
+def _assign_ranks(rows: list[dict[str, Any]]) -> None:
+    """Competition rank ("1224") by mean accuracy within each ranked (protocol, dataset, ipc, model) block."""
+    blocks: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["ranked"] and row["kind"] == "evaluation":
+            key = (row["protocol"], row["protocol_version"], row["dataset"], row["ipc"], row["model"])
+            blocks.setdefault(key, []).append(row)
+    for block in blocks.values():
+        for row in block:
+            row["rank"] = 1 + sum(other["acc_mean"] > row["acc_mean"] for other in block)
+
+
+def build_leaderboard(records: Iterable[RunRecord], *, published_csv: Path | str | None = None) -> pd.DataFrame:
+    """One row per (protocol, version, ranked, kind, dataset, ipc, model, method): the newest record of that key.
+
+    ``published_csv`` (e.g. :data:`PUBLISHED_CSV`) adds the method's own published mean, std and verified flag,
+    matched on (method, dataset, ipc, model), and the gap ``acc_mean - published``. Columns are :data:`COLUMNS`.
+    """
+    groups: dict[tuple, list[RunRecord]] = {}
+    for rec in records:
+        key = (rec.protocol, rec.protocol_version, rec.ranked, rec.kind, rec.dataset, rec.ipc, rec.model, rec.method)
+        groups.setdefault(key, []).append(rec)
+    published = _published_index(published_csv)
+    rows = []
+    for recs in groups.values():
+        newest = max(recs, key=lambda r: (_created(r), r.record_id))
+        match = None
+        if newest.protocol not in NO_PUBLISHED_COMPARISON:
+            match = published.get((newest.method, newest.dataset, newest.ipc, newest.model))
+        rows.append(_row(newest, len(recs), match))
+    _assign_ranks(rows)
+    rows.sort(key=_sort_key)
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    df["ipc"] = df["ipc"].astype("Int64")
+    df["rank"] = df["rank"].astype("Int64")
+    df["ranked"] = df["ranked"].astype(bool)
+    return df
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+
+
+def _text(value: Any) -> str:
+    return "" if _missing(value) else str(value)
+
+
+def _fmt_number(value: Any, digits: int, sign: bool = False) -> str:
+    if _missing(value):
+        return ""
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def _fmt_bytes(value: Any) -> str:
+    if _missing(value):
+        return ""
+    size, unit = float(value), "B"
+    for bigger in ("KiB", "MiB", "GiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, bigger
+    return f"{size:.0f} B" if unit == "B" else f"{size:.1f} {unit}"
+
+
+def _fmt_paper_number(value: float) -> str:
+    # Papers print one or two decimals (71.6, 55.03, 0.04); show what they printed, not a reformatted float.
+    text = f"{value:.2f}"
+    return text.removesuffix("0")
+
+
+def _fmt_published(row: pd.Series) -> str:
+    if _missing(row["published"]):
+        return ""
+    std = "" if _missing(row["published_std"]) else f" +- {_fmt_paper_number(row['published_std'])}"
+    return f"{_fmt_paper_number(row['published'])}{std}"
+
+
+def _fmt_peak(row: pd.Series) -> str:
+    if _missing(row["peak_memory_bytes"]):
+        return "n/a"
+    # A CPU process RSS includes the interpreter and data, so it must never read like a GPU allocator peak.
+    suffix = " (CPU RSS)" if row["peak_memory_kind"] == "cpu_process_peak_rss" else ""
+    return _fmt_bytes(row["peak_memory_bytes"]) + suffix
+
+
+def _method_label(row: pd.Series) -> str:
+    if row["kind"] == "reference":
+        return f"{REFERENCE_LABELS.get(row['method'], row['method'])} (reference)"
+    return str(row["method"])
+
+
+_DISPLAY = (
+    ("dataset", lambda r: str(r["dataset"])),
+    ("ipc", lambda r: "all" if _missing(r["ipc"]) else str(int(r["ipc"]))),
+    ("model", lambda r: str(r["model"])),
+    ("rank", lambda r: "" if _missing(r["rank"]) else str(int(r["rank"]))),
+    ("method", _method_label),
+    ("preset", lambda r: _text(r["preset"])),
+    ("seeds", lambda r: str(r["n_seeds"])),
+    ("acc % (mean +- std)", lambda r: str(r["acc_mean_std"])),
+    ("published", _fmt_published),
+    ("verified", lambda r: _text(r["published_verified"])),
+    (GAP_COLUMN, lambda r: _fmt_number(r[GAP_COLUMN], 2, sign=True)),
+    ("storage", lambda r: _fmt_bytes(r["storage_bytes"])),
+    ("distill s", lambda r: _fmt_number(r["distill_seconds"], 1)),
+    ("eval s", lambda r: _fmt_number(r["eval_seconds"], 1)),
+    ("peak memory", _fmt_peak),
+    ("note", lambda r: _text(r["note"])),
+)  # fmt: skip
+
+
+def _render_table(headers: list[str], rows: list[list[str]], *, markdown: bool) -> list[str]:
+    """A markdown pipe table, or space-aligned columns for a terminal; no ``tabulate`` dependency."""
+    if markdown:
+        cells = [[c.replace("|", "\\|") for c in row] for row in [headers, *rows]]
+        lines = ["| " + " | ".join(cells[0]) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        return lines + ["| " + " | ".join(row) + " |" for row in cells[1:]]
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths]), *map(line, rows)]
+
+
+def _table_header(protocol: str, version: int, ranked: bool) -> list[str]:
+    title = f"Protocol `{protocol}` v{version}" + (" (ranked)" if ranked else " - NOT RANKED")
+    lines = [title, ""]
+    if not ranked:
+        lines += [f"Not ranked: {UNRANKED_REASONS.get(protocol, _DEFAULT_UNRANKED_REASON)}.", ""]
+    accuracy = (
+        f"Accuracies are mean +- std over seeds (sample std), in percent, on the real test set, evaluated under "
+        f"protocol `{protocol}` v{version}."
+    )
+    if protocol in NO_PUBLISHED_COMPARISON:
+        published = "Published numbers are not shown: this protocol cannot be compared with the papers."
+    else:
+        published = (
+            "Published numbers are best-of-checkpoints on test as reported by the papers (baselines/published.csv), "
+            f"so `{GAP_COLUMN}` is not a like-for-like difference."
+        )
+    return lines + [f"{accuracy} {published}", ""]
+
+
+def _render(df: pd.DataFrame, *, markdown: bool) -> str:
+    if df.empty:
+        return "No run records.\n"
+    out: list[str] = []
+    headers = [name for name, _ in _DISPLAY]
+    for (protocol, version, ranked), table in df.groupby(["protocol", "protocol_version", "ranked"], sort=False):
+        header = _table_header(str(protocol), int(version), bool(ranked))
+        out += [("## " if markdown else "== ") + header[0], *header[1:]]
+        rows = [[fmt(row) for _, fmt in _DISPLAY] for _, row in table.iterrows()]
+        out += _render_table(headers, rows, markdown=markdown) + [""]
+    return "\n".join(out)
+
+
+def format_leaderboard_text(df: pd.DataFrame) -> str:
+    """The leaderboard as aligned plain-text tables, one per protocol, for printing to a terminal."""
+    return _render(df, markdown=False)
+
+
+def write_leaderboard(df: pd.DataFrame, out_dir: Path | str) -> tuple[Path, Path]:
+    """Write ``leaderboard.csv`` (every column, raw numbers) and ``leaderboard.md`` (one table per protocol)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out / "leaderboard.csv", out / "leaderboard.md"
+    df.to_csv(csv_path, index=False)
+    preamble = (
+        "# dd-bench leaderboard\n\n"
+        "Generated from the run records by `dd_bench.results.leaderboard`; do not edit by hand. "
+        "Each protocol is its own table; rows of different protocols are never comparable.\n\n"
+    )
+    md_path.write_text(preamble + _render(df, markdown=True), encoding="utf-8")
+    return csv_path, md_path

@@ -1,0 +1,259 @@
+"""RunRecord: one immutable JSON file per evaluation; every leaderboard, plot and export is derived from these.
+
+A record is written once, atomically, to ``<results>/records/<record_id>.json``. The id hashes what identifies the
+run (method, data, protocol, model, seeds, the synthetic set's checksum and preset), so re-running the same thing
+replaces its own file and nothing else.
+
+>>> rec = RunRecord(kind="evaluation", method="dm", dataset="cifar10", ipc=10, protocol="mtt", protocol_version=1,
+...                 model="convnet", seeds=[0, 1], accuracies=[48.0, 50.0], ranked=True)
+>>> rec.acc_mean, round(rec.acc_std, 4)
+(49.0, 1.4142)
+>>> RunRecord.from_dict(rec.to_dict()) == rec
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import statistics
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+RECORD_VERSION = 1
+RECORD_KINDS = ("evaluation", "reference")
+RECORDS_DIRNAME = "records"
+STORAGE_KEYS = ("images_bytes", "labels_bytes", "extras_bytes", "eval_assets_bytes", "total_bytes", "dtype")
+_BYTE_KEYS = STORAGE_KEYS[:4]
+
+
+def _utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _normalise_storage(storage: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(storage) - set(STORAGE_KEYS)
+    if unknown:
+        raise ValueError(f"Unknown storage keys {sorted(unknown)}; expected {list(STORAGE_KEYS)}")
+    out: dict[str, Any] = {key: storage.get(key) for key in STORAGE_KEYS}
+    # A missing component is unknown, not zero; the total is only derived when every part is known.
+    if out["total_bytes"] is None and all(out[key] is not None for key in _BYTE_KEYS):
+        out["total_bytes"] = sum(int(out[key]) for key in _BYTE_KEYS)
+    return out
+
+
+@dataclasses.dataclass(kw_only=True)
+class RunRecord:
+    """Everything needed to trust, reproduce and tabulate one evaluation (or one reference measurement).
+
+    Units: accuracies in percent on the real test set; ``acc_std`` is the sample std (ddof=1) over seeds, 0.0 for
+    a single seed; storage in bytes as stored (``dtype`` says how); times in seconds of wall clock.
+    ``kind="reference"`` marks comparison rows (full data, random real subset) rather than a method's result.
+    ``ranked=False`` marks numbers that must never be ranked (the ``quick`` CPU protocol, best-of-checkpoints).
+    ``extra`` is free-form (e.g. the subset indices of a random reference); ``provenance`` holds the full
+    :func:`~dd_bench.results.provenance.collect_provenance` dict and ``config_path`` the resolved config file.
+    """
+
+    kind: Literal["evaluation", "reference"]
+    method: str
+    dataset: str
+    ipc: int | None
+    protocol: str
+    protocol_version: int
+    model: str
+    seeds: list[int]
+    accuracies: list[float]
+    ranked: bool
+    acc_mean: float | None = None
+    acc_std: float | None = None
+    storage: dict[str, Any] = dataclasses.field(default_factory=dict)
+    distill_seconds: float | None = None
+    eval_seconds: float | None = None
+    peak_memory: dict[str, Any] = dataclasses.field(default_factory=lambda: {"bytes": None, "kind": "unavailable"})
+    device: str = "unknown"
+    torch_version: str = "unknown"
+    package_version: str = "0+unknown"
+    git_sha: str | None = None
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    config_path: str | None = None
+    preset: str | None = None
+    synset: str | None = None
+    synset_sha256: str | None = None
+    label_kind: str | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
+    created: str = dataclasses.field(default_factory=_utc_now)
+    record_version: int = RECORD_VERSION
+
+    def __post_init__(self) -> None:
+        if self.kind not in RECORD_KINDS:
+            raise ValueError(f"Unknown record kind '{self.kind}'; available: {', '.join(RECORD_KINDS)}")
+        if self.record_version != RECORD_VERSION:
+            raise ValueError(
+                f"Record version {self.record_version} is not supported (this code reads {RECORD_VERSION})"
+            )
+        if len(self.seeds) != len(self.accuracies) or not self.seeds:
+            raise ValueError(
+                f"Need one accuracy per seed; got {len(self.seeds)} seeds and {len(self.accuracies)} accuracies"
+            )
+        self.seeds = [int(s) for s in self.seeds]
+        self.accuracies = [float(a) for a in self.accuracies]
+        mean = statistics.fmean(self.accuracies)
+        std = statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+        # Stored summaries must agree with the per-seed values; a mismatch means a hand-edited or corrupt file.
+        for name, derived in (("acc_mean", mean), ("acc_std", std)):
+            given = getattr(self, name)
+            if given is None:
+                setattr(self, name, derived)
+            elif not math.isclose(float(given), derived, rel_tol=1e-9, abs_tol=1e-6):
+                raise ValueError(f"{name}={given} disagrees with the per-seed accuracies ({derived})")
+            else:
+                setattr(self, name, float(given))
+        self.storage = _normalise_storage(self.storage)
+        if set(self.peak_memory) != {"bytes", "kind"}:
+            raise ValueError(f"peak_memory needs exactly the keys 'bytes' and 'kind'; got {sorted(self.peak_memory)}")
+
+    @property
+    def record_id(self) -> str:
+        """16 hex digits identifying the run; also its file name. Timestamps and results are not part of it.
+
+        ``kind`` and ``ranked`` are hashed too, so a random-subset reference and a random-baseline evaluation with
+        the same seeds, or a best-of-checkpoints opt-in and its ranked twin, never share (and overwrite) a file.
+        """
+        key = {
+            "kind": self.kind,
+            "method": self.method,
+            "dataset": self.dataset,
+            "ipc": self.ipc,
+            "protocol": self.protocol,
+            "protocol_version": self.protocol_version,
+            "model": self.model,
+            "seeds": self.seeds,
+            "synset_sha256": self.synset_sha256,
+            "preset": self.preset,
+            "ranked": self.ranked,
+        }
+        canonical = json.dumps(key, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (deep copy); ``record_id`` is included for readers that do not use this class."""
+        return {"record_id": self.record_id, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        """Inverse of :meth:`to_dict`; unknown keys are an error so a typo never silently drops a field."""
+        fields = dict(data)
+        stored_id = fields.pop("record_id", None)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(fields) - known
+        if unknown:
+            raise ValueError(f"Unknown run-record keys {sorted(unknown)}")
+        record = cls(**fields)
+        if stored_id is not None and stored_id != record.record_id:
+            raise ValueError(f"Stored record_id {stored_id} does not match the record's content ({record.record_id})")
+        return record
+
+
+def provenance_fields(provenance: dict[str, Any]) -> dict[str, Any]:
+    """RunRecord keyword arguments from a :func:`collect_provenance` dict: ``RunRecord(..., **provenance_fields(p))``.
+
+    ``device`` names the hardware as well as the torch device (``"cuda:0 (NVIDIA H100 80GB HBM3)"``) because a
+    timing is meaningless without the model of GPU or CPU.
+    """
+    device = str(provenance.get("device", "unknown"))
+    name = provenance.get("device_name")
+    return {
+        "device": f"{device} ({name})" if name else device,
+        "torch_version": str(provenance.get("torch_version", "unknown")),
+        "package_version": str(provenance.get("package_version", "0+unknown")),
+        "git_sha": provenance.get("git_sha"),
+        "provenance": dict(provenance),
+    }
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"Run records hold JSON data only; cannot serialise {type(obj).__name__}: {obj!r}")
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable on POSIX; not possible (nor needed) on every platform.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_record(record: RunRecord, directory: Path | str) -> Path:
+    """Write ``record`` to ``<directory>/records/<record_id>.json`` atomically and return the path.
+
+    The JSON goes to a hidden temporary file in the same folder, is fsynced, then ``os.replace``d onto the final
+    name, so a crash leaves either the old file or the new one, never half of one. An existing file with the same
+    name is replaced only if it holds the same run (same ``record_id``); anything else raises ``FileExistsError``.
+    """
+    records_dir = Path(directory) / RECORDS_DIRNAME
+    records_dir.mkdir(parents=True, exist_ok=True)
+    target = records_dir / f"{record.record_id}.json"
+    if target.exists():
+        try:
+            existing_id = RunRecord.from_dict(json.loads(target.read_text(encoding="utf-8"))).record_id
+        except (OSError, ValueError, TypeError) as err:
+            raise FileExistsError(f"{target} exists and is not a readable run record ({err}); not overwriting") from err
+        if existing_id != record.record_id:
+            raise FileExistsError(f"{target} holds a different run ({existing_id}); not overwriting")
+    text = json.dumps(record.to_dict(), indent=2, sort_keys=True, allow_nan=False, default=_json_default) + "\n"
+    fd, tmp_name = tempfile.mkstemp(dir=records_dir, prefix=f".{target.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(records_dir)
+    return target
+
+
+def _record_files(root: Path) -> list[Path]:
+    files = set(root.glob(f"**/{RECORDS_DIRNAME}/*.json"))
+    if root.name == RECORDS_DIRNAME:
+        files.update(root.glob("*.json"))
+    # Hidden files are in-flight temporaries of write_record (or editor droppings), never records.
+    return sorted(p for p in files if not p.name.startswith("."))
+
+
+def load_records(directory: Path | str) -> list[RunRecord]:
+    """Every readable record under ``directory`` (any ``records/*.json`` below it), sorted by path.
+
+    An unreadable or invalid file is skipped with a ``UserWarning`` naming it and the reason; this never raises
+    for bad files, so one corrupt record cannot hide a whole leaderboard.
+    """
+    root = Path(directory)
+    records: list[RunRecord] = []
+    if not root.is_dir():
+        return records
+    for path in _record_files(root):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise TypeError("top level is not a JSON object")
+            records.append(RunRecord.from_dict(data))
+        except Exception as err:  # noqa: BLE001 - any bad file is skipped, never fatal (see docstring)
+            warnings.warn(f"Skipping unreadable run record {path}: {err}", UserWarning, stacklevel=2)
+    return records

@@ -1,0 +1,111 @@
+"""Methods: registry-driven smoke tests, determinism, coreset selection rules, DM divergence and resume, quality."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+import torch
+
+from dd_bench.eval import evaluate, get_protocol
+from dd_bench.methods import METHODS, create_method, list_methods
+from dd_bench.methods.herding import herding_order
+from dd_bench.methods.kcenter import kcenter_order
+from dd_bench.synset import load_synset, save_synset
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_every_method_distills_digits(name, digits, tmp_path):
+    method = create_method(name, **METHODS.get(name).TEST_OPTIONS)
+    synset = method.distill(digits, ipc=2, seed=0, progress=False)
+    assert synset.images.shape == (20, 1, 8, 8) and synset.method == name
+    assert torch.equal(synset.labels.cpu(), torch.arange(10).repeat_interleave(2))
+    assert torch.isfinite(synset.images.float()).all()
+    save_synset(synset, tmp_path / name)
+    assert load_synset(tmp_path / name).images.shape == synset.images.shape
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_same_seed_gives_the_same_set(name, digits):
+    opts = METHODS.get(name).TEST_OPTIONS
+    a = create_method(name, **opts).distill(digits, ipc=1, seed=3, progress=False)
+    b = create_method(name, **opts).distill(digits, ipc=1, seed=3, progress=False)
+    assert torch.equal(a.images, b.images)
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_unknown_option_names_the_valid_ones(name):
+    with pytest.raises(ValueError, match=f"Unknown option.*for method '{name}'"):
+        create_method(name, not_an_option=1)
+
+
+def test_random_seeds_differ_and_subsets_are_real_images(digits):
+    a = create_method("random").distill(digits, ipc=1, seed=0, progress=False)
+    b = create_method("random").distill(digits, ipc=1, seed=1, progress=False)
+    assert not torch.equal(a.images, b.images)
+    idx = a.extras["source_indices"]
+    assert torch.equal(digits.train_images[idx], a.images) and a.image_encoding == "uint8"
+
+
+def test_herding_matches_the_class_mean_greedily():
+    feats = torch.tensor([[0.0, 0.0], [10.0, 0.0], [1.0, 1.0], [-1.0, -1.0], [5.0, 5.0]])
+    order = herding_order(feats, 3).tolist()
+    assert order[0] == 2  # closest to the mean (3, 1)
+    assert len(set(order)) == 3
+
+
+def test_kcenter_picks_the_farthest_point():
+    feats = torch.tensor([[0.0], [1.0], [3.0], [100.0], [30.0]])
+    for seed in range(5):
+        order = kcenter_order(feats, 3, generator=torch.Generator().manual_seed(seed)).tolist()
+        assert len(set(order)) == 3
+        for k in (1, 2):  # each pick maximises the distance to the nearest already-selected point
+            min_dist = (feats - feats[order[:k]].T).abs().min(dim=1).values
+            assert min_dist[order[k]] == min_dist.max()
+
+
+def test_dm_stops_on_divergence_and_keeps_the_last_good_images(digits):
+    synset = create_method("dm", iterations=5, batch_real=16, lr_img=1e38).distill(digits, ipc=1, seed=0,
+                                                                                    progress=False)
+    status = synset.provenance["distill_status"]
+    assert status["stopped_early"] and "non-finite" in status["reason"]
+    assert torch.isfinite(synset.images).all()
+
+
+def test_dm_resume_equals_uninterrupted(digits, tmp_path, monkeypatch):
+    opts = dict(iterations=6, batch_real=16, checkpoint_every=3)
+    whole = create_method("dm", **opts).distill(digits, ipc=1, seed=0, progress=False)
+
+    import dd_bench.methods.dm as dm_module
+
+    calls = {"n": 0}
+    original = dm_module._class_means
+
+    def crash_on_fifth(*a, **k):  # two calls per iteration: the 9th is iteration 4, after the checkpoint at 3
+        calls["n"] += 1
+        if calls["n"] == 9:
+            raise KeyboardInterrupt
+        return original(*a, **k)
+
+    monkeypatch.setattr(dm_module, "_class_means", crash_on_fifth)
+    with pytest.raises(KeyboardInterrupt):
+        create_method("dm", **opts).distill(digits, ipc=1, seed=0, progress=False, checkpoint_dir=tmp_path)
+    monkeypatch.setattr(dm_module, "_class_means", original)
+    resumed = create_method("dm", **opts).distill(digits, ipc=1, seed=0, progress=False, checkpoint_dir=tmp_path)
+    assert resumed.provenance["distill_status"]["resumed_from"] == 3
+    torch.testing.assert_close(resumed.images, whole.images, rtol=1e-5, atol=1e-6)
+
+
+def test_dm_beats_random_real_at_ipc1_on_digits(digits):
+    """Quality: DM (digits preset) vs a random real IPC 1 subset, quick protocol, ConvNet, mean of 3 seeds."""
+    from dd_bench.presets import apply_preset, find_preset, method_file_values
+
+    preset, _ = find_preset("dm", "digits", 1)
+    dm = create_method("dm", **apply_preset(method_file_values("dm"), preset, set()))
+    protocol = get_protocol("quick")
+    scores = {}
+    for name, method in (("dm", dm), ("random", create_method("random"))):
+        synset = method.distill(digits, ipc=1, seed=0, progress=False)
+        (res,) = evaluate(synset, real=digits, protocol=protocol, models=["convnet"], seeds=[0, 1, 2], progress=False)
+        scores[name] = statistics.fmean(res.accuracies)
+    assert scores["dm"] >= scores["random"] + 5.0, scores

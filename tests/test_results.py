@@ -1,0 +1,309 @@
+"""Run records, provenance, the leaderboard and baselines/published.csv (CPU only, fast)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dd_bench.results import (
+    GAP_COLUMN,
+    PUBLISHED_CSV,
+    PeakMemory,
+    RunRecord,
+    build_leaderboard,
+    collect_provenance,
+    format_leaderboard_text,
+    git_state,
+    load_published,
+    load_records,
+    peak_memory_tracker,
+    provenance_fields,
+    write_leaderboard,
+    write_record,
+)
+from dd_bench.results.leaderboard import COLUMNS, PUBLISHED_COLUMNS
+
+
+def make_record(**overrides) -> RunRecord:
+    fields = {
+        "kind": "evaluation",
+        "method": "dm",
+        "dataset": "cifar10",
+        "ipc": 10,
+        "protocol": "mtt",
+        "protocol_version": 1,
+        "model": "convnet",
+        "seeds": [0, 1, 2],
+        "accuracies": [48.0, 49.0, 50.0],
+        "ranked": True,
+        "storage": {
+            "images_bytes": 1000,
+            "labels_bytes": 80,
+            "extras_bytes": 0,
+            "eval_assets_bytes": 0,
+            "dtype": "uint8",
+        },
+        "eval_seconds": 12.5,
+        "created": "2026-01-01T00:00:00+00:00",
+    }
+    fields.update(overrides)
+    return RunRecord(**fields)
+
+
+# ---- RunRecord ---------------------------------------------------------------------------------------------------
+
+
+def test_summary_statistics_are_derived_in_percent():
+    rec = make_record(seeds=[0, 1], accuracies=[48.0, 50.0])
+    assert rec.acc_mean == 49.0
+    assert rec.acc_std == pytest.approx(math.sqrt(2.0))  # sample std, ddof=1
+    assert make_record(seeds=[3], accuracies=[70.0]).acc_std == 0.0
+    assert rec.storage["total_bytes"] == 1080
+
+
+def test_inconsistent_or_invalid_records_are_rejected():
+    with pytest.raises(ValueError, match="acc_mean"):
+        make_record(acc_mean=10.0)
+    with pytest.raises(ValueError, match="one accuracy per seed"):
+        make_record(seeds=[0], accuracies=[1.0, 2.0])
+    with pytest.raises(ValueError, match="Unknown record kind"):
+        make_record(kind="paper")
+    with pytest.raises(ValueError, match="storage"):
+        make_record(storage={"image_bytes": 3})
+
+
+def test_round_trip_through_dict_and_json():
+    rec = make_record(extra={"subset_indices": [[1, 2], [3, 4]]}, config={"lr": 0.01}, preset="paper", ipc=None)
+    data = json.loads(json.dumps(rec.to_dict()))
+    assert data["record_id"] == rec.record_id
+    assert RunRecord.from_dict(data) == rec
+    with pytest.raises(ValueError, match="Unknown run-record keys"):
+        RunRecord.from_dict({**data, "acc_mena": 1.0})
+    with pytest.raises(ValueError, match="does not match"):
+        RunRecord.from_dict({**data, "seeds": [5, 6, 7]})
+
+
+def test_record_id_is_stable_and_ignores_results_and_time():
+    rec = make_record()
+    # Pinned: a changed hash would orphan every committed record file.
+    assert rec.record_id == "f2540bb20cf8dca9"
+    same_run = make_record(accuracies=[10.0, 20.0, 30.0], created="2030-01-01T00:00:00+00:00", eval_seconds=1.0)
+    assert same_run.record_id == rec.record_id
+    assert make_record(seeds=[0, 1, 3]).record_id != rec.record_id
+    assert make_record(synset_sha256="ab" * 32).record_id != rec.record_id
+    assert make_record(ranked=False).record_id != rec.record_id
+
+
+# ---- write_record / load_records ---------------------------------------------------------------------------------
+
+
+def test_write_record_writes_under_records_and_replaces_same_run(tmp_path):
+    path = write_record(make_record(), tmp_path)
+    assert path == tmp_path / "records" / f"{make_record().record_id}.json"
+    write_record(make_record(accuracies=[60.0, 61.0, 62.0]), tmp_path)
+    assert json.loads(path.read_text())["acc_mean"] == 61.0
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+def test_write_record_is_atomic_when_the_rename_crashes(tmp_path, monkeypatch):
+    path = write_record(make_record(), tmp_path)
+    before = path.read_text()
+
+    def crash(*args, **kwargs):
+        raise OSError("simulated crash during rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        write_record(make_record(accuracies=[1.0, 2.0, 3.0]), tmp_path)
+    assert path.read_text() == before
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary or partial file left behind
+
+
+def test_write_record_never_overwrites_a_different_file(tmp_path):
+    rec = make_record()
+    target = tmp_path / "records" / f"{rec.record_id}.json"
+    target.parent.mkdir(parents=True)
+    target.write_text(json.dumps(make_record(method="mtt").to_dict()))
+    with pytest.raises(FileExistsError, match="different run"):
+        write_record(rec, tmp_path)
+    target.write_text("{ not json")
+    with pytest.raises(FileExistsError, match="not a readable run record"):
+        write_record(rec, tmp_path)
+    assert target.read_text() == "{ not json"
+
+
+def test_load_records_skips_corrupt_files_with_a_warning(tmp_path):
+    write_record(make_record(), tmp_path)
+    write_record(make_record(method="mtt"), tmp_path / "cpu" / "demo")
+    records_dir = tmp_path / "records"
+    (records_dir / "bad.json").write_text("{ truncated")
+    (records_dir / "wrong.json").write_text(json.dumps({"method": "dm"}))
+    (records_dir / "list.json").write_text("[1, 2]")
+    (records_dir / ".inflight.tmp.json").write_text("{")  # a temporary is never read
+    with pytest.warns(UserWarning) as caught:
+        records = load_records(tmp_path)
+    assert sorted(r.method for r in records) == ["dm", "mtt"]
+    messages = " ".join(str(w.message) for w in caught)
+    assert "bad.json" in messages and "wrong.json" in messages and "list.json" in messages
+    assert load_records(tmp_path / "missing") == []
+
+
+# ---- leaderboard -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_published(tmp_path) -> Path:
+    path = tmp_path / "published.csv"
+    path.write_text(
+        ",".join(PUBLISHED_COLUMNS)
+        + "\n"
+        + "dm,cifar10,10,convnet,48.9,0.6,mtt,test source,partial\n"
+        + "full_data,cifar10,all,convnet,84.8,0.1,reference,test source,partial\n"
+        + "random,cifar10,10,convnet,26.0,,mtt,test source,no\n"
+    )
+    return path
+
+
+@pytest.fixture
+def synthetic_records() -> list[RunRecord]:
+    return [
+        make_record(seeds=[0, 1], accuracies=[40.0, 42.0], created="2026-01-01T00:00:00+00:00"),
+        make_record(seeds=[5, 6], accuracies=[50.0, 52.0], created="2026-02-01T00:00:00+00:00"),
+        make_record(method="mtt", accuracies=[64.0, 65.0, 66.0]),
+        make_record(protocol="quick", ranked=False, accuracies=[30.0, 31.0, 32.0]),
+        make_record(kind="reference", method="random", accuracies=[26.0, 27.0, 28.0]),
+        make_record(kind="reference", method="full_data", ipc=None, seeds=[0], accuracies=[84.0]),
+    ]
+
+
+def test_leaderboard_aggregates_newest_and_keeps_protocols_apart(synthetic_records, tiny_published):
+    df = build_leaderboard(synthetic_records, published_csv=tiny_published)
+    assert list(df.columns) == list(COLUMNS)
+    assert len(df) == 5
+    mtt_rows, quick_rows = df[df["protocol"] == "mtt"], df[df["protocol"] == "quick"]
+    assert len(quick_rows) == 1 and not quick_rows["ranked"].any() and mtt_rows["ranked"].all()
+    # Ranked tables come first, so no quick row sits between mtt rows.
+    assert list(df["protocol"]) == ["mtt"] * 4 + ["quick"]
+
+    dm = mtt_rows[(mtt_rows["method"] == "dm") & (mtt_rows["kind"] == "evaluation")].iloc[0]
+    assert dm["acc_mean"] == 51.0 and dm["n_records"] == 2 and "newest of 2" in dm["note"]
+    assert dm["published"] == 48.9 and dm["published_verified"] == "partial"
+    assert dm[GAP_COLUMN] == pytest.approx(51.0 - 48.9)
+    assert dm["acc_mean_std"] == "51.00 +- 1.41"
+    assert dm["storage_bytes"] == 1080
+
+    ranks = dict(zip(mtt_rows["method"] + "/" + mtt_rows["kind"], mtt_rows["rank"]))
+    assert ranks["mtt/evaluation"] == 1 and ranks["dm/evaluation"] == 2
+    assert pd.isna(ranks["random/reference"]) and pd.isna(ranks["full_data/reference"])
+
+    full = df[df["method"] == "full_data"].iloc[0]
+    assert pd.isna(full["ipc"]) and full[GAP_COLUMN] == pytest.approx(84.0 - 84.8)
+    random_ref = df[df["method"] == "random"].iloc[0]
+    assert random_ref["kind"] == "reference" and math.isnan(random_ref["published_std"])
+    # The CPU demo protocol is never compared with a paper, even where a published row matches its key.
+    assert math.isnan(quick_rows.iloc[0]["published"]) and math.isnan(quick_rows.iloc[0][GAP_COLUMN])
+    assert build_leaderboard(synthetic_records)[GAP_COLUMN].isna().all()
+
+
+def test_leaderboard_files_and_text(synthetic_records, tiny_published, tmp_path):
+    df = build_leaderboard(synthetic_records, published_csv=tiny_published)
+    csv_path, md_path = write_leaderboard(df, tmp_path / "board")
+    assert csv_path.name == "leaderboard.csv" and md_path.name == "leaderboard.md"
+    back = pd.read_csv(csv_path)
+    assert GAP_COLUMN in back.columns and len(back) == len(df)
+
+    md = md_path.read_text()
+    after_mtt = md.split("## Protocol `mtt` v1 (ranked)")[1]
+    mtt_section, quick_section = after_mtt.split("## Protocol `quick` v1 - NOT RANKED")
+    assert "mean +- std over seeds" in mtt_section and "best-of-checkpoints on test" in mtt_section
+    assert GAP_COLUMN in mtt_section and "full data (reference)" in mtt_section
+    assert "random real subset (reference)" in mtt_section and "| 84.8 +- 0.1 |" in mtt_section
+    assert "Not ranked" in quick_section and "| 30.00 +- 1.00 |" not in mtt_section
+    assert quick_section.count("| cifar10 |") == 1
+
+    text = format_leaderboard_text(df)
+    assert "== Protocol `mtt` v1 (ranked)" in text and "NOT RANKED" in text and "|" not in text.split("\n")[4]
+    empty = build_leaderboard([], published_csv=tiny_published)
+    assert empty.empty and list(empty.columns) == list(COLUMNS)
+    assert format_leaderboard_text(empty) == "No run records.\n"
+
+
+# ---- baselines/published.csv -------------------------------------------------------------------------------------
+
+
+def test_published_csv_parses_with_declared_columns():
+    table = load_published(PUBLISHED_CSV)
+    assert tuple(pd.read_csv(PUBLISHED_CSV, nrows=0).columns) == PUBLISHED_COLUMNS
+    assert set(table["verified"]) <= {"yes", "no", "partial"}
+    assert set(table["dataset"]) <= {"cifar10", "cifar100", "tiny_imagenet", "mnist", "fashion_mnist", "svhn"}
+    models = {"convnet", "convnetd4", "resnet18", "resnet18_bn", "resnet18_modified", "vgg11", "alexnet"}
+    assert set(table["model"]) <= models
+    assert table["acc_mean"].between(0, 100).all() and table["source"].str.len().gt(0).all()
+    assert set(table["method"]) >= {"mtt", "mtt_ftd_repro", "ftd", "datm", "tesla", "dm", "dc", "dsa", "full_data"}
+
+    def cell(method, dataset, ipc, model="convnet"):
+        hit = table[(table.method == method) & (table.dataset == dataset) & (table.ipc == ipc) & (table.model == model)]
+        assert len(hit) == 1
+        return hit.iloc[0]
+
+    # MTT's own reported row versus FTD's reproduction (reference/verified-numbers.md section 1).
+    own, repro = cell("mtt", "cifar100", 10), cell("mtt_ftd_repro", "cifar100", 10)
+    assert (own["acc_mean"], own["verified"]) == (40.1, "partial")
+    assert (repro["acc_mean"], repro["verified"]) == (39.7, "yes")
+    assert cell("datm", "tiny_imagenet", 50, "convnetd4")["acc_mean"] == 39.7
+    full = table[(table.method == "full_data") & (table.dataset == "cifar10")]
+    assert len(full) == 1 and pd.isna(full.iloc[0]["ipc"]) and full.iloc[0]["acc_mean"] == 84.8
+
+
+def test_load_published_rejects_bad_tables(tmp_path):
+    header = ",".join(PUBLISHED_COLUMNS) + "\n"
+    bad_flag = tmp_path / "flag.csv"
+    bad_flag.write_text(header + "dm,cifar10,10,convnet,48.9,0.6,mtt,src,maybe\n")
+    with pytest.raises(ValueError, match="verified"):
+        load_published(bad_flag)
+    dup = tmp_path / "dup.csv"
+    dup.write_text(header + "dm,cifar10,10,convnet,48.9,0.6,mtt,a,yes\ndm,cifar10,10,convnet,49.0,0.6,mtt,b,yes\n")
+    with pytest.raises(ValueError, match="duplicate"):
+        load_published(dup)
+
+
+# ---- provenance --------------------------------------------------------------------------------------------------
+
+
+def test_provenance_fields_present_and_private():
+    prov = collect_provenance("cpu")
+    for key in ("package_version", "git_sha", "git_dirty", "torch_version", "python_version", "platform", "device"):
+        assert key in prov
+    assert prov["device"] == "cpu" and prov["device_name"] and prov["cpu_count"] >= 1
+    assert not any("host" in key for key in prov)
+    json.dumps(prov)
+    rec = make_record(**provenance_fields(prov))
+    assert rec.device.startswith("cpu (") and rec.provenance == prov
+
+
+def test_git_state_never_fails(tmp_path, monkeypatch):
+    assert git_state(tmp_path) == {"git_sha": None, "git_dirty": None}
+    assert git_state(tmp_path / "does-not-exist") == {"git_sha": None, "git_dirty": None}
+
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(subprocess, "run", no_git)
+    assert git_state() == {"git_sha": None, "git_dirty": None}
+    assert collect_provenance("cpu")["git_sha"] is None
+
+
+def test_peak_memory_on_cpu_and_unsupported_devices():
+    with peak_memory_tracker("cpu") as peak:
+        _ = bytearray(1 << 20)
+    assert peak.kind == "cpu_process_peak_rss" and peak.bytes > (1 << 20)
+    assert peak.as_dict() == {"bytes": peak.bytes, "kind": "cpu_process_peak_rss"}
+    meta = PeakMemory("meta")
+    meta.start()
+    assert meta.stop() is None and meta.as_dict() == {"bytes": None, "kind": "unavailable"}
