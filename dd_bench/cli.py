@@ -63,7 +63,8 @@ def _protocol(cfg: DictConfig, name: str | None = None):
     from dd_bench.eval import custom_protocol, get_protocol
 
     name = name or cfg.eval.name
-    overrides = OmegaConf.to_container(cfg.eval.overrides, resolve=True)
+    fields = ("epochs", "batch_size", "lr", "use_learned_lr", "augment")
+    overrides = {f: cfg.eval[f] for f in fields if cfg.eval[f] is not None}
     return custom_protocol(name, **overrides) if overrides else get_protocol(name)
 
 
@@ -163,7 +164,8 @@ def task_demo(cfg: DictConfig) -> dict[str, Any]:
     real = _load_real(cfg, dataset_name=demo.dataset)
     board = run_demo(real=real, jobs=jobs, ipcs=list(demo.ipcs), models=list(demo.models),
                      seeds=list(range(demo.seeds)), protocol=get_protocol(demo.protocol), results_dir=Path(cfg.results),
-                     seed=cfg.seed, references=cfg.references, progress=cfg.progress)
+                     seed=cfg.seed, references=cfg.references, full_data_seeds=demo.full_data_seeds,
+                     progress=cfg.progress)
     _print_board(board)
     print(f"records, synsets (with preview.png) and leaderboard.csv/.md written under {cfg.results}/")
     return {"leaderboard": board}
@@ -215,9 +217,12 @@ def help_text() -> str:
 def _hydra_entry() -> None:
     import hydra
 
+    from dd_bench.presets import CONF_DIR
+
     register_schemas()
 
-    @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+    # An absolute path: Hydra would resolve a relative one as a Python package when run as an installed script.
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
     def entry(cfg: DictConfig) -> None:
         try:
             run(cfg)
@@ -242,12 +247,17 @@ def main(argv: list[str] | None = None) -> int:
     if "-h" in argv or "--help" in argv:
         print(help_text())
         return 0
-    sys.argv = [sys.argv[0], f"task={task}", *argv]
+    saved_argv = sys.argv
+    sys.argv = [saved_argv[0] if saved_argv else "dd-bench", f"task={task}", *argv]
     try:
         _hydra_entry()
+    except SystemExit as e:  # Hydra exits 1 on a config error; our handler exits 2 on bad input
+        return e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt:
         print("interrupted: finished sets, records and the last checkpoint are kept on disk", file=sys.stderr)
         return 130
+    finally:
+        sys.argv = saved_argv
     return 0
 
 

@@ -30,9 +30,13 @@ class DatasetSchema:
 @dataclass
 class EvalSchema:
     name: str = MISSING  # a registered protocol: mtt, quick, mtt-datm
-    batched: Optional[bool] = None  # None: train seeds batched (vmap) whenever the architecture allows
-    # Any field of the protocol (e.g. epochs: 500); a non-empty dict makes an unranked "<name>+custom" protocol.
-    overrides: dict[str, Any] = field(default_factory=dict)
+    batched: Optional[bool] = None  # None: seeds batched with vmap on CUDA (when the model allows), one by one on CPU
+    # Setting any of these makes an unranked "<name>+custom" protocol (recorded as such, never ranked).
+    epochs: Optional[int] = None  # last pass index (epochs + 1 passes)
+    batch_size: Optional[int] = None
+    lr: Optional[float] = None  # lr when the set has no learned lr
+    use_learned_lr: Optional[bool] = None
+    augment: Optional[str] = None  # dsa | none
 
 
 @dataclass
@@ -50,6 +54,7 @@ class DemoSchema:
     models: list[str] = field(default_factory=lambda: ["convnet", "mlp"])
     seeds: int = 3
     protocol: str = "quick"
+    full_data_seeds: int = 1  # the full-data ceiling row trains on every image: one seed keeps the demo fast
     methods: Optional[list[str]] = None  # None: every registered method with a preset for demo.dataset
 
 

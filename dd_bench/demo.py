@@ -32,6 +32,7 @@ def run_demo(
     results_dir: Path,
     seed: int = 0,
     references: bool = True,
+    full_data_seeds: int = 1,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Run the benchmark; ``jobs`` holds (method, ipc, resolved options, preset name). Returns the leaderboard
@@ -40,7 +41,8 @@ def run_demo(
     records = []
     if references:
         records += reference_records(real=real, protocol=protocol, models=models, seeds=seeds, ipcs=ipcs,
-                                     results_dir=results_dir, progress=progress)
+                                     results_dir=results_dir, full_data_seeds=list(range(full_data_seeds)),
+                                     progress=progress)
     bar = tqdm(jobs, desc="benchmark", disable=not progress, unit="set")
     for name, ipc, kwargs, preset in bar:
         bar.set_postfix_str(f"{name} ipc{ipc}")
