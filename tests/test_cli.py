@@ -130,3 +130,13 @@ def test_command_line_options_beat_the_preset(tmp_path, capsys):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["config"]["iterations"] == 2 and meta["config"]["batch_real"] == 8
     assert meta["preset"] == "dm/digits/ipc1"
+
+
+def test_published_numbers_use_registered_names():
+    import pandas as pd
+
+    from dd_bench.models import MODELS
+
+    published = pd.read_csv(Path(__file__).resolve().parent.parent / "baselines" / "published.csv")
+    assert set(published["model"]) <= set(MODELS.list())
+    assert set(published["dataset"]) <= set(DATASETS.list())

@@ -242,7 +242,7 @@ def test_published_csv_parses_with_declared_columns():
     assert tuple(pd.read_csv(PUBLISHED_CSV, nrows=0).columns) == PUBLISHED_COLUMNS
     assert set(table["verified"]) <= {"yes", "no", "partial"}
     assert set(table["dataset"]) <= {"cifar10", "cifar100", "tiny_imagenet", "mnist", "fashion_mnist", "svhn"}
-    models = {"convnet", "convnetd4", "resnet18", "resnet18_bn", "resnet18_modified", "vgg11", "alexnet"}
+    models = {"convnet", "convnetd4", "resnet18", "resnet18_bn", "resnet18_cifar", "vgg11", "alexnet"}
     assert set(table["model"]) <= models
     assert table["acc_mean"].between(0, 100).all() and table["source"].str.len().gt(0).all()
     assert set(table["method"]) >= {"mtt", "mtt_ftd_repro", "ftd", "datm", "tesla", "dm", "dc", "dsa", "full_data"}
