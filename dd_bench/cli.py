@@ -91,9 +91,18 @@ def task_distill(cfg: DictConfig) -> dict[str, Any]:
 
     options, preset = _method_options(cfg)
     real = _load_real(cfg)
+    holdout = None
+    if cfg.validation is not None:
+        from dd_bench.data import split_validation
+
+        # ZCA stays the full-training-set fit the evaluator uses (label-free preprocessing, as in the papers).
+        real, val = split_validation(real, fraction=cfg.validation, seed=cfg.seed, refit_zca=False)
+        holdout = {"fraction": cfg.validation, "seed": cfg.seed, "num_images": len(val["indices"]),
+                   "indices": [int(i) for i in val["indices"]]}
     out = Path(cfg.out) if cfg.out else _default_out(cfg)
     synset, seconds = distill_to_disk(method=cfg.method.name, method_kwargs=options, real=real, ipc=cfg.ipc,
-                                      seed=cfg.seed, out=out, preset=preset, progress=cfg.progress)
+                                      seed=cfg.seed, out=out, preset=preset, progress=cfg.progress,
+                                      validation=holdout)
     print(f"wrote {out} ({len(synset.images)} images, {synset.storage()['total_bytes']} bytes, {seconds:.1f} s"
           f"{', preset ' + preset if preset else ''})")
     return {"synset": str(out), "distill_seconds": seconds, "preset": preset}
@@ -118,7 +127,8 @@ def task_evaluate(cfg: DictConfig, synset_dir: Path | None = None) -> dict[str, 
                                   batched=cfg.eval.batched, progress=cfg.progress)
     if cfg.references:
         records += reference_records(real=real, protocol=protocol, models=list(cfg.models), seeds=seeds,
-                                     ipcs=[int(meta["ipc"])], results_dir=Path(cfg.results), progress=cfg.progress)
+                                     ipcs=[int(meta["ipc"])], results_dir=Path(cfg.results),
+                                     kinds=tuple(cfg.references), progress=cfg.progress)
     _print_board(build_leaderboard(records, published_csv=_published()))
     return {"records": [r.to_dict() for r in records]}
 
@@ -164,16 +174,31 @@ def task_demo(cfg: DictConfig) -> dict[str, Any]:
     real = _load_real(cfg, dataset_name=demo.dataset)
     board = run_demo(real=real, jobs=jobs, ipcs=list(demo.ipcs), models=list(demo.models),
                      seeds=list(range(demo.seeds)), protocol=get_protocol(demo.protocol), results_dir=Path(cfg.results),
-                     seed=cfg.seed, references=cfg.references, full_data_seeds=demo.full_data_seeds,
+                     seed=cfg.seed, references=tuple(demo.references), full_data_seeds=demo.full_data_seeds,
                      progress=cfg.progress)
     _print_board(board)
     print(f"records, synsets (with preview.png) and leaderboard.csv/.md written under {cfg.results}/")
-    return {"leaderboard": board}
+    return {"leaderboard": board, "records": board.attrs.get("records", [])}
 
 
 def _published() -> Path | None:
     path = Path(__file__).resolve().parent.parent / "baselines" / "published.csv"
     return path if path.is_file() else None
+
+
+LOGGERS = ("none", "wandb")
+
+
+def _log(cfg: DictConfig, result: dict[str, Any]) -> None:
+    """Send the records a task produced to the configured logger (wandb is a view, never the source of truth)."""
+    if cfg.logger.name == "none":
+        return
+    from dd_bench.results import RunRecord
+    from dd_bench.results.wandb_logger import log_records
+
+    records = [RunRecord.from_dict(r) for r in result.get("records", [])]
+    log_records(records, project=cfg.logger.project, entity=cfg.logger.entity, mode=cfg.logger.mode,
+                config=OmegaConf.to_container(cfg, resolve=True), job_type=cfg.task)
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -182,7 +207,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
              "leaderboard": task_leaderboard}
     if cfg.task not in tasks:
         raise UserError(f"Unknown task '{cfg.task}'; available: {', '.join(TASKS)}")
-    return tasks[cfg.task](cfg)
+    if cfg.logger.name not in LOGGERS:
+        raise UserError(f"Unknown logger '{cfg.logger.name}'; available: {', '.join(LOGGERS)}")
+    if cfg.logger.name == "wandb":
+        from dd_bench.results.wandb_logger import _import_wandb
+
+        _import_wandb()  # fail before any work when the extra is missing
+    result = tasks[cfg.task](cfg)
+    _log(cfg, result)
+    return result
 
 
 def help_text() -> str:

@@ -56,6 +56,7 @@ class DemoSchema:
     protocol: str = "quick"
     full_data_seeds: int = 1  # the full-data ceiling row trains on every image: one seed keeps the demo fast
     methods: Optional[list[str]] = None  # None: every registered method with a preset for demo.dataset
+    references: list[str] = field(default_factory=lambda: ["full_data", "random_subset"])
 
 
 @dataclass
@@ -75,9 +76,13 @@ class DDBenchSchema:
     results: str = "runs"  # records, synsets, leaderboards; ignored by git
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     progress: bool = True
-    references: bool = True  # also score full-data and random-subset reference rows (cached on disk)
+    # Reference rows scored beside a method under the same protocol (cached on disk): random_subset (same size as
+    # the set, seed i = subset i) and/or full_data (the whole training set: under mtt, 1001 passes over it).
+    references: list[str] = field(default_factory=lambda: ["random_subset"])
     preset: bool = True  # apply the (method, dataset, ipc) preset when one exists
-    validation: Optional[float] = None  # carve a seeded stratified validation fraction out of the training set
+    # Hold out a seeded, stratified fraction of the training set from distillation (recorded in the set's
+    # provenance); selection that uses it (best checkpoint, lr search) is opt-in per method. Never the test set.
+    validation: Optional[float] = None
     demo: DemoSchema = field(default_factory=DemoSchema)
 
 

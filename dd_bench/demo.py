@@ -31,7 +31,7 @@ def run_demo(
     protocol: EvalProtocol,
     results_dir: Path,
     seed: int = 0,
-    references: bool = True,
+    references: tuple[str, ...] = ("full_data", "random_subset"),
     full_data_seeds: int = 1,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -41,7 +41,8 @@ def run_demo(
     records = []
     if references:
         records += reference_records(real=real, protocol=protocol, models=models, seeds=seeds, ipcs=ipcs,
-                                     results_dir=results_dir, full_data_seeds=list(range(full_data_seeds)),
+                                     results_dir=results_dir, kinds=tuple(references),
+                                     full_data_seeds=list(range(full_data_seeds)),
                                      progress=progress)
     bar = tqdm(jobs, desc="benchmark", disable=not progress, unit="set")
     for name, ipc, kwargs, preset in bar:
@@ -55,4 +56,6 @@ def run_demo(
                                        results_dir=results_dir, config=config, progress=progress)
     published = PUBLISHED_CSV if PUBLISHED_CSV.is_file() else None
     write_leaderboard(build_leaderboard(load_records(results_dir), published_csv=published), results_dir)
-    return build_leaderboard(records, published_csv=published)
+    board = build_leaderboard(records, published_csv=published)
+    board.attrs["records"] = [r.to_dict() for r in records]
+    return board

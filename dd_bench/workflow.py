@@ -43,8 +43,12 @@ def distill_to_disk(
     out: Path,
     preset: str | None = None,
     progress: bool = True,
+    validation: dict[str, Any] | None = None,
 ) -> tuple[SyntheticSet, float]:
-    """Distil a set, save it to ``out`` (checkpoints under ``out/.checkpoint``) and return (set, seconds)."""
+    """Distil a set, save it to ``out`` (checkpoints under ``out/.checkpoint``) and return (set, seconds).
+
+    ``validation``: a description of the held-out split ``real`` already excludes, recorded in the provenance.
+    """
     check_ipc(real, ipc)
     synthesizer = create_method(method, **method_kwargs)
     out = Path(out)
@@ -56,7 +60,8 @@ def distill_to_disk(
     seconds = time.perf_counter() - start
     synset.preset = preset
     synset.provenance = {**collect_provenance(real.device), **synset.provenance, "seed": seed,
-                         "distill_seconds": seconds, "peak_memory": tracker.as_dict()}
+                         "distill_seconds": seconds, "peak_memory": tracker.as_dict(),
+                         "validation": validation}
     status = synset.provenance.get("distill_status", {})
     if status.get("stopped_early"):
         print(f"warning: {method} stopped early: {status.get('reason')}; the last good state was saved")
@@ -124,6 +129,7 @@ def reference_records(
     seeds: list[int],
     ipcs: list[int],
     results_dir: Path,
+    kinds: tuple[str, ...] = ("full_data", "random_subset"),
     full_data_seeds: list[int] | None = None,
     progress: bool = True,
 ) -> list[RunRecord]:
@@ -133,9 +139,17 @@ def reference_records(
     demo scores this ceiling row with one seed: it trains on every image and costs more than all its other rows.
     """
     prov = provenance_fields(collect_provenance(real.device))
+    from dd_bench.eval.reference import REFERENCE_KINDS
+
+    unknown = sorted(set(kinds) - set(REFERENCE_KINDS))
+    if unknown:
+        raise ValueError(f"Unknown reference kind(s) {unknown}; available: {', '.join(REFERENCE_KINDS)}")
     full_seeds = seeds if full_data_seeds is None else full_data_seeds
-    jobs: list[tuple[str, int | None, list[int]]] = [("full_data", None, full_seeds)] if full_seeds else []
-    jobs += [("random_subset", ipc, seeds) for ipc in ipcs]
+    jobs: list[tuple[str, int | None, list[int]]] = []
+    if "full_data" in kinds and full_seeds:
+        jobs.append(("full_data", None, full_seeds))
+    if "random_subset" in kinds:
+        jobs += [("random_subset", ipc, seeds) for ipc in ipcs]
     records = []
     for model in models:
         for kind, ipc, job_seeds in jobs:

@@ -140,3 +140,55 @@ def test_published_numbers_use_registered_names():
     published = pd.read_csv(Path(__file__).resolve().parent.parent / "baselines" / "published.csv")
     assert set(published["model"]) <= set(MODELS.list())
     assert set(published["dataset"]) <= set(DATASETS.list())
+
+
+def test_wandb_logger_receives_records(compose_cfg, tmp_path, monkeypatch):
+    """logger=wandb: a fake wandb module records what dd-bench sends (no network, no real wandb needed)."""
+    import sys
+    import types
+
+    calls = {}
+
+    class FakeRun:
+        def __init__(self):
+            self.summary = {}
+
+        def log(self, data):
+            calls["log"] = data
+
+        def finish(self):
+            calls["finished"] = True
+
+    def init(**kwargs):
+        calls["init"] = kwargs
+        calls["run"] = FakeRun()
+        return calls["run"]
+
+    fake = types.SimpleNamespace(init=init, Table=lambda columns, data: {"columns": columns, "data": data})
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    out = tmp_path / "set"
+    run(compose_cfg("task=run", "method=random", f"out={out}", "eval=quick", "eval.epochs=2", "models=[mlp]",
+                    "seeds=2", "logger=wandb", "logger.mode=disabled"))
+    assert calls["init"]["mode"] == "disabled" and calls["init"]["config"]["task"] == "run" and calls["finished"]
+    assert "mlp/evaluation/random/acc_mean" in calls["run"].summary
+    assert len(calls["log"]["records"]["data"]) == 2  # the evaluation and its random-subset reference
+
+
+def test_wandb_missing_fails_before_work(compose_cfg, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb -> ImportError
+    with pytest.raises(ValueError, match="pip install 'dd-bench\\[wandb\\]'"):
+        run(compose_cfg("task=distill", "method=random", "logger=wandb"))
+
+
+def test_validation_split_is_held_out_of_distillation(compose_cfg, tmp_path):
+    out = tmp_path / "set"
+    run(compose_cfg("task=distill", "method=random", "ipc=3", "validation=0.1", f"out={out}"))
+    meta = json.loads((out / "meta.json").read_text())
+    held_out = set(meta["provenance"]["validation"]["indices"])
+    assert 130 <= len(held_out) <= 150  # about 10% of each of the 1,437 training images (rounded per class)
+    from dd_bench.synset import load_synset
+
+    chosen = set(load_synset(out).extras["source_indices"].tolist())
+    assert chosen.isdisjoint(held_out)
