@@ -307,3 +307,20 @@ def test_peak_memory_on_cpu_and_unsupported_devices():
     meta = PeakMemory("meta")
     meta.start()
     assert meta.stop() is None and meta.as_dict() == {"bytes": None, "kind": "unavailable"}
+
+
+def test_custom_and_quick_protocols_never_show_published_numbers(tmp_path):
+    """A `+custom` or `quick` row with a matching published key gets no published value and no gap."""
+    from dd_bench.results import RunRecord, build_leaderboard
+
+    published = tmp_path / "published.csv"
+    published.write_text("method,dataset,ipc,model,acc_mean,acc_std,protocol_note,source,verified\n"
+                         "dm,cifar10,10,convnet,48.9,0.6,mtt,test,partial\n")
+    rows = []
+    for protocol in ("mtt", "mtt+custom", "quick"):
+        rows.append(RunRecord(kind="evaluation", method="dm", dataset="cifar10", ipc=10, protocol=protocol,
+                              protocol_version=1, model="convnet", seeds=[0, 1], accuracies=[50.0, 52.0],
+                              ranked=protocol == "mtt"))
+    df = build_leaderboard(rows, published_csv=published).set_index("protocol")
+    assert df.loc["mtt", "published"] == 48.9
+    assert df[["published"]].loc[["mtt+custom", "quick"]].isna().all().all()

@@ -2,17 +2,25 @@
 
 DeepCore scores samples with the penultimate features of a network trained briefly on the full training set.
 Here that network is trained by the shared trainer (SGD 0.9 / 5e-4, lr 0.01, no augmentation) for
-``epochs`` passes, seeded, and every training image is embedded once.
+``feature_epochs`` passes, seeded, and every training image is embedded once. A coreset method then only says
+how it orders one class's samples: :meth:`FeatureSpaceCoreset.order`.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from abc import abstractmethod
+from pathlib import Path
 
 import torch
 
 from dd_bench.data import RealData
 from dd_bench.eval.protocol import EvalProtocol
 from dd_bench.eval.trainer import train_networks
+from dd_bench.methods.base import Synthesizer, source_indices
 from dd_bench.models import embed
+from dd_bench.seeding import make_generator
+from dd_bench.synset import SyntheticSet
 
 
 @torch.no_grad()
@@ -30,3 +38,31 @@ def embed_training_set(real: RealData, *, model: str, epochs: int, seed: int, pr
     feats = [embed(net, real.to_model_space(real.train_images[i:i + batch_size]))
              for i in range(0, len(real.train_images), batch_size)]
     return torch.cat(feats).float()
+
+
+class FeatureSpaceCoreset(Synthesizer):
+    """Select ``ipc`` real images per class by a rule on their features; stored as the original uint8 pixels."""
+
+    TEST_OPTIONS = {"feature_epochs": 1}
+
+    @dataclasses.dataclass
+    class Config:
+        feature_model: str = "convnet"  # network whose penultimate features define the space
+        feature_epochs: int = 5  # passes over the training set before embedding (0: random features)
+
+    @abstractmethod
+    def order(self, features: torch.Tensor, budget: int, *, generator: torch.Generator) -> torch.Tensor:
+        """Indices (budget,) into one class's ``features`` (n, D), in selection order."""
+
+    def distill(self, real: RealData, *, ipc: int, seed: int, progress: bool = True,
+                checkpoint_dir: Path | None = None) -> SyntheticSet:
+        feats = embed_training_set(real, model=self.cfg.feature_model, epochs=self.cfg.feature_epochs, seed=seed,
+                                   progress=progress)
+        g = make_generator(seed, "method", self.name)
+        picked = []
+        for c in range(real.num_classes):
+            idx = real.indices_of_class(c)
+            picked.append(idx[self.order(feats[idx], ipc, generator=g)])
+        idx = torch.cat(picked)
+        return self.new_synset(real, ipc=ipc, images=real.train_images[idx], labels=real.train_labels[idx],
+                               image_encoding="uint8", extras={"source_indices": source_indices(real, idx)})

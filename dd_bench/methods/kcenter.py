@@ -3,16 +3,10 @@ from a seeded random sample, then repeatedly add the sample farthest from everyt
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-
 import torch
 
-from dd_bench.data import RealData
-from dd_bench.methods.base import METHODS, Synthesizer, source_indices
-from dd_bench.methods.feature_space import embed_training_set
-from dd_bench.seeding import make_generator
-from dd_bench.synset import SyntheticSet
+from dd_bench.methods.base import METHODS
+from dd_bench.methods.feature_space import FeatureSpaceCoreset
 
 
 def kcenter_order(features: torch.Tensor, budget: int, *, generator: torch.Generator) -> torch.Tensor:
@@ -29,24 +23,8 @@ def kcenter_order(features: torch.Tensor, budget: int, *, generator: torch.Gener
 
 
 @METHODS.register("kcenter")
-class KCenter(Synthesizer):
-    TEST_OPTIONS = {"feature_epochs": 1}
+class KCenter(FeatureSpaceCoreset):
     name = "kcenter"
 
-    @dataclasses.dataclass
-    class Config:
-        feature_model: str = "convnet"
-        feature_epochs: int = 5
-
-    def distill(self, real: RealData, *, ipc: int, seed: int, progress: bool = True,
-                checkpoint_dir: Path | None = None) -> SyntheticSet:
-        feats = embed_training_set(real, model=self.cfg.feature_model, epochs=self.cfg.feature_epochs, seed=seed,
-                                   progress=progress)
-        g = make_generator(seed, "method", "kcenter")
-        picked = []
-        for c in range(real.num_classes):
-            idx = real.indices_of_class(c)
-            picked.append(idx[kcenter_order(feats[idx], ipc, generator=g)])
-        idx = torch.cat(picked)
-        return self.new_synset(real, ipc=ipc, images=real.train_images[idx], labels=real.train_labels[idx],
-                               image_encoding="uint8", extras={"source_indices": source_indices(real, idx)})
+    def order(self, features: torch.Tensor, budget: int, *, generator: torch.Generator) -> torch.Tensor:
+        return kcenter_order(features, budget, generator=generator)

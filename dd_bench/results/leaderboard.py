@@ -44,9 +44,11 @@ COLUMNS = (
 REFERENCE_LABELS = {"full_data": "full data", "random": "random real subset"}
 UNRANKED_REASONS = {
     "quick": "CPU demo protocol (fewer training passes); its numbers are not comparable with any paper or ranked run",
+    "+custom": "a protocol with changed fields (eval.epochs=...); not comparable with any paper or ranked run",
 }
-# Protocols whose numbers say nothing about a paper's: no published value or gap is shown beside them.
-NO_PUBLISHED_COMPARISON = frozenset({"quick"})
+# Only these protocols follow a paper's evaluation recipe, so only they get a published value and gap beside them;
+# the CPU `quick` protocol and any `<name>+custom` variant never do.
+PUBLISHED_COMPARABLE = frozenset({"mtt", "mtt-datm", "mtt-fyi", "kd"})
 _DEFAULT_UNRANKED_REASON = "unranked protocol or best-of-checkpoints opt-in; never compare it with ranked tables"
 _EPOCH = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
 
@@ -170,7 +172,7 @@ def build_leaderboard(records: Iterable[RunRecord], *, published_csv: Path | str
     for recs in groups.values():
         newest = max(recs, key=lambda r: (_created(r), r.record_id))
         match = None
-        if newest.protocol not in NO_PUBLISHED_COMPARISON:
+        if newest.protocol in PUBLISHED_COMPARABLE:
             match = published.get((newest.method, newest.dataset, newest.ipc, newest.model))
         rows.append(_row(newest, len(recs), match))
     _assign_ranks(rows)
@@ -272,12 +274,14 @@ def _table_header(protocol: str, version: int, ranked: bool) -> list[str]:
     title = f"Protocol `{protocol}` v{version}" + (" (ranked)" if ranked else " - NOT RANKED")
     lines = [title, ""]
     if not ranked:
-        lines += [f"Not ranked: {UNRANKED_REASONS.get(protocol, _DEFAULT_UNRANKED_REASON)}.", ""]
+        reason = UNRANKED_REASONS.get("+custom" if protocol.endswith("+custom") else protocol,
+                                      _DEFAULT_UNRANKED_REASON)
+        lines += [f"Not ranked: {reason}.", ""]
     accuracy = (
         f"Accuracies are mean +- std over seeds (sample std), in percent, on the real test set, evaluated under "
         f"protocol `{protocol}` v{version}."
     )
-    if protocol in NO_PUBLISHED_COMPARISON:
+    if protocol not in PUBLISHED_COMPARABLE:
         published = "Published numbers are not shown: this protocol cannot be compared with the papers."
     else:
         published = (
