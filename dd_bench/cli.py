@@ -280,8 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     if "-h" in argv or "--help" in argv:
         print(help_text())
         return 0
+    # Hydra's argparse takes the overrides as one contiguous run of positionals: put task= next to them,
+    # after any flags (-m, --cfg job, ...) that come first.
+    first_override = next((i for i, a in enumerate(argv) if not a.startswith("-") and "=" in a), len(argv))
+    argv.insert(first_override, f"task={task}")
     saved_argv = sys.argv
-    sys.argv = [saved_argv[0] if saved_argv else "dd-bench", f"task={task}", *argv]
+    sys.argv = [saved_argv[0] if saved_argv else "dd-bench", *argv]
     try:
         _hydra_entry()
     except SystemExit as e:  # Hydra exits 1 on a config error; our handler exits 2 on bad input

@@ -192,3 +192,11 @@ def test_validation_split_is_held_out_of_distillation(compose_cfg, tmp_path):
 
     chosen = set(load_synset(out).extras["source_indices"].tolist())
     assert chosen.isdisjoint(held_out)
+
+
+def test_multirun_sweep_writes_one_record_per_job(tmp_path):
+    code = main(["run", "-m", "method=random,herding", "eval=quick", "eval.epochs=2", "models=[mlp]", "seeds=2",
+                 f"results={tmp_path}", "progress=false", "references=[]",
+                 f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    assert code == 0
+    assert sorted(r.method for r in load_records(tmp_path)) == ["herding", "random"]
