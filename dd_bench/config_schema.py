@@ -67,6 +67,8 @@ class DDBenchSchema:
     eval: Any = MISSING
     logger: Any = MISSING
     experiment: Optional[str] = None  # set by experiment/*.yaml: the paper preset's name, recorded in the record
+    verified: Optional[bool] = None  # experiment/*.yaml: are its hyper-parameters and published number verified?
+    published: Optional[str] = None  # experiment/*.yaml: the method's own published number, e.g. "46.3 +- 0.8"
     ipc: int = 1  # images per class
     seed: int = 0  # distillation seed
     out: Optional[str] = None  # synthetic set directory (default: <results>/synsets/<method>-<dataset>-ipc<ipc>-s<seed>)

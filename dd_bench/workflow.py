@@ -92,7 +92,8 @@ def records_from_results(
             synset=str(synset_dir) if synset_dir is not None else None, synset_sha256=sha,
             label_kind=synset.label_kind,
             extra={"eval_lr": r.lr, "batched": r.batched, "protocol": protocol.to_dict(),
-                   "distill_status": synset.provenance.get("distill_status", {})},
+                   "distill_status": synset.provenance.get("distill_status", {}),
+                   "preset_verified": config.get("verified"), "preset_published": config.get("published")},
             **prov))
     return records
 

@@ -47,7 +47,7 @@ def test_mtt_protocol_is_the_official_recipe():
     quick = get_protocol("quick")
     assert quick.passes == 300 and quick.decay_epoch == 150 and not quick.ranked
     assert get_protocol("mtt-datm").batch_size == 128 and not get_protocol("mtt-datm").ranked
-    with pytest.raises(ValueError, match="available: mtt, mtt-datm, quick"):
+    with pytest.raises(ValueError, match="available: mtt, mtt-datm, mtt-fyi, quick"):
         get_protocol("mttt")
     custom = custom_protocol("mtt", epochs=10)
     assert custom.name == "mtt+custom" and not custom.ranked
@@ -125,3 +125,11 @@ def test_references_are_cached_and_record_subsets(digits, tmp_path):
     assert cached and second.accuracies == first.accuracies
     with pytest.raises(ValueError, match="available: full_data, random_subset"):
         reference_result("everything", digits, protocol=protocol, model="mlp", seeds=[0], cache_dir=tmp_path)
+
+
+def test_a_negative_learned_lr_is_reported_clearly(digits):
+    synset = _tiny_set(digits)
+    synset.learned_lr = -0.002
+    with pytest.raises(SynsetError, match="learned lr is -0.002"):
+        evaluate(synset, real=digits, protocol=custom_protocol("quick", epochs=1), models=["mlp"], seeds=[0],
+                 progress=False)

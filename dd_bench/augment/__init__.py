@@ -1,4 +1,5 @@
-"""Differentiable augmentations: pure ops, DSA (sample/apply split) and the augmentation registry.
+"""Differentiable augmentations: pure ops, DSA (sample/apply split; FYI variant), FYI's flip concatenation and
+the augmentation registry.
 
 >>> aug = AUGMENTATIONS.create("dsa", strategy="flip", image_size=32)
 >>> AUGMENTATIONS.list()
@@ -19,6 +20,7 @@ from dd_bench.augment.ops import (
     scale_matrix,
 )
 from dd_bench.augment.dsa import DSA, FAMILIES, NoAugmentation, parse_strategy
+from dd_bench.augment.fyi import flip_concat
 from dd_bench.registry import Registry
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "affine",
     "batch_crop",
     "cutout",
+    "flip_concat",
     "hflip",
     "parse_strategy",
     "rotation_matrix",

@@ -7,8 +7,13 @@ draws come from an explicit ``torch.Generator`` (never the global RNG), and the 
 so Siamese augmentation is ``p = dsa.sample_params(1, generator=g, same_on_batch=True)`` followed by
 ``dsa.apply(x_real, p)`` and ``dsa.apply(x_syn, p)`` (DSA's ``seed >= 0`` / ``batchmode`` path).
 
+``fyi=True`` is FYI's modified ``DiffAugment`` (Son et al., ECCV 2024; cvlab-yonsei/FYI ``MTT/utils.py``): ``flip``
+leaves the draw, every call first flips each sample with probability ``prob_flip`` (one flip for the whole
+batch with ``same_on_batch=True``, FYI's ``batchmode``), then ONE of the other families is drawn and applied.
+
 Param dict (leading dimension ``n``, or ``1`` with ``same_on_batch=True``; only the keys of the strategy's
-families are present, and ALL of them are drawn every call so params of different calls concatenate):
+families are present, and ALL of them are drawn every call so params of different calls concatenate; with
+``fyi=True`` ``flip`` is always present and ``family`` indexes the non-flip families):
 
 ==================  ===========  ==========================================================================
 key                 shape/dtype  meaning (defaults at 32x32)
@@ -19,7 +24,7 @@ key                 shape/dtype  meaning (defaults at 32x32)
 ``contrast``        (n,) float   factor ``U(0,1) + contrast``, in [0.5, 1.5)
 ``crop_shift``      (n,2) int64  ``(dy, dx)`` pixels, each ``U{-s..s}``, ``s = int(ratio_crop_pad * H|W + 0.5)``
 ``cutout_center``   (n,2) int64  ``(cy, cx)`` pixels, ``U{0..H - (k_h % 2)}``, ``k_h = int(ratio_cutout * H + 0.5)``
-``flip``            (n,) bool    horizontal flip, ``Bernoulli(prob_flip)``
+``flip``            (n,) bool    horizontal flip, ``Bernoulli(prob_flip)`` (fyi=True: applied before the family)
 ``scale``           (n,2) float  ``(sx, sy)``, each ``U(1/ratio_scale, ratio_scale)``, acting on (width, height)
 ``rotate``          (n,) float   angle in RADIANS, ``U(-ratio_rotate, ratio_rotate)`` degrees converted
 ==================  ===========  ==========================================================================
@@ -44,6 +49,7 @@ from collections.abc import Sequence
 import torch
 
 from dd_bench.augment import ops
+from dd_bench.augment.fyi import fyi_families
 
 __all__ = ["FAMILIES", "DSA", "NoAugmentation", "parse_strategy"]
 
@@ -87,6 +93,11 @@ class DSA:
         ratio_crop_pad: max translation as a fraction of the side, rounded to whole pixels.
         ratio_cutout: cutout side as a fraction of the image side, rounded to whole pixels.
         brightness, saturation, contrast: see the module's param table.
+        fyi: FYI's variant: a per-sample flip (``prob_flip``) on every call, then one non-flip family. Needs
+            ``flip`` and another family in the strategy (ValueError otherwise).
+
+    ``families`` are the families one call draws from (what the ``family`` param indexes): the strategy's, or
+    with ``fyi=True`` the strategy's without ``flip``.
     """
 
     def __init__(
@@ -102,6 +113,7 @@ class DSA:
         brightness: float = 1.0,
         saturation: float = 2.0,
         contrast: float = 0.5,
+        fyi: bool = False,
     ) -> None:
         if not 0.0 <= prob_flip <= 1.0:
             raise ValueError(f"prob_flip must be in [0, 1]; got {prob_flip}")
@@ -110,7 +122,8 @@ class DSA:
         if ratio_crop_pad < 0 or not 0.0 <= ratio_cutout <= 1.0:
             raise ValueError(f"need ratio_crop_pad >= 0, 0 <= ratio_cutout <= 1; got {ratio_crop_pad}, {ratio_cutout}")
         self.strategy = strategy
-        self.families = parse_strategy(strategy)
+        self.fyi = fyi
+        self.families = fyi_families(parse_strategy(strategy), strategy) if fyi else parse_strategy(strategy)
         self.image_size = _pair(image_size)
         self.prob_flip = prob_flip
         self.ratio_scale = ratio_scale
@@ -126,13 +139,24 @@ class DSA:
         self.cutout_size = (int(h * ratio_cutout + 0.5), int(w * ratio_cutout + 0.5))
 
     def __repr__(self) -> str:
-        return f"DSA({self.strategy!r}, image_size={self.image_size})"
+        return f"DSA({self.strategy!r}, image_size={self.image_size}{', fyi=True' if self.fyi else ''})"
+
+    def describe(self) -> dict:
+        """What an evaluation records about its augmentation: the variant, the drawn families, the flip rule."""
+        if self.fyi:
+            rule = f"FYI: flip p={self.prob_flip} per sample on every call, then one of {'/'.join(self.families)}"
+        else:
+            rule = f"DSA mode 'S': one of {'/'.join(self.families) or 'none'} per call"
+        return {"variant": "fyi" if self.fyi else "dsa", "strategy": self.strategy, "families": list(self.families),
+                "always_flip": self.fyi, "prob_flip": self.prob_flip, "image_size": list(self.image_size),
+                "summary": rule}
 
     def sample_params(self, n: int, *, generator: torch.Generator, same_on_batch: bool = False) -> Params:
         """Draw one call's params for ``n`` samples from ``generator`` only, on ``generator.device``.
 
         The family is drawn first (one per call, outside any per-sample draw), then every family's per-sample
-        params in strategy order. ``same_on_batch=True`` draws a single set with leading dimension 1.
+        params in strategy order. ``same_on_batch=True`` draws a single set with leading dimension 1. With
+        ``fyi=True`` the flip is drawn before the family, in the order of FYI's ``DiffAugment``.
         """
         if not self.families:
             return {}
@@ -145,8 +169,11 @@ class DSA:
         def integers(low: int, high_inclusive: int) -> torch.Tensor:  # U{low..high_inclusive}, (m,) int64
             return torch.randint(low, high_inclusive + 1, (m,), generator=generator, device=device)
 
+        flip = uniform() < self.prob_flip if self.fyi else None  # (m,) bool, drawn first as FYI's rand_flip
         choice = torch.randint(len(self.families), (1,), generator=generator, device=device)
         params: Params = {"family": choice.repeat(m)}
+        if flip is not None:
+            params["flip"] = flip
         (h, w), (pad_h, pad_w), (cut_h, cut_w) = self.image_size, self.crop_pad, self.cutout_size
         for family in self.families:
             if family == "color":
@@ -174,6 +201,7 @@ class DSA:
         Params with leading dimension 1 broadcast over any ``B``; otherwise the leading dimension must be ``B``.
         ``family`` may differ per sample (params of several calls concatenated by ``cat_params``): samples are
         grouped by family, each group goes through its op once, and the results are put back in batch order.
+        With ``fyi=True`` the ``flip`` mask is applied to the whole batch before that.
         """
         if not params:
             return x
@@ -184,6 +212,11 @@ class DSA:
         family = params["family"]
         if family.shape[0] not in (1, x.shape[0]):
             raise ValueError(f"params are for {family.shape[0]} samples; got a batch of {x.shape[0]}")
+        if self.fyi:
+            # FYI flips first, per sample, whatever the family; a (1,) mask flips all or none (Siamese).
+            if params["flip"].shape[0] not in (1, x.shape[0]):
+                raise ValueError(f"flip params are for {params['flip'].shape[0]} samples; got a batch of {x.shape[0]}")
+            x = ops.hflip(x, params["flip"])
         groups = family.unique().tolist()  # host sync, as DSA's own `.item()` on the family draw
         if len(groups) == 1:
             return self._apply_family(groups[0], x, params)

@@ -47,8 +47,14 @@ class EvalResult:
 
 
 def make_augment(real: RealData, protocol: EvalProtocol) -> DSA | None:
+    """The protocol's training augmentation for ``real``'s images; ``dsa_fyi`` fails for strategies without flip."""
     if protocol.augment == "none":
         return None
+    if protocol.augment == "dsa_fyi":
+        try:
+            return DSA(real.dsa_strategy, image_size=real.image_size, fyi=True)
+        except ValueError as err:
+            raise ValueError(f"protocol '{protocol.name}' cannot evaluate on dataset '{real.name}': {err}") from None
     return DSA(real.dsa_strategy, image_size=real.image_size)
 
 
@@ -133,6 +139,9 @@ def evaluate(
     check_compatible(synset, real)
     synset = synset.to(real.device)
     lr = protocol.lr_for(synset.learned_lr)
+    if not lr > 0:  # trajectory matching does not constrain the learned lr (MTT#16): it can end negative
+        raise SynsetError(f"the set's learned lr is {lr:.4g}: not a usable evaluation lr (distillation drove it "
+                          f"below zero). Re-distil with a smaller lr_lr, or evaluate with eval.use_learned_lr=false")
     transform = real.to_model_space if synset.image_encoding == "uint8" else None
     targets = synset_targets(synset)
     results = []

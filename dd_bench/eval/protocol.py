@@ -7,7 +7,8 @@ created (momentum reset), batch 256, lr = the set's learned lr when present else
 (soft CE on learned logits), test accuracy once after the last pass. It is the ranking protocol; changing any
 field means a new version.
 
-Other protocols exist for paper comparison or the CPU demo and are never ranked beside ``mtt``.
+Other protocols exist for paper comparison or the CPU demo and are never ranked beside ``mtt``: ``mtt-fyi`` is
+``mtt`` with FYI's modified DSA (trajectory-matching.md section 4e-f), the evaluator of FYI's own tables.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from dd_bench.registry import Registry
 
 PROTOCOLS: Registry = Registry("protocol")
-AUGMENT_KINDS = ("dsa", "none")
+AUGMENT_KINDS = ("dsa", "dsa_fyi", "none")
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,9 @@ class EvalProtocol:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     decay_factor: float = 0.1  # lr *= decay_factor after the pass with ep == decay_epoch, with a fresh SGD
-    augment: str = "dsa"  # "dsa": the dataset's DSA strategy on every batch; "none"
+    # "dsa": the dataset's DSA strategy on every batch; "dsa_fyi": FYI's DSA (flip p=0.5 on every batch, then one
+    # other family; needs a strategy with flip); "none"
+    augment: str = "dsa"
     soft_label_loss: str = "soft_ce"  # for sets with soft labels: CE against softmax(logits) / probs
     test_batch_size: int = 512  # no effect on accuracy (no augmentation, eval mode)
     ranked: bool = True  # ranked protocols share a leaderboard; others are labelled and kept apart
@@ -73,6 +76,10 @@ _register(EvalProtocol(
 _register(EvalProtocol(
     name="mtt-datm", version=1, epochs=1000, batch_size=128, ranked=False,
     description="DATM paper comparison: mtt with batch 128 and soft CE on learned logits; not ranked"))
+_register(EvalProtocol(
+    name="mtt-fyi", version=1, epochs=1000, augment="dsa_fyi", ranked=False,
+    description="FYI paper comparison: mtt with FYI's DSA (flip p=0.5 on every batch + one other DSA family); "
+                "datasets whose strategy has flip only; not ranked"))
 
 
 def get_protocol(name: str) -> EvalProtocol:

@@ -90,7 +90,7 @@ def auto_batched(device: torch.device, n_seeds: int, module: nn.Module) -> bool:
     return device.type == "cuda" and n_seeds > 1 and supports_vmap(module)
 
 
-def _loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean CE over the batch; ``targets`` are class indices (B,) or probabilities (B, K) (soft CE)."""
     if targets.dtype == torch.int64:
         return F.cross_entropy(logits, targets)
@@ -188,7 +188,7 @@ def train_networks(
                         x = augment.apply(x, type(augment).cat_params(aug_params, [b] * len(seeds)))
                     y = torch.stack([t[i] for t, i in zip(targets_of, idx)])  # (S, B) or (S, B, K)
                     logits = call(params, buffers, x.view(len(seeds), b, *x.shape[1:]))
-                    loss = sum(_loss(logits[s], y[s]) for s in range(len(seeds)))
+                    loss = sum(classification_loss(logits[s], y[s]) for s in range(len(seeds)))
                     optimisers[0].zero_grad(set_to_none=True)
                     loss.backward()
                     optimisers[0].step()
@@ -198,7 +198,7 @@ def train_networks(
                         x = transform(x) if transform is not None else x
                         if augment is not None:
                             x = augment.apply(x, augment.sample_params(b, generator=aug_gens[s]))
-                        loss = _loss(module(x), targets_of[s][idx[s]])
+                        loss = classification_loss(module(x), targets_of[s][idx[s]])
                         optimisers[s].zero_grad(set_to_none=True)
                         loss.backward()
                         optimisers[s].step()

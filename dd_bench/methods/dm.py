@@ -99,7 +99,7 @@ class DistributionMatching(Synthesizer):
                 if "momentum" in tensors:
                     opt.state[images]["momentum_buffer"] = tensors["momentum"].to(device)
                 for g, name in ((g_net, "g_net"), (g_real, "g_real"), (g_aug, "g_aug")):
-                    g.set_state(tensors[name].cpu() if g.device.type == "cpu" else tensors[name])
+                    g.set_state(tensors[name].cpu())  # generator states are CPU byte tensors on every device
                 status["resumed_from"] = start
 
         def checkpoint(iteration: int) -> None:

