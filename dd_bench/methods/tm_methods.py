@@ -20,6 +20,15 @@ class MTT(TrajectoryMatching):
     name = "mtt"
 
 
+@dataclasses.dataclass
+class _GSAMExpertsConfig(TrajectoryMatching.Config):
+    """FTD's and DATM's experts: GSAM (rho 0.01 as in both buffer commands; alpha 0.3, DATM's value for all)."""
+
+    expert_optimizer: str = "gsam"
+    expert_rho: float = 0.01
+    expert_alpha: float = 0.3
+
+
 @METHODS.register("ftd")
 class FTD(TrajectoryMatching):
     """Du et al., CVPR 2023: MTT + GSAM ("flat") experts + an EMA of the images (what the set stores)."""
@@ -27,10 +36,7 @@ class FTD(TrajectoryMatching):
     name = "ftd"
 
     @dataclasses.dataclass
-    class Config(TrajectoryMatching.Config):
-        expert_optimizer: str = "gsam"
-        expert_rho: float = 0.01
-        expert_alpha: float = 0.3
+    class Config(_GSAMExpertsConfig):
         ema_decay: float = 0.999
 
 
@@ -42,7 +48,7 @@ class DATM(TrajectoryMatching):
     name = "datm"
 
     @dataclasses.dataclass
-    class Config(TrajectoryMatching.Config):
+    class Config(_GSAMExpertsConfig):
         iterations: int = 10000
         init: str = "correct"
         labels: str = "learned"
@@ -50,9 +56,6 @@ class DATM(TrajectoryMatching):
         label_momentum: float = 0.9
         sequential_generation: bool = True
         update_threshold: Optional[float] = 1.0
-        expert_optimizer: str = "gsam"
-        expert_rho: float = 0.01
-        expert_alpha: float = 0.3
         expert_train_epochs: int = 100
 
 
