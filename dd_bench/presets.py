@@ -36,13 +36,19 @@ def methods_with_preset(dataset: str, methods: list[str], conf_dir: Path = CONF_
 
 
 def method_file_values(method: str, conf_dir: Path = CONF_DIR) -> dict[str, Any]:
-    """The option values written in ``conf/method/<method>.yaml`` (its defaults list dropped)."""
+    """Every option of ``method``: its Config defaults, overridden by ``conf/method/<method>.yaml``'s values
+    (what Hydra composes for ``method=<method>``, without Hydra)."""
+    import dataclasses
+
+    from dd_bench.methods import METHODS
+
+    values = dataclasses.asdict(METHODS.get(method).Config())
     path = conf_dir / "method" / f"{method}.yaml"
-    if not path.is_file():
-        return {}
-    values = OmegaConf.to_container(OmegaConf.load(path), resolve=True) or {}
-    values.pop("defaults", None)
-    values.pop("name", None)
+    if path.is_file():
+        written = OmegaConf.to_container(OmegaConf.load(path), resolve=True) or {}
+        written.pop("defaults", None)
+        written.pop("name", None)
+        values.update(written)
     return values
 
 

@@ -103,20 +103,13 @@ def test_resume_equals_uninterrupted(digits, tmp_path, monkeypatch):
     assert resumed.learned_lr == pytest.approx(whole.learned_lr)
 
 
-# The best digits setting found so far (session 1 sweep): 3 SGD experts x 8 epochs at lr 0.1, N=5, M=1, start
-# epochs 0..2, alpha0 0.02, lr_lr 1e-6, lr_img 0.01, 200 iterations. Measured (quick protocol, ConvNet, seeds 0-2):
-# MTT 73.0, FTD 72.1 (EMA 0.99), DATM 27.7 (its soft labels come from under-trained digits experts) vs random 68.0.
-DIGITS_IPC1 = {"num_experts": 3, "expert_train_epochs": 8, "expert_lr": 0.1, "syn_steps": 5, "expert_epochs": 1,
-               "max_start_epoch": 3, "lr_teacher": 0.02, "lr_lr": 1e-6, "lr_img": 0.01, "iterations": 200}
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="issue 3 quality target (>= random + 5 points at IPC 1 on digits) not met yet; "
-                                        "measured margins: MTT +5.0 (borderline), FTD +4.1, DATM -40")
 @pytest.mark.parametrize("name", ["mtt", "ftd", "datm"])
 def test_beats_random_real_at_ipc1_on_digits(digits, name):
-    """Quality: vs a random real IPC 1 subset, quick protocol, ConvNet, mean of 3 seeds."""
-    method = create_method(name, **DIGITS_IPC1)
+    """Quality: the digits preset vs a random real IPC 1 subset, quick protocol, ConvNet, mean of 3 seeds."""
+    from dd_bench.presets import apply_preset, find_preset, method_file_values
+
+    preset, _ = find_preset(name, "digits", 1)
+    method = create_method(name, **apply_preset(method_file_values(name), preset, set()))
     protocol = get_protocol("quick")
     scores = {}
     for label, m in ((name, method), ("random", create_method("random"))):
