@@ -158,3 +158,19 @@ def test_fyi_trains_every_image_beside_its_mirror():
     assert batch.shape[0] == 4
     torch.testing.assert_close(batch[2:], images[[0, 3]].flip(-1))
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_constant_memory_mode_is_flat_in_syn_steps():
+    """Saved-for-backward bytes: the unrolled graph grows with the number of student steps, TESLA's does not."""
+    from dd_bench.autograd_memory import SavedTensorMeter
+
+    peaks = {}
+    for mode in ("unrolled", "tesla"):
+        for steps in (2, 8):
+            images, labels, theta0, target, dsa, plan = _problem(seed=0, steps=steps)
+            with SavedTensorMeter() as meter:
+                _grads(mode, images, labels, theta0, target, dsa, plan, alpha_value=0.1)
+            peaks[mode, steps] = meter.peak_bytes
+    assert peaks["unrolled", 8] >= 3 * peaks["unrolled", 2], peaks
+    assert peaks["tesla", 8] <= 1.2 * peaks["tesla", 2], peaks
+    assert peaks["tesla", 8] < peaks["unrolled", 8] / 3, peaks
