@@ -148,3 +148,26 @@ def test_published_number_has_a_row(path: Path, published: pd.DataFrame):
 def test_known_gaps_are_still_gaps(published: pd.DataFrame):
     # Once a row is added for a gap cell, drop it from KNOWN_GAPS so the ordinary check applies.
     assert all(_row(published, *key) is None for key in KNOWN_GAPS)
+
+
+FYI_FILES = sorted(EXPERIMENTS.glob("fyi_*.yaml"))
+
+
+def test_fyi_presets_cover_the_published_pairs_and_the_datm_extension():
+    stems = {p.stem for p in FYI_FILES}
+    expected = {f"fyi_{m}_{d}_ipc{i}" for m in ("mtt", "ftd") for d in ("cifar10", "cifar100") for i in (1, 10, 50)}
+    assert stems == expected | {"fyi_datm_cifar10_ipc10"}
+
+
+@pytest.mark.parametrize("path", FYI_FILES, ids=lambda p: p.stem)
+def test_fyi_preset(path: Path, published: pd.DataFrame):
+    cfg = yaml.safe_load(path.read_text())
+    _, method, dataset, ipc_tag = path.stem.split("_", 3)
+    assert cfg["experiment"] == path.stem and cfg["method"]["fyi"] is True and cfg["verified"] is False
+    assert "override /eval: mtt-fyi" in path.read_text() and cfg["method"]["grad_mode"] == "tesla"
+    if method == "datm":  # an extension: FYI's table has no DATM row, and the preset says so
+        assert cfg["published"].startswith("none")
+        assert _row(published, "datm_fyi", dataset, int(ipc_tag[3:]), "convnet") is None
+    else:
+        row = _row(published, f"{method}_fyi", dataset, int(ipc_tag[3:]), "convnet")
+        assert row is not None and cfg["published"] == f"{row['acc_mean']} +- {row['acc_std']}"
