@@ -114,7 +114,7 @@ def test_tesla_learned_labels_receive_gradient():
 
 
 def test_unknown_grad_mode_is_rejected():
-    with pytest.raises(ValueError, match="available: unrolled, tesla"):
+    with pytest.raises(ValueError, match="available: unrolled, tesla, recompute"):
         matching_gradient("exact", forward=_forward)
 
 
@@ -174,3 +174,26 @@ def test_constant_memory_mode_is_flat_in_syn_steps():
     assert peaks["unrolled", 8] >= 3 * peaks["unrolled", 2], peaks
     assert peaks["tesla", 8] <= 1.2 * peaks["tesla", 2], peaks
     assert peaks["tesla", 8] < peaks["unrolled", 8] / 3, peaks
+
+
+def test_recompute_mode_is_the_exact_gradient():
+    """The reverse sweep equals the unrolled gradient (images, lr and learned labels) up to rounding."""
+    images, labels, theta0, target, dsa, plan = _problem(seed=4, steps=6)
+    logits = torch.randn(len(labels), K, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    exact = _grads("unrolled", images, labels, theta0, target, dsa, plan, alpha_value=0.3, learned=logits)
+    swept = _grads("recompute", images, labels, theta0, target, dsa, plan, alpha_value=0.3, learned=logits)
+    assert swept[0] == pytest.approx(exact[0], rel=1e-12)
+    for a, b in zip(exact[1:], swept[1:]):
+        torch.testing.assert_close(b, a, rtol=1e-8, atol=1e-12)
+
+
+def test_recompute_mode_memory_is_flat_in_syn_steps():
+    from dd_bench.autograd_memory import SavedTensorMeter
+
+    peaks = {}
+    for steps in (2, 8):
+        images, labels, theta0, target, dsa, plan = _problem(seed=0, steps=steps)
+        with SavedTensorMeter() as meter:
+            _grads("recompute", images, labels, theta0, target, dsa, plan, alpha_value=0.1)
+        peaks[steps] = meter.peak_bytes
+    assert peaks[8] <= 1.2 * peaks[2], peaks

@@ -26,6 +26,7 @@ def _flip_safe_dataset() -> RealData:
 
 @pytest.mark.parametrize("switches", [
     {"grad_mode": "tesla"},
+    {"grad_mode": "recompute", "labels": "learned"},
     {"labels": "learned", "init": "correct", "update_threshold": 10.0, "sequential_generation": True,
      "current_max_start_epoch": 1, "expansion_end_epoch": 2},
     {"labels": "learned", "grad_mode": "tesla"},
@@ -55,7 +56,7 @@ def test_fyi_on_digits_fails_clearly(digits):
 
 
 def test_bad_options_fail_before_work():
-    with pytest.raises(ValueError, match="Unknown grad_mode 'exact'.*available: unrolled, tesla"):
+    with pytest.raises(ValueError, match="Unknown grad_mode 'exact'.*available: unrolled, tesla, recompute"):
         create_method("mtt", grad_mode="exact")
     with pytest.raises(ValueError, match="cannot reach start epoch"):
         create_method("mtt", expert_train_epochs=10, max_start_epoch=20, expert_epochs=2)
@@ -117,3 +118,19 @@ def test_beats_random_real_at_ipc1_on_digits(digits, name):
         (res,) = evaluate(synset, real=digits, protocol=protocol, models=["convnet"], seeds=[0, 1, 2], progress=False)
         scores[label] = statistics.fmean(res.accuracies)
     assert scores[name] >= scores["random"] + 5.0, scores
+
+
+def test_distills_from_imported_official_replay_buffers(digits, tmp_path):
+    """Experts exported in the official replay_buffer_{n}.pt layout drive distillation via expert_buffers=."""
+    from dd_bench.experts import ExpertRecipe, export_replay_buffers, get_experts
+
+    experts = get_experts(digits, ExpertRecipe(model_kwargs={"width": 8}, epochs=2), num_experts=2,
+                          cache_dir=tmp_path / "cache", progress=False)
+    export_replay_buffers(experts, tmp_path / "buffers", per_file=1)
+    options = {**TINY, "expert_buffers": str(tmp_path / "buffers" / "replay_buffer_*.pt")}
+    synset = create_method("mtt", **options).distill(digits, ipc=1, seed=0, progress=False)
+    status = synset.provenance["distill_status"]
+    assert status["experts"]["source"] == "imported" and status["experts"]["count"] == 2
+    with pytest.raises(FileNotFoundError, match="matches no file"):
+        create_method("mtt", **{**TINY, "expert_buffers": str(tmp_path / "none_*.pt")}).distill(
+            digits, ipc=1, seed=0, progress=False)
