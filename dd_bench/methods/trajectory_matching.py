@@ -5,8 +5,9 @@ logits Y. Every iteration samples an expert ``e`` and a start epoch ``s`` (``[mi
 upper exclusive), runs ``syn_steps`` student SGD steps from ``tau_e[s]`` on DSA-augmented synthetic mini-batches
 of ``batch_syn``, and matches ``tau_e[s + expert_epochs]`` (dd_bench/methods/tm_gradient.py). Switches:
 
-* ``grad_mode``: ``unrolled`` (exact), ``tesla`` (constant memory, approximate) or ``recompute`` (exact, with
-  ``tesla``'s memory: a reverse sweep that recomputes each student step);
+* ``grad_mode``: ``recompute`` (the default: the exact gradient with ``tesla``'s flat memory, by a reverse sweep
+  that recomputes each student step), ``unrolled`` (exact, the papers' way: memory grows with N) or ``tesla``
+  (constant memory, approximate);
 * ``labels``: ``hard`` or ``learned`` (DATM: logits initialised from the experts, learned with SGD);
 * ``init``: ``real``, ``noise`` or ``correct`` (DATM: real images the experts classify correctly);
 * ``sequential_generation`` + ``current_max_start_epoch`` / ``expansion_end_epoch``: DATM's growing window;
@@ -70,7 +71,7 @@ class TrajectoryMatching(Synthesizer):
         expansion_end_epoch: int = 0  # iterations over which the window grows
         update_threshold: Optional[float] = None  # DATM: skip the update when the loss exceeds this
         ema_decay: float = 0.0  # FTD: EMA of the images (0 = off)
-        grad_mode: str = "unrolled"  # unrolled (exact) | tesla (flat memory, approximate) | recompute (exact, flat)
+        grad_mode: str = "recompute"  # recompute (exact, flat memory) | unrolled (exact) | tesla (flat, approximate)
         fyi: bool = False  # FYI: flip concatenation in the matching loop + flip-aware DSA (experts too)
         dsa: bool = True
         num_experts: int = 100
