@@ -15,7 +15,6 @@ Synthetic random tensors stand in for the images: the cost does not depend on pi
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from dd_bench.eval.protocol import custom_protocol, get_protocol
 from dd_bench.eval.trainer import train_networks
 from dd_bench.models import create_model
 from dd_bench.results import collect_provenance
+from dd_bench.results.bench_report import write_report
 from dd_bench.results.provenance import PeakMemory
 from dd_bench.workflow import resolve_device
 
@@ -118,10 +118,7 @@ def main() -> None:
     print(f"DSA on 256x3x32x32: {1000 * dsa['dsa_seconds']:.2f} ms; ConvNet train step: "
           f"{1000 * dsa['train_step_seconds']:.2f} ms; DSA = {100 * dsa['dsa_fraction_of_step']:.1f}% of a step "
           f"(target < 10%)")
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2, default=str))
-        print(f"wrote {args.out}")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Usage: python scripts/bench_experts.py [--device auto] [--experts 5] [--epochs 1
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 from dd_bench.data import RealData
 from dd_bench.experts import ExpertRecipe, expert_flat_model, init_expert_state, train_expert_epochs
 from dd_bench.results import collect_provenance
+from dd_bench.results.bench_report import write_report
 from dd_bench.results.provenance import PeakMemory
 from dd_bench.workflow import resolve_device
 
@@ -101,10 +101,7 @@ def main() -> None:
     target = ">= 3x" if device.type == "cuda" else "none (get_experts trains one at a time on the CPU)"
     print(f"batched vs sequential: {speedup:.2f}x (target on {device.type}: {target}); official buffer.py anchor: "
           f"~3 s per expert-epoch at 50,000 images on one H100")
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2, default=str))
-        print(f"wrote {args.out}")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

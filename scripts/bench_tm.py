@@ -19,7 +19,6 @@ Usage: python scripts/bench_tm.py [--device auto] [--ipcs 10 50] [--syn-steps 30
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from dd_bench.methods.tm_gradient import InnerStep, matching_gradient
 from dd_bench.methods.tm_labels import HardTargets
 from dd_bench.models import create_model
 from dd_bench.results import collect_provenance
+from dd_bench.results.bench_report import write_report
 from dd_bench.results.provenance import PeakMemory
 from dd_bench.workflow import resolve_device
 
@@ -141,10 +141,7 @@ def main() -> None:
               f"the saved bytes")
     if device.type != "cuda":
         print("note: the CPU device peak is the process RSS since start; compare the saved-for-backward bytes")
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2, default=str))
-        print(f"wrote {args.out}")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":
