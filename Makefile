@@ -2,18 +2,20 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: help install demo test test-full bench clean
+.PHONY: help install demo test test-full bench gpu-checks clean
 
 help:
 	@echo "make demo       install dd-bench and run the quick digits benchmark (CPU, a few minutes)"
 	@echo "make test       install dd-bench with its test extras and run the default test suite (CPU, no network)"
 	@echo "make test-full  also run tests marked slow"
 	@echo "make bench      evaluator/DSA speed benchmark (scripts/bench_evaluator.py)"
+	@echo "make gpu-checks every pending GPU check and benchmark (scripts/gpu_checks.sh; OUT=dir)"
 
 # torch first: the pinned CUDA build runs on CPU and GPU alike; any torch >= 2.11 already installed is kept.
+# The test extra brings the launcher plugins (joblib, submitit) the sweep and SLURM tests use.
 install:
 	@$(PYTHON) -c "import torch, torchvision" 2>/dev/null || $(PIP) install -q torch==2.14.1 torchvision==0.29.1 \
-		|| $(PIP) install -q "torch>=2.11" torchvision
+		|| $(PIP) install -q "torch>=2.11" "torchvision>=0.26"
 	$(PIP) install -q -e ".[test]"
 
 demo: install
@@ -27,6 +29,9 @@ test-full: install
 
 bench: install
 	$(PYTHON) scripts/bench_evaluator.py
+
+gpu-checks: install
+	bash scripts/gpu_checks.sh
 
 clean:
 	rm -rf runs outputs multirun .pytest_cache build dist *.egg-info

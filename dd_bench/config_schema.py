@@ -8,13 +8,29 @@ from each registered method's ``Config`` dataclass, so the YAML, the schema and 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from omegaconf import MISSING
 
+from dd_bench.eval.protocol import Augment
+
 TASKS = ("demo", "distill", "evaluate", "run", "leaderboard")
+TASK_CONFIGS = {"demo": "config", **{t: t for t in TASKS if t != "demo"}}  # conf/<name>.yaml per task
+
+
+class WandbMode(enum.StrEnum):
+    online = "online"
+    offline = "offline"  # upload later with `wandb sync`
+    disabled = "disabled"
+
+
+class FullDataRow(enum.StrEnum):
+    recorded = "recorded"  # the recorded reference shipped in baselines/references/ (with its provenance)
+    compute = "compute"  # train on the whole training set now (about 50 s per model on 2 CPU cores)
+    none = "none"
 
 
 @dataclass
@@ -36,7 +52,7 @@ class EvalSchema:
     batch_size: Optional[int] = None
     lr: Optional[float] = None  # lr when the set has no learned lr
     use_learned_lr: Optional[bool] = None
-    augment: Optional[str] = None  # dsa | none
+    augment: Optional[Augment] = None  # dsa | dsa_fyi | none
 
 
 @dataclass
@@ -44,19 +60,20 @@ class LoggerSchema:
     name: str = "none"  # none | wandb
     project: Optional[str] = None
     entity: Optional[str] = None
-    mode: str = "offline"  # wandb mode: online | offline | disabled
+    mode: WandbMode = WandbMode.offline
 
 
 @dataclass
 class DemoSchema:
     dataset: str = "digits"
-    ipcs: list[int] = field(default_factory=lambda: [1, 10])
+    ipcs: list[int] = field(default_factory=lambda: [1])  # IPC 10 on digits is near the ceiling: demo.ipcs=[1,10]
     models: list[str] = field(default_factory=lambda: ["convnet", "mlp"])
     seeds: int = 3
     protocol: str = "quick"
-    full_data_seeds: int = 1  # the full-data ceiling row trains on every image: one seed keeps the demo fast
     methods: Optional[list[str]] = None  # None: every registered method with a preset for demo.dataset
-    references: list[str] = field(default_factory=lambda: ["full_data", "random_subset"])
+    references: list[str] = field(default_factory=lambda: ["random_subset"])
+    full_data: FullDataRow = FullDataRow.recorded  # the full-data ceiling row: recorded | compute | none
+    full_data_seeds: int = 1  # with full_data=compute: it trains on every image, so one seed by default
 
 
 @dataclass
@@ -67,11 +84,12 @@ class DDBenchSchema:
     eval: Any = MISSING
     logger: Any = MISSING
     experiment: Optional[str] = None  # set by experiment/*.yaml: the paper preset's name, recorded in the record
+    preset: Optional[str] = None  # set by the applied conf/preset/<method>/<dataset>.yaml (preset=none: none)
     verified: Optional[bool] = None  # experiment/*.yaml: are its hyper-parameters and published number verified?
     published: Optional[str] = None  # experiment/*.yaml: the method's own published number, e.g. "46.3 +- 0.8"
     ipc: int = 1  # images per class
     seed: int = 0  # distillation seed
-    out: Optional[str] = None  # synthetic set directory (default: <results>/synsets/<method>-<dataset>-ipc<ipc>-s<seed>)
+    out: Optional[str] = None  # synthetic set directory (default: <results>/synsets/<name>-<set hash>)
     synset: Optional[str] = None  # evaluate: the synthetic set directory
     models: list[str] = field(default_factory=lambda: ["convnet"])
     seeds: int = 5  # number of evaluation networks; seed i = network i
@@ -81,7 +99,7 @@ class DDBenchSchema:
     # Reference rows scored beside a method under the same protocol (cached on disk): random_subset (same size as
     # the set, seed i = subset i) and/or full_data (the whole training set: under mtt, 1001 passes over it).
     references: list[str] = field(default_factory=lambda: ["random_subset"])
-    preset: bool = True  # apply the (method, dataset, ipc) preset when one exists
+    rerun: bool = False  # distil and evaluate again even when the set and records of this config exist
     # Hold out a seeded, stratified fraction of the training set from distillation (recorded in the set's
     # provenance); selection that uses it (best checkpoint, lr search) is opt-in per method. Never the test set.
     validation: Optional[float] = None
@@ -99,12 +117,39 @@ def method_schema(name: str, config_cls: type) -> type:
     return dataclasses.make_dataclass(f"{name}_schema", fields)
 
 
+def _registry_list(name: str) -> str:
+    """``${dd_bench.list:methods}`` in conf/hydra/help: the registered names, so the help text cannot go stale."""
+    from dd_bench.data import DATASETS
+    from dd_bench.eval import PROTOCOLS
+    from dd_bench.methods import list_methods
+    from dd_bench.models import list_models
+
+    lists = {"methods": list_methods, "datasets": DATASETS.list, "models": list_models, "protocols": PROTOCOLS.list}
+    if name not in lists:
+        raise ValueError(f"Unknown registry '{name}'; available: {', '.join(lists)}")
+    return ", ".join(lists[name]())
+
+
+def _slurm_gpus(device: str) -> int | None:
+    """GPUs per SLURM job (conf/hydra/launcher/submitit_*.yaml): none asked (null) for device=cpu, else one chip."""
+    return None if str(device) == "cpu" else 1
+
+
+def _slurm_cpus(device: str) -> int:
+    """CPU cores per SLURM job: data lives on the GPU, so a GPU job needs few; a CPU job computes on them."""
+    return 16 if str(device) == "cpu" else 8
+
+
 def register_schemas() -> None:
-    """Register every schema with Hydra's ConfigStore (idempotent)."""
+    """Register every schema with Hydra's ConfigStore and the help text's resolver (idempotent)."""
     from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
 
     from dd_bench.methods import METHODS
 
+    OmegaConf.register_new_resolver("dd_bench.list", _registry_list, replace=True)
+    OmegaConf.register_new_resolver("dd_bench.slurm_gpus", _slurm_gpus, replace=True)
+    OmegaConf.register_new_resolver("dd_bench.slurm_cpus", _slurm_cpus, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="dd_bench_schema", node=DDBenchSchema)
     cs.store(group="schema/dataset", name="base", node=DatasetSchema)

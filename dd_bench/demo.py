@@ -1,61 +1,103 @@
 """The main job: a quick, complete benchmark on the embedded digits set.
 
-Every registered method that has a digits preset is distilled at each IPC, each set is scored on each model
-with several seeds under the ``quick`` protocol, beside full-data and random-subset reference rows (cached
-after the first run), and the leaderboard is printed and written.
+Every registered method that has a digits preset is distilled at each IPC (``demo.ipcs``, IPC 1 by default), each
+set is scored on each model with several seeds under the ``quick`` protocol, beside the random-subset reference
+row (cached after the first run) and the full-data ceiling row (by default the recorded one shipped in
+``baselines/references/`` with its provenance; ``demo.full_data=compute`` trains it), and the leaderboard is
+printed and written. Each (method, ipc) job is the config ``dd-bench run method=... ipc=...`` composes, so its set,
+records and hashes are exactly what that command would produce, and a second demo reuses them.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
+from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from dd_bench.data import RealData
-from dd_bench.eval import EvalProtocol
-from dd_bench.results import build_leaderboard, load_records, write_leaderboard
-from dd_bench.workflow import distill_to_disk, evaluate_to_records, reference_records
-
-PUBLISHED_CSV = Path(__file__).resolve().parent.parent / "baselines" / "published.csv"
+from dd_bench.compose import compose_config, quote
+from dd_bench.errors import UserError
+from dd_bench.results import RunRecord, build_leaderboard, load_records, write_leaderboard, write_record
+from dd_bench.results.keys import reference_hash
 
 
-def run_demo(
-    *,
-    real: RealData,
-    jobs: list[tuple[str, int, dict[str, Any], str | None]],
-    ipcs: list[int],
-    models: list[str],
-    seeds: list[int],
-    protocol: EvalProtocol,
-    results_dir: Path,
-    seed: int = 0,
-    references: tuple[str, ...] = ("full_data", "random_subset"),
-    full_data_seeds: int = 1,
-    progress: bool = True,
-) -> pd.DataFrame:
-    """Run the benchmark; ``jobs`` holds (method, ipc, resolved options, preset name). Returns the leaderboard
-    of this run's records (the files written under ``results_dir`` cover every record there)."""
-    results_dir = Path(results_dir)
-    records = []
-    if references:
-        records += reference_records(real=real, protocol=protocol, models=models, seeds=seeds, ipcs=ipcs,
-                                     results_dir=results_dir, kinds=tuple(references),
-                                     full_data_seeds=list(range(full_data_seeds)),
-                                     progress=progress)
-    bar = tqdm(jobs, desc="benchmark", disable=not progress, unit="set")
-    for name, ipc, kwargs, preset in bar:
-        bar.set_postfix_str(f"{name} ipc{ipc}")
-        out = results_dir / "synsets" / f"{name}-{real.name}-ipc{ipc}-s{seed}"
-        _, seconds = distill_to_disk(method=name, method_kwargs=kwargs, real=real, ipc=ipc, seed=seed, out=out,
-                                     preset=preset, progress=progress)
-        config = {"task": "demo", "method": {"name": name, **kwargs}, "dataset": real.name, "ipc": ipc,
-                  "seed": seed, "models": models, "seeds": seeds, "protocol": protocol.name}
-        records += evaluate_to_records(synset_dir=out, real=real, protocol=protocol, models=models, seeds=seeds,
-                                       results_dir=results_dir, config=config, progress=progress)
+def _job_overrides(cfg: DictConfig, method: str, ipc: int) -> list[str]:
+    demo = cfg.demo
+    overrides = [f"method={method}", f"dataset={demo.dataset}", f"ipc={ipc}", f"eval={demo.protocol}",
+                 f"models=[{','.join(demo.models)}]", f"seeds={demo.seeds}", "references=[]",
+                 f"results={quote(cfg.results)}", f"seed={cfg.seed}", f"progress={cfg.progress}",
+                 f"device={quote(cfg.device)}", f"rerun={cfg.rerun}"]
+    if cfg.dataset.cache_dir:
+        overrides.append(f"dataset.cache_dir={quote(cfg.dataset.cache_dir)}")
+    return overrides
+
+
+def recorded_full_data(real, *, protocol, models: list[str], seeds: list[int],
+                       directory: Path) -> tuple[list[RunRecord], list[str]]:
+    """The shipped full-data reference records that match this data, protocol, model and seeds exactly (by
+    reference hash), and the models that have none."""
+    wanted = {reference_hash(reference="full_data", data_fingerprint=real.fingerprint(), ipc=None,
+                             protocol=protocol.to_dict(), model=m, seeds=seeds): m for m in models}
+    found: dict[str, RunRecord] = {}
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        record = RunRecord.from_dict(json.loads(path.read_text()))
+        if record.record_hash in wanted:
+            found[wanted[record.record_hash]] = record
+    return [found[m] for m in models if m in found], [m for m in models if m not in found]
+
+
+def run_demo(cfg: DictConfig) -> pd.DataFrame:
+    """Run the benchmark described by ``cfg.demo``; returns the leaderboard of this run's records (the files
+    written under ``cfg.results`` cover every record there)."""
+    from dd_bench.eval import get_protocol
+    from dd_bench.methods import METHODS
+    from dd_bench.presets import methods_with_preset
+    from dd_bench.resources import PUBLISHED_CSV, RECORDED_REFERENCES_DIR
+    from dd_bench.tasks import load_real, task_run
+    from dd_bench.workflow import reference_records
+
+    demo, results_dir = cfg.demo, Path(cfg.results)
+    names = list(demo.methods) if demo.methods is not None else methods_with_preset(demo.dataset, METHODS.list())
+    for name in names:
+        METHODS.get(name)  # unknown names fail here, listing the options
+    jobs = [compose_config("run", _job_overrides(cfg, name, ipc)) for name in names for ipc in demo.ipcs]
+    for job in jobs:
+        if job.preset is None:
+            raise UserError(f"method '{job.method.name}' has no {demo.dataset} preset "
+                            f"(conf/preset/{job.method.name}/{demo.dataset}.yaml)")
+    protocol = get_protocol(demo.protocol)
+    real = load_real(cfg, dataset_name=demo.dataset)
+    seeds = list(range(demo.seeds))
+    records: list[RunRecord] = []
+    if demo.references:
+        records += reference_records(real=real, protocol=protocol, models=list(demo.models), seeds=seeds,
+                                     ipcs=list(demo.ipcs), results_dir=results_dir, kinds=tuple(demo.references),
+                                     progress=cfg.progress, cache_dir=cfg.dataset.cache_dir)
+    full_seeds = list(range(demo.full_data_seeds))
+    if demo.full_data == "compute":
+        records += reference_records(real=real, protocol=protocol, models=list(demo.models), seeds=full_seeds,
+                                     ipcs=[], results_dir=results_dir, kinds=("full_data",),
+                                     progress=cfg.progress, cache_dir=cfg.dataset.cache_dir)
+    elif demo.full_data == "recorded":
+        shipped, missing = recorded_full_data(real, protocol=protocol, models=list(demo.models), seeds=full_seeds,
+                                              directory=RECORDED_REFERENCES_DIR)
+        for record in shipped:
+            write_record(record, results_dir)
+        records += shipped
+        if missing:
+            print(f"note: no recorded full-data row for {', '.join(missing)} under protocol {protocol.name} with "
+                  f"{len(full_seeds)} seed(s); demo.full_data=compute trains it")
+    bar = tqdm(jobs, desc="benchmark", disable=not cfg.progress, unit="set")
+    for job in bar:
+        bar.set_postfix_str(f"{job.method.name} ipc{job.ipc}")
+        result = task_run(job, real=real, show=False)
+        records += [RunRecord.from_dict(r) for r in result["records"]]
     published = PUBLISHED_CSV if PUBLISHED_CSV.is_file() else None
     write_leaderboard(build_leaderboard(load_records(results_dir), published_csv=published), results_dir)
     board = build_leaderboard(records, published_csv=published)
     board.attrs["records"] = [r.to_dict() for r in records]
     return board
+
+

@@ -11,13 +11,15 @@ Names are lowercase and equal the Hydra config file stem (``conf/method/dm.yaml`
 >>> r.get("bar")
 Traceback (most recent call last):
 ...
-ValueError: Unknown widget 'bar'; available: foo
+dd_bench.errors.UserError: Unknown widget 'bar'; available: foo
 """
 
 from __future__ import annotations
 
 import fnmatch
 from typing import Any, Callable, Generic, TypeVar
+
+from dd_bench.errors import UserError
 
 T = TypeVar("T")
 
@@ -43,7 +45,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name not in self._entries:
-            raise ValueError(f"Unknown {self.kind} '{name}'; available: {', '.join(self.list())}")
+            raise UserError(f"Unknown {self.kind} '{name}'; available: {', '.join(self.list())}")
         return self._entries[name]
 
     def create(self, name: str, **kwargs: Any) -> Any:

@@ -18,15 +18,16 @@ with mean/std, or ZCA-whitened) or, for coresets of real images, as the original
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from dd_bench.errors import UserError
+from dd_bench.io import atomic_write, atomic_write_bytes, file_sha256
+from dd_bench.io.hashing import json_default
 
 FORMAT_VERSION = 1
 FORMAT_NAME = "dd-bench-synset"
@@ -38,7 +39,7 @@ LABEL_KINDS = ("hard", "soft_logits", "soft_probs")
 IMAGE_ENCODINGS = ("model", "uint8")
 
 
-class SynsetError(ValueError):
+class SynsetError(UserError):
     """A synthetic set on disk is missing, corrupted, foreign or of an unsupported version."""
 
 
@@ -59,6 +60,7 @@ class SyntheticSet:
     recommended_protocol: str = "mtt"
     config: dict[str, Any] = field(default_factory=dict)  # the method's resolved config
     preset: str | None = None
+    set_hash: str | None = None  # dd_bench.results.keys.set_hash of the config that made it (None: made elsewhere)
     provenance: dict[str, Any] = field(default_factory=dict)  # seed, device, versions, wall time, peak memory
     eval_assets_bytes: int = 0  # bytes needed at evaluation but stored elsewhere (e.g. the ZCA matrix)
 
@@ -120,28 +122,6 @@ class SyntheticSet:
         return SyntheticSet(**moved)
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_synset(synset: SyntheticSet, directory: str | Path, *, preview_pixels: torch.Tensor | None = None) -> Path:
     """Write ``synset`` to ``directory`` (created); each file is written atomically, meta.json last.
 
@@ -152,7 +132,7 @@ def save_synset(synset: SyntheticSet, directory: str | Path, *, preview_pixels: 
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(directory / TENSORS_FILE, save(synset.tensors()))
+    atomic_write_bytes(directory / TENSORS_FILE, save(synset.tensors()))
     if preview_pixels is None and synset.image_encoding == "uint8":
         preview_pixels = synset.images.float() / 255.0
     if preview_pixels is not None:
@@ -174,10 +154,11 @@ def save_synset(synset: SyntheticSet, directory: str | Path, *, preview_pixels: 
         "storage": synset.storage(),
         "config": synset.config,
         "preset": synset.preset,
+        "set_hash": synset.set_hash,
         "provenance": synset.provenance,
-        "tensors_sha256": _sha256_file(directory / TENSORS_FILE),
+        "tensors_sha256": file_sha256(directory / TENSORS_FILE),
     }
-    _atomic_write_bytes(directory / META_FILE, json.dumps(meta, indent=2, sort_keys=True, default=str).encode())
+    atomic_write_bytes(directory / META_FILE, json.dumps(meta, indent=2, sort_keys=True, default=json_default).encode())
     return directory
 
 
@@ -211,7 +192,7 @@ def load_synset(directory: str | Path, *, device: torch.device | str = "cpu") ->
     tensors_path = directory / TENSORS_FILE
     if not tensors_path.is_file():
         raise SynsetError(f"'{tensors_path}' is missing")
-    actual = _sha256_file(tensors_path)
+    actual = file_sha256(tensors_path)
     if actual != meta.get("tensors_sha256"):
         raise SynsetError(f"'{tensors_path}' is corrupted: SHA-256 {actual[:12]}... does not match "
                           f"meta.json's {str(meta.get('tensors_sha256'))[:12]}...")
@@ -240,6 +221,7 @@ def load_synset(directory: str | Path, *, device: torch.device | str = "cpu") ->
         recommended_protocol=meta.get("recommended_protocol", "mtt"),
         config=meta.get("config", {}),
         preset=meta.get("preset"),
+        set_hash=meta.get("set_hash"),
         provenance=meta.get("provenance", {}),
         eval_assets_bytes=int(meta.get("storage", {}).get("eval_assets_bytes", 0)),
     )
@@ -269,12 +251,4 @@ def write_preview(pixels: torch.Tensor, labels: torch.Tensor, num_classes: int, 
     image = Image.fromarray(array[:, :, 0] if c == 1 else array, mode="L" if c == 1 else "RGB")
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".preview.", suffix=".png")
-    os.close(fd)
-    try:
-        image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))

@@ -87,11 +87,11 @@ def main() -> None:
         log(out, f"distill_{name}", iterations=iterations, seconds=time.perf_counter() - t,
             seconds_per_iteration=(time.perf_counter() - t) / max(iterations, 1))
         t = time.perf_counter()
-        records = evaluate_to_records(synset_dir=set_dir, real=real, protocol=protocol, models=["convnet"],
-                                      seeds=list(range(5)), results_dir=out, progress=False,
-                                      config={"script": "scripts/gpu_check_tm.py", "args": vars(args),
-                                              "method": {"name": name, **options, "iterations": iterations},
-                                              "reduced": reduced})
+        records, _ = evaluate_to_records(synset_dir=set_dir, real=real, protocol=protocol, models=["convnet"],
+                                         seeds=list(range(5)), results_dir=out, progress=False,
+                                         config={"script": "scripts/gpu_check_tm.py", "args": vars(args),
+                                                 "method": {"name": name, **options, "iterations": iterations},
+                                                 "reduced": reduced})
         log(out, f"evaluate_{name}", seconds=time.perf_counter() - t, protocol=protocol.name,
             accuracies=records[0].accuracies, acc_mean=records[0].acc_mean, acc_std=records[0].acc_std)
     log(out, "done", seconds=time.perf_counter() - start)

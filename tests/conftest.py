@@ -27,19 +27,28 @@ def digits():
 
 @pytest.fixture
 def compose_cfg(tmp_path: Path):
-    """compose_cfg(*overrides) -> the real config with results under tmp_path and progress bars off."""
-    from hydra import compose, initialize_config_dir
+    """compose_cfg(*overrides) -> the real config (conf/config.yaml; ``task=`` picks the task) with results under
+    tmp_path and progress bars off, composed exactly as the command line composes it."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from dd_bench.config_schema import register_schemas
-
-    register_schemas()
+    from dd_bench.compose import compose_config
 
     def compose_(*overrides: str):
         GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose(config_name="config",
-                           overrides=[f"results={tmp_path / 'runs'}", "progress=false", *overrides])
+        return compose_config("demo", [f"results={tmp_path / 'runs'}", "progress=false", *overrides])
 
     yield compose_
     GlobalHydra.instance().clear()
+
+
+def preset_options(method: str, dataset: str = "digits") -> dict:
+    """The method's options as ``dd-bench run method=<method> dataset=<dataset>`` composes them (preset applied)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from dd_bench.compose import compose_config
+    from dd_bench.tasks import job_config
+
+    GlobalHydra.instance().clear()
+    options = job_config(compose_config("run", [f"method={method}", f"dataset={dataset}"]))["method"]
+    options.pop("name")
+    return options

@@ -1,4 +1,5 @@
-"""CLI and configs: conf/ matches the registries, tasks run in-process, bad input fails clearly."""
+"""CLI and configs: conf/ matches the registries, the composed config is what runs, Hydra's flags keep working,
+tasks run in-process, bad input fails clearly and bugs keep their traceback."""
 
 from __future__ import annotations
 
@@ -6,15 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
-from dd_bench.cli import main, run
+from dd_bench.cli import main, run, split_task
 from dd_bench.data import DATASETS
 from dd_bench.eval import PROTOCOLS
 from dd_bench.methods import METHODS
-from dd_bench.presets import apply_preset, find_preset
 from dd_bench.results import load_records
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
+EXPERIMENTS = sorted((CONF / "experiment").glob("*.yaml"))
 
 
 def _stems(group: str) -> set[str]:
@@ -35,57 +37,132 @@ def test_every_option_composes(compose_cfg, group, option):
     assert cfg[group].name == option
 
 
-def test_every_experiment_composes(compose_cfg):
-    for stem in sorted(_stems("experiment")):
-        cfg = compose_cfg(f"experiment={stem}")
-        assert cfg.experiment == stem and cfg.method.name in METHODS
+def _defaults_override(raw: dict, group: str) -> str:
+    for entry in raw["defaults"]:
+        if isinstance(entry, dict) and f"override /{group}" in entry:
+            return entry[f"override /{group}"]
+    raise AssertionError(f"no override /{group}")
 
 
-def test_presets_apply_and_the_user_wins():
-    values, name = find_preset("dm", "digits", 1)
-    assert name == "dm/digits/ipc1" and "iterations" in values
-    merged = apply_preset({"iterations": 20000, "lr_img": 1.0}, {"iterations": 100}, user_keys=set())
-    assert merged == {"iterations": 100, "lr_img": 1.0}
-    assert apply_preset({"iterations": 20000}, {"iterations": 100}, user_keys={"iterations"}) == {"iterations": 20000}
-    with pytest.raises(ValueError, match="unknown option"):
-        apply_preset({"iterations": 1}, {"iters": 2}, set())
-    assert find_preset("dm", "cifar10", 1) is None
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+def test_every_experiment_composes_to_its_own_values(compose_cfg, path):
+    """The composed config carries the experiment's ipc, models, seeds, dataset, method, protocol and options:
+    the primary config's defaults (ipc 1, models [convnet], seeds 5) never overwrite them."""
+    raw = yaml.safe_load(path.read_text())
+    cfg = compose_cfg("task=run", f"experiment={path.stem}")
+    assert cfg.experiment == raw["experiment"] == path.stem
+    assert cfg.ipc == raw["ipc"] and list(cfg.models) == raw["models"] and cfg.seeds == raw["seeds"]
+    assert cfg.dataset.name == _defaults_override(raw, "dataset")
+    assert cfg.method.name == _defaults_override(raw, "method")
+    assert cfg.eval.name == _defaults_override(raw, "eval")
+    assert cfg.preset is None  # an experiment is complete: no (method, dataset) preset underneath it
+    for key, value in (raw.get("method") or {}).items():
+        assert cfg.method[key] == value, (path.stem, key)
+    for key, value in (raw.get("dataset") or {}).items():
+        assert cfg.dataset[key] == value, (path.stem, key)
+
+
+def test_presets_compose_inside_hydra_and_the_command_line_wins(compose_cfg):
+    cfg = compose_cfg("task=run", "method=dm")
+    assert cfg.preset == "dm/digits" and cfg.method.iterations == 100 and cfg.method.batch_real == 64
+    cfg = compose_cfg("task=run", "method=dm", "method.iterations=7")
+    assert cfg.method.iterations == 7 and cfg.method.batch_real == 64
+    cfg = compose_cfg("task=run", "method=dm", "preset=none")
+    assert cfg.preset is None and cfg.method.iterations == 20000
+    cfg = compose_cfg("task=run", "method=dm", "dataset=cifar10")
+    assert cfg.preset is None and cfg.method.iterations == 20000  # no dm/cifar10 preset
+
+
+def test_every_preset_names_itself():
+    for path in (CONF / "preset").glob("*/*.yaml"):
+        raw = yaml.safe_load(path.read_text())
+        assert raw["preset"] == f"{path.parent.name}/{path.stem}", path
+        assert set(raw) == {"preset", "method"}, path
+
+
+def test_cfg_job_and_the_saved_config_show_what_ran(tmp_path, capsys):
+    """--cfg job prints the preset's values; the run's .hydra/config.yaml, meta.json and record agree."""
+    assert main(["distill", "method=dm", "method.iterations=2", "--cfg", "job"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["method"]["batch_real"] == 64 and shown["method"]["iterations"] == 2
+    assert shown["preset"] == "dm/digits"
+    hydra_dir = tmp_path / "hydra"
+    assert main(["run", "method=dm", "method.iterations=2", "eval=quick", "eval.epochs=1", "models=[mlp]",
+                 "seeds=1", "references=[]", f"results={tmp_path}", "progress=false",
+                 f"hydra.run.dir={hydra_dir}"]) == 0
+    saved = yaml.safe_load((hydra_dir / ".hydra" / "config.yaml").read_text())
+    assert saved["method"] == {**shown["method"], "iterations": 2}
+    (record,) = load_records(tmp_path)
+    assert record.config["method"] == saved["method"] and record.preset == "dm/digits"
+    meta = json.loads(next((tmp_path / "synsets").glob("dm-*/meta.json")).read_text())
+    assert meta["config"]["batch_real"] == 64 and meta["config"]["iterations"] == 2
+    assert meta["set_hash"] == record.set_hash
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["--hydra-help"], ["--info"], ["--info", "defaults"],
+                                  ["run", "--cfg", "job"], ["--cfg", "hydra", "evaluate"], ["-sc", "install=bash"]])
+def test_hydra_flags_work(args, capsys):
+    assert main(args) == 0, capsys.readouterr()
+    assert capsys.readouterr().out.strip()
+
+
+def test_help_lists_registries_and_tasks(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for word in ("dm", "digits", "convnet", "mtt", "quick", "leaderboard", "resnet18_cifar", "hydra/launcher"):
+        assert word in out
+
+
+def test_the_task_word_may_stand_anywhere():
+    assert split_task(["-m", "run", "method=dm,random"]) == ("run", ["-m", "method=dm,random"])
+    assert split_task(["--cfg", "job", "distill"]) == ("distill", ["--cfg", "job"])
+    assert split_task(["--info", "defaults", "run"]) == ("run", ["--info", "defaults"])
+    assert split_task(["--info", "run"]) == ("run", ["--info"])
+    assert split_task(["~preset", "ipc=2"]) == (None, ["~preset", "ipc=2"])
+
+
+def test_shell_completion_after_the_task_word(monkeypatch, capsys):
+    monkeypatch.setenv("COMP_LINE", "dd-bench run method=")
+    assert main(["-sc", "query=bash"]) == 0
+    out = capsys.readouterr().out.split()
+    assert "method=dm" in out and "method=mtt" in out
 
 
 def test_distill_evaluate_leaderboard(compose_cfg, tmp_path):
     out = tmp_path / "set"
     run(compose_cfg("task=distill", "method=dm", "method.iterations=3", "method.batch_real=16", f"out={out}"))
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["method"] == "dm" and meta["preset"] == "dm/digits/ipc1" and (out / "preview.png").is_file()
-    assert meta["config"]["iterations"] == 100  # the preset (compose has no command line to win over it)
-    run(compose_cfg("task=evaluate", f"synset={out}", "eval=quick", "eval.epochs=4", "models=[mlp]",
-                    "seeds=2"))
+    assert meta["method"] == "dm" and meta["preset"] == "dm/digits" and (out / "preview.png").is_file()
+    assert meta["config"]["iterations"] == 3 and meta["set_hash"]
+    run(compose_cfg("task=evaluate", f"synset={out}", "eval=quick", "eval.epochs=4", "models=[mlp]", "seeds=2"))
     records = load_records(tmp_path / "runs")
     kinds = sorted((r.kind, r.method) for r in records)
     assert ("evaluation", "dm") in kinds and ("reference", "random_subset") in kinds
     evaluation = next(r for r in records if r.kind == "evaluation")
     assert evaluation.protocol == "quick+custom" and not evaluation.ranked and len(evaluation.seeds) == 2
-    assert evaluation.synset_sha256 == meta["tensors_sha256"] and evaluation.preset == "dm/digits/ipc1"
+    assert evaluation.synset_sha256 == meta["tensors_sha256"] and evaluation.preset == "dm/digits"
+    assert evaluation.set_hash == meta["set_hash"] and evaluation.record_id == evaluation.record_hash[:16]
     result = run(compose_cfg("task=leaderboard"))
     assert Path(result["csv"]).is_file() and "dm" in Path(result["markdown"]).read_text()
 
 
 def test_main_job_end_to_end_on_a_tiny_setting(tmp_path, capsys):
-    code = main([f"results={tmp_path}", "progress=false", "demo.ipcs=[1]", "demo.models=[mlp]", "demo.seeds=2",
+    code = main([f"results={tmp_path}", "progress=false", "demo.models=[mlp]", "demo.seeds=2",
                  "demo.methods=[random,dm]", "hydra.run.dir=" + str(tmp_path / "hydra")])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "dm" in out and "random_subset (reference)" in out and "full data (reference)" in out
+    assert "dm" in out and "random real subset (reference)" in out and "demo finished in" in out
     assert (tmp_path / "leaderboard.md").is_file() and (tmp_path / "leaderboard.csv").is_file()
-    assert (tmp_path / "synsets" / "dm-digits-ipc1-s0" / "preview.png").is_file()
-    assert {r.method for r in load_records(tmp_path)} == {"dm", "random", "random_subset", "full_data"}
-
-
-def test_help_lists_registries(capsys):
-    assert main(["--help"]) == 0
-    out = capsys.readouterr().out
-    for word in ("dm", "digits", "convnet", "mtt", "quick", "leaderboard"):
-        assert word in out
+    (dm_set,) = (tmp_path / "synsets").glob("dm-digits-ipc1-s0-*")
+    assert (dm_set / "preview.png").is_file()
+    assert {r.method for r in load_records(tmp_path)} == {"dm", "random", "random_subset"}
+    # The demo's job is exactly `dd-bench run method=dm ...`: its record carries that composed config.
+    dm = next(r for r in load_records(tmp_path) if r.method == "dm")
+    assert dm.config["task"] == "run" and dm.config["method"]["batch_real"] == 64 and dm.preset == "dm/digits"
+    # A second demo reuses every set and record of the first.
+    assert main([f"results={tmp_path}", "progress=false", "demo.models=[mlp]", "demo.seeds=2",
+                 "demo.methods=[random,dm]", "hydra.run.dir=" + str(tmp_path / "hydra2")]) == 0
+    assert "kept" in capsys.readouterr().out
 
 
 def _fails(args: list[str], tmp_path: Path, capsys) -> str:
@@ -104,14 +181,33 @@ def _fails(args: list[str], tmp_path: Path, capsys) -> str:
     (["distill", "nope=1"], "nope"),
     (["distill", "method.nope=1"], "Key 'nope' not in"),
     (["distill", "ipc=abc"], "ipc"),
+    (["distill", "method.init=bogus"], "expected one of [real, noise]"),
+    (["distill", "method=mtt", "method.grad_mode=exact"], "expected one of [recompute, unrolled, tesla]"),
+    (["evaluate", "eval.augment=flip"], "expected one of [dsa, dsa_fyi, none]"),
+    (["distill", "logger=wandb", "logger.mode=loud"], "expected one of [online, offline, disabled]"),
+    (["distill", "method.model=nope"], "Unknown model 'nope' for method 'dm'"),
     (["run", "models=[nope]"], "Unknown model 'nope'; available: alexnet"),
     (["distill", "ipc=500"], "larger than the smallest class"),
+    (["distill", "device=tpu"], "Unknown device 'tpu'"),
     (["distill", "dataset=cifar10", "dataset.root=/nonexistent/cifar"], "dataset.root="),
     (["frobnicate"], "Unknown task 'frobnicate'; available: demo, distill"),
     (["evaluate"], "evaluate needs synset=DIR"),
+    (["run", "-m", "hydra/launcher=nope"], "Could not find 'hydra/launcher/nope'"),
 ])
 def test_bad_input_fails_clearly(args, expected, tmp_path, capsys):
     assert expected in _fails(args, tmp_path, capsys)
+
+
+def test_a_bug_keeps_its_traceback(tmp_path, capsys, monkeypatch):
+    import dd_bench.tasks
+
+    def broken(cfg, real=None):
+        raise KeyError("internal")
+
+    monkeypatch.setattr(dd_bench.tasks, "task_distill", broken)
+    code = main(["distill", f"results={tmp_path}", "hydra.run.dir=" + str(tmp_path / "hydra")])
+    text = "".join(capsys.readouterr())
+    assert code == 1 and "Traceback" in text and "KeyError" in text and "this is a bug in dd-bench" in text
 
 
 def test_corrupted_synset_fails_clearly(tmp_path, capsys):
@@ -121,15 +217,6 @@ def test_corrupted_synset_fails_clearly(tmp_path, capsys):
     tensors = out / "synset.safetensors"
     tensors.write_bytes(tensors.read_bytes()[:-3] + b"xyz")
     assert "corrupted" in _fails(["evaluate", f"synset={out}"], tmp_path, capsys)
-
-
-def test_command_line_options_beat_the_preset(tmp_path, capsys):
-    out = tmp_path / "set"
-    assert main(["distill", "method=dm", "method.iterations=2", "method.batch_real=8", f"out={out}",
-                 f"results={tmp_path}", "progress=false", "hydra.run.dir=" + str(tmp_path / "hydra")]) == 0
-    meta = json.loads((out / "meta.json").read_text())
-    assert meta["config"]["iterations"] == 2 and meta["config"]["batch_real"] == 8
-    assert meta["preset"] == "dm/digits/ipc1"
 
 
 def test_published_numbers_use_registered_names():
@@ -142,7 +229,7 @@ def test_published_numbers_use_registered_names():
     assert set(published["dataset"]) <= set(DATASETS.list())
 
 
-def test_wandb_logger_receives_records(compose_cfg, tmp_path, monkeypatch):
+def test_wandb_logger_receives_the_effective_config(compose_cfg, tmp_path, monkeypatch):
     """logger=wandb: a fake wandb module records what dd-bench sends (no network, no real wandb needed)."""
     import sys
     import types
@@ -169,7 +256,10 @@ def test_wandb_logger_receives_records(compose_cfg, tmp_path, monkeypatch):
     out = tmp_path / "set"
     run(compose_cfg("task=run", "method=random", f"out={out}", "eval=quick", "eval.epochs=2", "models=[mlp]",
                     "seeds=2", "logger=wandb", "logger.mode=disabled"))
-    assert calls["init"]["mode"] == "disabled" and calls["init"]["config"]["task"] == "run" and calls["finished"]
+    config = calls["init"]["config"]
+    assert calls["init"]["mode"] == "disabled" and config["task"] == "run" and calls["finished"]
+    assert config["preset"] == "random/digits" and config["logger"]["mode"] == "disabled"
+    json.dumps(config)  # plain JSON: enums by value
     assert "mlp/evaluation/random/acc_mean" in calls["run"].summary
     assert len(calls["log"]["records"]["data"]) == 2  # the evaluation and its random-subset reference
 
@@ -177,8 +267,10 @@ def test_wandb_logger_receives_records(compose_cfg, tmp_path, monkeypatch):
 def test_wandb_missing_fails_before_work(compose_cfg, monkeypatch):
     import sys
 
+    from dd_bench.errors import UserError
+
     monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb -> ImportError
-    with pytest.raises(ValueError, match="pip install 'dd-bench\\[wandb\\]'"):
+    with pytest.raises(UserError, match="pip install 'dd-bench\\[wandb\\]'"):
         run(compose_cfg("task=distill", "method=random", "logger=wandb"))
 
 
@@ -192,11 +284,3 @@ def test_validation_split_is_held_out_of_distillation(compose_cfg, tmp_path):
 
     chosen = set(load_synset(out).extras["source_indices"].tolist())
     assert chosen.isdisjoint(held_out)
-
-
-def test_multirun_sweep_writes_one_record_per_job(tmp_path):
-    code = main(["run", "-m", "method=random,herding", "eval=quick", "eval.epochs=2", "models=[mlp]", "seeds=2",
-                 f"results={tmp_path}", "progress=false", "references=[]",
-                 f"hydra.sweep.dir={tmp_path / 'sweep'}"])
-    assert code == 0
-    assert sorted(r.method for r in load_records(tmp_path)) == ["herding", "random"]

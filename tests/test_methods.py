@@ -96,12 +96,46 @@ def test_dm_resume_equals_uninterrupted(digits, tmp_path, monkeypatch):
     torch.testing.assert_close(resumed.images, whole.images, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("name,short,long", [("dm", {"iterations": 3, "batch_real": 16, "checkpoint_every": 3},
+                                               {"iterations": 6, "batch_real": 16, "checkpoint_every": 3}),
+                                              ("mtt", {"iterations": 2, "syn_steps": 2, "max_start_epoch": 1,
+                                                       "expert_epochs": 1, "num_experts": 1, "expert_train_epochs": 2,
+                                                       "expert_model_width": 8, "checkpoint_every": 2}, None)])
+def test_a_resume_never_returns_another_configs_result(digits, tmp_path, name, short, long):
+    """A checkpoint of a longer run in the same directory is not the result of a shorter run: the resume is keyed
+    by the full config (iterations included), so the short run starts afresh and equals an uninterrupted one."""
+    long = long or {**short, "iterations": 4}
+    create_method(name, **long).distill(digits, ipc=1, seed=0, progress=False, checkpoint_dir=tmp_path)
+    fresh = create_method(name, **short).distill(digits, ipc=1, seed=0, progress=False)
+    into_dir = create_method(name, **short).distill(digits, ipc=1, seed=0, progress=False, checkpoint_dir=tmp_path)
+    assert "resumed_from" not in into_dir.provenance["distill_status"]
+    torch.testing.assert_close(into_dir.images, fresh.images)
+
+
+def test_a_longer_run_resumes_a_shorter_ones_checkpoint(digits, tmp_path):
+    """No DM schedule depends on the total iterations, so 3 then 6 into one directory equals 6 at once."""
+    opts = dict(batch_real=16, checkpoint_every=3)
+    create_method("dm", iterations=3, **opts).distill(digits, ipc=1, seed=0, progress=False, checkpoint_dir=tmp_path)
+    extended = create_method("dm", iterations=6, **opts).distill(digits, ipc=1, seed=0, progress=False,
+                                                                 checkpoint_dir=tmp_path)
+    assert extended.provenance["distill_status"]["resumed_from"] == 3
+    whole = create_method("dm", iterations=6, **opts).distill(digits, ipc=1, seed=0, progress=False)
+    torch.testing.assert_close(extended.images, whole.images, rtol=1e-5, atol=1e-6)
+
+
+def test_choice_options_are_checked_in_python_too():
+    from dd_bench.errors import UserError
+
+    with pytest.raises(UserError, match="Unknown init 'bogus' for method 'dm'; available: real, noise"):
+        create_method("dm", init="bogus")
+    assert create_method("dm", init="noise").cfg.init == "noise"
+
+
 def test_dm_beats_random_real_at_ipc1_on_digits(digits):
     """Quality: DM (digits preset) vs a random real IPC 1 subset, quick protocol, ConvNet, mean of 3 seeds."""
-    from dd_bench.presets import apply_preset, find_preset, method_file_values
+    from conftest import preset_options
 
-    preset, _ = find_preset("dm", "digits", 1)
-    dm = create_method("dm", **apply_preset(method_file_values("dm"), preset, set()))
+    dm = create_method("dm", **preset_options("dm"))
     protocol = get_protocol("quick")
     scores = {}
     for name, method in (("dm", dm), ("random", create_method("random"))):

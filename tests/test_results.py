@@ -177,35 +177,40 @@ def synthetic_records() -> list[RunRecord]:
         make_record(seeds=[5, 6], accuracies=[50.0, 52.0], created="2026-02-01T00:00:00+00:00"),
         make_record(method="mtt", accuracies=[64.0, 65.0, 66.0]),
         make_record(protocol="quick", ranked=False, accuracies=[30.0, 31.0, 32.0]),
-        make_record(kind="reference", method="random", accuracies=[26.0, 27.0, 28.0]),
+        make_record(kind="reference", method="random_subset", accuracies=[26.0, 27.0, 28.0]),
         make_record(kind="reference", method="full_data", ipc=None, seeds=[0], accuracies=[84.0]),
     ]
 
 
-def test_leaderboard_aggregates_newest_and_keeps_protocols_apart(synthetic_records, tiny_published):
+def test_leaderboard_keeps_every_record_and_protocols_apart(synthetic_records, tiny_published):
     df = build_leaderboard(synthetic_records, published_csv=tiny_published)
     assert list(df.columns) == list(COLUMNS)
-    assert len(df) == 5
+    assert len(df) == 6  # every record is a row: nothing pooled, nothing dropped
     mtt_rows, quick_rows = df[df["protocol"] == "mtt"], df[df["protocol"] == "quick"]
     assert len(quick_rows) == 1 and not quick_rows["ranked"].any() and mtt_rows["ranked"].all()
     # Ranked tables come first, so no quick row sits between mtt rows.
-    assert list(df["protocol"]) == ["mtt"] * 4 + ["quick"]
+    assert list(df["protocol"]) == ["mtt"] * 5 + ["quick"]
 
-    dm = mtt_rows[(mtt_rows["method"] == "dm") & (mtt_rows["kind"] == "evaluation")].iloc[0]
-    assert dm["acc_mean"] == 51.0 and dm["n_records"] == 2 and "newest of 2" in dm["note"]
+    dms = mtt_rows[(mtt_rows["method"] == "dm") & (mtt_rows["kind"] == "evaluation")]
+    assert sorted(dms["variant"]) == ["seeds=0,1", "seeds=5,6"]  # what tells the two dm rows apart
+    dm = dms[dms["variant"] == "seeds=5,6"].iloc[0]
+    assert dm["acc_mean"] == 51.0 and "legacy record" in dm["note"]
     assert dm["published"] == 48.9 and dm["published_verified"] == "partial"
     assert dm[GAP_COLUMN] == pytest.approx(51.0 - 48.9)
     assert dm["acc_mean_std"] == "51.00 +- 1.41"
     assert dm["storage_bytes"] == 1080
 
-    ranks = dict(zip(mtt_rows["method"] + "/" + mtt_rows["kind"], mtt_rows["rank"]))
-    assert ranks["mtt/evaluation"] == 1 and ranks["dm/evaluation"] == 2
-    assert pd.isna(ranks["random/reference"]) and pd.isna(ranks["full_data/reference"])
+    ranks = dict(zip(mtt_rows["method"] + "/" + mtt_rows["kind"] + "/" + mtt_rows["variant"], mtt_rows["rank"]))
+    assert ranks["mtt/evaluation/"] == 1 and ranks["dm/evaluation/seeds=5,6"] == 2
+    assert ranks["dm/evaluation/seeds=0,1"] == 3
+    assert pd.isna(ranks["random_subset/reference/"]) and pd.isna(ranks["full_data/reference/"])
 
     full = df[df["method"] == "full_data"].iloc[0]
     assert pd.isna(full["ipc"]) and full[GAP_COLUMN] == pytest.approx(84.0 - 84.8)
-    random_ref = df[df["method"] == "random"].iloc[0]
-    assert random_ref["kind"] == "reference" and math.isnan(random_ref["published_std"])
+    random_ref = df[df["method"] == "random_subset"].iloc[0]
+    # The reference row sits beside the papers' random-real baseline (published as `random`).
+    assert random_ref["kind"] == "reference" and random_ref["published"] == 26.0
+    assert math.isnan(random_ref["published_std"])
     # The CPU demo protocol is never compared with a paper, even where a published row matches its key.
     assert math.isnan(quick_rows.iloc[0]["published"]) and math.isnan(quick_rows.iloc[0][GAP_COLUMN])
     assert build_leaderboard(synthetic_records)[GAP_COLUMN].isna().all()

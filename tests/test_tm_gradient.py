@@ -114,7 +114,7 @@ def test_tesla_learned_labels_receive_gradient():
 
 
 def test_unknown_grad_mode_is_rejected():
-    with pytest.raises(ValueError, match="available: unrolled, tesla, recompute"):
+    with pytest.raises(ValueError, match="available: recompute, unrolled, tesla"):
         matching_gradient("exact", forward=_forward)
 
 

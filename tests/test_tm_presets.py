@@ -92,7 +92,8 @@ def test_preset_shape(path: Path):
     assert sum(line.startswith("#") for line in lines[1:6]) >= 3, "setting / sources / published comment lines"
     cfg = _load(path)
     assert set(cfg) <= TOP_KEYS, set(cfg) - TOP_KEYS
-    assert cfg["defaults"] == [{"override /dataset": dataset}, {"override /method": method}, {"override /eval": "mtt"}]
+    assert cfg["defaults"] == [{"override /dataset": dataset}, {"override /method": method}, {"override /eval": "mtt"},
+                               {"override /preset": "none"}]
     assert cfg["experiment"] == path.stem
     assert cfg["ipc"] == ipc and type(cfg["ipc"]) is int
     assert type(cfg["verified"]) is bool

@@ -1,37 +1,33 @@
 """On-disk cache of decoded datasets: uint8 tensors in safetensors plus a small JSON sidecar, never pickle.
 
-Location: ``cache_dir`` argument, else ``$DD_BENCH_CACHE``, else ``~/.cache/dd_bench``; files live under
+Location: :func:`dd_bench.io.cache_root` (``cache_dir``, else a non-empty ``$DD_BENCH_CACHE``, else
+``~/.cache/dd_bench``); files live under
 ``<cache_dir>/datasets/<name>-<key>.{safetensors,json}``. The key hashes the dataset name, the absolute source
 directory, the layout, the load options (image_size) and a fingerprint of every file the decoder reads (relative
 path, size, mtime in ns), so replacing or touching a source file invalidates the entry without hashing contents.
-Writes go to a temporary file in the same directory and are renamed with ``os.replace`` (atomic on POSIX), so a
-crashed or concurrent writer never leaves a half-written entry under the final name.
+Writes are atomic (:mod:`dd_bench.io.atomic`), so a crashed or concurrent writer never leaves a half-written entry
+under the final name.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from dd_bench.data.sources import Decoded
+from dd_bench.io import atomic_save_safetensors, atomic_write_json, cache_root, json_sha256
 
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1  # bump when the stored tensors' meaning changes
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("DD_BENCH_CACHE") or Path.home() / ".cache" / "dd_bench")
-
-
 def resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path:
-    return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    return cache_root(cache_dir)
 
 
 def fingerprint(files: Sequence[Path], directory: Path) -> list[tuple[str, int, int]]:
@@ -56,7 +52,7 @@ def cache_key(name: str, directory: Path, layout: str, files: Sequence[Path], op
         "options": options,
         "files": fingerprint(files, directory),
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+    return json_sha256(payload, 24)
 
 
 def entry_path(cache_dir: Path, name: str, key: str, suffix: str) -> Path:
@@ -64,26 +60,8 @@ def entry_path(cache_dir: Path, name: str, key: str, suffix: str) -> Path:
     return cache_dir / "datasets" / f"{name}-{key}{suffix}"
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary sibling of ``path`` then rename it onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; cache files get the usual permissions
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_decoded(cache_dir: Path, name: str, key: str, decoded: Decoded, info: dict[str, Any]) -> Path:
     """Write the entry; the tensors first, the sidecar (which marks the entry complete) last."""
-    from safetensors.torch import save_file
-
     tensors = {
         "train_images": decoded.train_images.contiguous(),
         "train_labels": decoded.train_labels.contiguous(),
@@ -91,7 +69,7 @@ def save_decoded(cache_dir: Path, name: str, key: str, decoded: Decoded, info: d
         "test_labels": decoded.test_labels.contiguous(),
     }
     data_path = entry_path(cache_dir, name, key, ".safetensors")
-    atomic_write(data_path, lambda tmp: save_file(tensors, str(tmp), metadata={"key": key}))
+    atomic_save_safetensors(data_path, tensors, metadata={"key": key})
     sidecar = {
         "format": CACHE_FORMAT,
         "name": name,
@@ -101,7 +79,7 @@ def save_decoded(cache_dir: Path, name: str, key: str, decoded: Decoded, info: d
         **info,
     }
     json_path = entry_path(cache_dir, name, key, ".json")
-    atomic_write(json_path, lambda tmp: tmp.write_text(json.dumps(sidecar, indent=1) + "\n"))
+    atomic_write_json(json_path, sidecar)
     return data_path
 
 

@@ -19,6 +19,7 @@ import torch
 
 from dd_bench.data.safe_pickle import load_numpy_pickle
 from dd_bench.data.sources import Decoded, Source, check_native_size, require_files
+from dd_bench.errors import UserError
 
 _PIXELS = 3 * 32 * 32  # one CIFAR image, channel-major (R plane, G plane, B plane), row-major within a plane
 
@@ -29,7 +30,7 @@ def _field(d: dict, key: str) -> Any:
         return d[key]
     if key.encode() in d:
         return d[key.encode()]
-    raise KeyError(f"CIFAR pickle has no '{key}' entry (keys: {sorted(map(str, d))})")
+    raise UserError(f"CIFAR pickle has no '{key}' entry (keys: {sorted(map(str, d))})")
 
 
 def _as_names(values: Sequence[Any]) -> list[str]:
@@ -40,7 +41,7 @@ def _images(flat: np.ndarray, source: Path) -> torch.Tensor:
     """(N, 3072) uint8 rows -> (N, 3, 32, 32): the row layout is already channel-major."""
     flat = np.asarray(flat)
     if flat.dtype != np.uint8 or flat.ndim != 2 or flat.shape[1] != _PIXELS:
-        raise ValueError(f"{source}: expected uint8 (N, {_PIXELS}) image rows, got {flat.dtype} {flat.shape}")
+        raise UserError(f"{source}: expected uint8 (N, {_PIXELS}) image rows, got {flat.dtype} {flat.shape}")
     return torch.from_numpy(np.ascontiguousarray(flat).reshape(-1, 3, 32, 32).copy())
 
 
@@ -69,7 +70,7 @@ def read_cifar_binary(files: dict[str, list[Path]], label_bytes: int, label_offs
         for path in files[split]:
             raw = np.fromfile(path, dtype=np.uint8)
             if raw.size % record:
-                raise ValueError(f"{path}: size {raw.size} is not a multiple of the {record}-byte CIFAR record")
+                raise UserError(f"{path}: size {raw.size} is not a multiple of the {record}-byte CIFAR record")
             rows = raw.reshape(-1, record)
             ys.append(torch.from_numpy(rows[:, label_offset].astype(np.int64)))
             xs.append(_images(rows[:, label_bytes:], path))

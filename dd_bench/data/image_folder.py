@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from dd_bench.data.sources import Decoded, Source
+from dd_bench.errors import UserError, UserFileNotFoundError
 
 IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 _GREY_MODES = ("1", "L", "LA")
@@ -91,7 +92,7 @@ def decode_files(paths: Sequence[Path], *, image_size: int | None, progress: boo
         sizes.setdefault(a.shape[:2], p)
     if len(sizes) > 1:
         examples = ", ".join(f"{p} is {h}x{w}" for (h, w), p in list(sizes.items())[:3])
-        raise ValueError(
+        raise UserError(
             f"images differ in size ({examples}); pass image_size=N (dataset.image_size=N) to resize the shorter "
             "side to N and centre-crop to NxN"
         )
@@ -107,7 +108,7 @@ def decode_labelled(
 ) -> Decoded:
     """Decode both splits together so they share one channel count and size."""
     if not train or not test:
-        raise ValueError(f"{desc}: found {len(train)} train and {len(test)} test images; both splits need images")
+        raise UserError(f"{desc}: found {len(train)} train and {len(test)} test images; both splits need images")
     images = decode_files([p for p, _ in train + test], image_size=image_size, progress=progress, desc=desc)
     labels = torch.tensor([y for _, y in train + test], dtype=torch.int64)
     n = len(train)
@@ -121,10 +122,10 @@ def scan_class_tree(split_dir: Path) -> dict[str, list[Path]]:
         if entry.is_dir() and not entry.name.startswith("."):
             files = images_under(Path(entry.path))
             if not files:
-                raise FileNotFoundError(f"class folder {entry.path} holds no images ({', '.join(IMG_EXTENSIONS)})")
+                raise UserFileNotFoundError(f"class folder {entry.path} holds no images ({', '.join(IMG_EXTENSIONS)})")
             tree[entry.name] = files
     if not tree:
-        raise FileNotFoundError(f"{split_dir} has no class sub-folders (expected {split_dir}/<class>/<image>)")
+        raise UserFileNotFoundError(f"{split_dir} has no class sub-folders (expected {split_dir}/<class>/<image>)")
     return tree
 
 
@@ -140,11 +141,11 @@ class _ImageFolderLayout:
             return None
         test_dir = next((root / s for s in ("test", "val") if (root / s).is_dir()), None)
         if test_dir is None:
-            raise FileNotFoundError(f"ImageFolder tree at {root} has train/ but neither test/ nor val/")
+            raise UserFileNotFoundError(f"ImageFolder tree at {root} has train/ but neither test/ nor val/")
         train_tree, test_tree = scan_class_tree(train_dir), scan_class_tree(test_dir)
         unknown = sorted(set(test_tree) - set(train_tree))
         if unknown:
-            raise ValueError(f"{test_dir} has classes missing from {train_dir}: {', '.join(unknown[:10])}")
+            raise UserError(f"{test_dir} has classes missing from {train_dir}: {', '.join(unknown[:10])}")
         classes = class_order(list(train_tree), known_classes)
         index = {c: i for i, c in enumerate(classes)}
         train = [(p, index[c]) for c in classes for p in train_tree[c]]

@@ -20,13 +20,14 @@ from dd_bench.data.catalog import DATASETS, DatasetSpec
 from dd_bench.data.real_data import RealData
 from dd_bench.data.sources import Decoded, Source
 from dd_bench.data.zca import ZCATransform, fit_zca
+from dd_bench.errors import UserError, UserFileNotFoundError
 
 log = logging.getLogger(__name__)
 
 ZCA_EPS = 0.1  # MTT's kornia ZCAWhitening(eps=0.1)
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(UserFileNotFoundError):
     """No known layout of the data set under the given root."""
 
 
@@ -138,7 +139,7 @@ def load_dataset(
     cache = resolve_cache_dir(cache_dir)
     if spec.embedded is not None:
         if root is not None or download or image_size is not None:
-            raise ValueError(f"'{spec.name}' is embedded in the package; root, download and image_size do not apply")
+            raise UserError(f"'{spec.name}' is embedded in the package; root, download and image_size do not apply")
         decoded = spec.embedded()
         info = {"layout": "embedded", "root": None, "directory": None, "cache_key": None, "cache_hit": False}
     else:
@@ -159,7 +160,7 @@ def load_dataset(
     mean_t, std_t = tuple(mean or spec.mean), tuple(std or spec.std)
     channels = decoded.train_images.shape[1]
     if len(mean_t) != channels or len(std_t) != channels:
-        raise ValueError(
+        raise UserError(
             f"'{spec.name}' images have {channels} channel(s) but mean/std have {len(mean_t)}/{len(std_t)}; "
             "pass mean=/std= (dataset.mean, dataset.std) for this data"
         )

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from dd_bench.data.sources import Decoded, Source, check_native_size, first_existing
+from dd_bench.errors import UserError, UserFileNotFoundError
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4")}
 _STEMS = {
@@ -55,13 +56,13 @@ def read_idx(path: Path) -> np.ndarray:
     with opener(path, "rb") as f:
         data = f.read()
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path}: not an idx file (bad magic {data[:4]!r})")
+        raise UserError(f"{path}: not an idx file (bad magic {data[:4]!r})")
     dtype, ndim = np.dtype(_IDX_DTYPES[data[2]]), data[3]
     shape = tuple(int(s) for s in np.frombuffer(data, dtype=">i4", count=ndim, offset=4))
     offset = 4 + 4 * ndim
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(data) - offset != expected:
-        raise ValueError(f"{path}: header says {shape} ({expected} bytes) but {len(data) - offset} bytes follow")
+        raise UserError(f"{path}: header says {shape} ({expected} bytes) but {len(data) - offset} bytes follow")
     return np.frombuffer(data, dtype=dtype, offset=offset).reshape(shape)
 
 
@@ -71,7 +72,7 @@ def read_mnist_raw(files: dict[str, Path], class_names: Sequence[str]) -> Decode
     for split in ("train", "test"):
         x, y = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if x.ndim != 3 or x.dtype != np.uint8 or y.ndim != 1 or len(x) != len(y):
-            raise ValueError(f"{files[f'{split}_images']}: expected uint8 (N, H, W) images and (N,) labels")
+            raise UserError(f"{files[f'{split}_images']}: expected uint8 (N, H, W) images and (N,) labels")
         out[f"{split}_images"] = torch.from_numpy(x.copy()).unsqueeze(1)  # (N, 1, 28, 28)
         out[f"{split}_labels"] = torch.from_numpy(y.astype(np.int64))
     return Decoded(**out, class_names=list(class_names))
@@ -99,7 +100,7 @@ class IdxLayout:
             for key, stem in _STEMS.items():
                 found = first_existing(directory, [stem, stem + ".gz"])
                 if found is None:
-                    raise FileNotFoundError(
+                    raise UserFileNotFoundError(
                         f"{self.name} layout found at {directory} but {stem}[.gz] is missing; re-download it."
                     )
                 files[key] = found

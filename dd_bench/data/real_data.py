@@ -61,6 +61,21 @@ class RealData:
     def device(self) -> torch.device:
         return self.train_images.device
 
+    def fingerprint(self) -> str:
+        """SHA-256 naming this data: the train and test tensors, the image space and the ZCA matrix's hash.
+
+        Two loads of the same data give the same value; a validation split (other training tensors) changes it.
+        The tensor hash is computed once per instance (a CIFAR-10 load hashes 180 MB).
+        """
+        from dd_bench.io import json_sha256, tensors_sha256
+
+        tensor_sha = self.__dict__.get("_tensor_sha256")
+        if tensor_sha is None:
+            tensor_sha = tensors_sha256([self.train_images, self.train_labels, self.test_images, self.test_labels])
+            self.__dict__["_tensor_sha256"] = tensor_sha
+        return json_sha256({"tensors": tensor_sha, "image_space": self.image_space,
+                            "zca": None if self.zca is None else self.zca.sha256})
+
     def class_counts(self) -> torch.Tensor:
         return torch.bincount(self.train_labels, minlength=self.num_classes)
 

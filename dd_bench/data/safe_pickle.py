@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from dd_bench.errors import UserError
+
 try:  # numpy >= 2 keeps the reconstruction helpers in numpy._core; numpy.core is a deprecated alias there
     from numpy._core import multiarray as _multiarray
     from numpy._core import numeric as _numeric
@@ -39,7 +41,7 @@ if _frombuffer is not None:
     _ALLOWED[("numpy._core.numeric", "_frombuffer")] = _frombuffer
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(UserError, pickle.UnpicklingError):
     """The pickle asked for a global outside the allow-list: corrupt, or crafted to run code."""
 
 

@@ -13,6 +13,8 @@ from typing import Protocol
 
 import torch
 
+from dd_bench.errors import UserError, UserFileNotFoundError
+
 
 @dataclass
 class Decoded:
@@ -28,13 +30,13 @@ class Decoded:
         for split in ("train", "test"):
             x, y = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
             if x.dtype != torch.uint8 or x.dim() != 4:
-                raise ValueError(f"decoded {split} images must be uint8 (N, C, H, W); got {x.dtype} {tuple(x.shape)}")
+                raise UserError(f"decoded {split} images must be uint8 (N, C, H, W); got {x.dtype} {tuple(x.shape)}")
             if y.dtype != torch.int64 or y.dim() != 1 or len(y) != len(x):
-                raise ValueError(f"decoded {split} labels must be int64 (N,) matching the images; got {tuple(y.shape)}")
+                raise UserError(f"decoded {split} labels must be int64 (N,) matching the images; got {tuple(y.shape)}")
             if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(self.class_names)):
-                raise ValueError(f"decoded {split} labels fall outside [0, {len(self.class_names)})")
+                raise UserError(f"decoded {split} labels fall outside [0, {len(self.class_names)})")
         if self.train_images.shape[1:] != self.test_images.shape[1:]:
-            raise ValueError(
+            raise UserError(
                 f"train and test images differ in shape: {tuple(self.train_images.shape[1:])} vs "
                 f"{tuple(self.test_images.shape[1:])}"
             )
@@ -72,7 +74,7 @@ def require_files(layout: str, directory: Path, names: Sequence[str]) -> list[Pa
     paths = [directory / n for n in names]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise UserFileNotFoundError(
             f"{layout} layout found at {directory} but incomplete; missing: {', '.join(missing)}. "
             "Re-download or re-extract the data set there."
         )
@@ -90,7 +92,7 @@ def first_existing(directory: Path, names: Sequence[str]) -> Path | None:
 def check_native_size(layout: str, image_size: int | None, native: int) -> None:
     """Fixed-size binary layouts are not resized; an explicit image_size must equal the native one."""
     if image_size is not None and image_size != native:
-        raise ValueError(
+        raise UserError(
             f"{layout} images are {native}x{native}; image_size={image_size} is only supported for "
             "ImageFolder trees (resize the images there, or drop image_size)"
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from dd_bench.errors import UserError
+
 
 def class_balanced_indices(labels: torch.Tensor, ipc: int, num_classes: int, *, generator: torch.Generator) -> torch.Tensor:
     """``ipc`` distinct random indices per class, class-major: (num_classes * ipc,) int64 on labels' device.
@@ -16,6 +18,6 @@ def class_balanced_indices(labels: torch.Tensor, ipc: int, num_classes: int, *, 
     for c in range(num_classes):
         idx = torch.nonzero(labels_cpu == c, as_tuple=False).flatten()
         if len(idx) < ipc:
-            raise ValueError(f"ipc={ipc} is larger than class {c}'s {len(idx)} training images")
+            raise UserError(f"ipc={ipc} is larger than class {c}'s {len(idx)} training images")
         chosen.append(idx[torch.randperm(len(idx), generator=generator)[:ipc]])
     return torch.cat(chosen).to(labels.device)

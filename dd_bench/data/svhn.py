@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from dd_bench.data.sources import Decoded, Source, check_native_size, require_files
+from dd_bench.errors import UserError
 
 SVHN_CLASSES = tuple(str(d) for d in range(10))
 _FILES = ("train_32x32.mat", "test_32x32.mat")
@@ -26,7 +27,7 @@ def read_svhn_mat(files: dict[str, Path]) -> Decoded:
         mat = loadmat(str(path))
         x, y = np.asarray(mat["X"]), np.asarray(mat["y"]).reshape(-1)
         if x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != (32, 32, 3) or x.shape[3] != len(y):
-            raise ValueError(f"{path}: expected X uint8 (32, 32, 3, N) and y (N, 1); got X {x.dtype} {x.shape}")
+            raise UserError(f"{path}: expected X uint8 (32, 32, 3, N) and y (N, 1); got X {x.dtype} {x.shape}")
         out[f"{split}_images"] = torch.from_numpy(np.ascontiguousarray(x.transpose(3, 2, 0, 1)))  # (N, 3, H, W)
         out[f"{split}_labels"] = torch.from_numpy(y.astype(np.int64) % 10)
     return Decoded(**out, class_names=list(SVHN_CLASSES))

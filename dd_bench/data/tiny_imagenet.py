@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dd_bench.data.image_folder import decode_labelled, scan_class_tree
 from dd_bench.data.sources import Source
+from dd_bench.errors import UserError, UserFileNotFoundError
 
 
 def read_val_annotations(path: Path) -> dict[str, str]:
@@ -23,7 +24,7 @@ def read_val_annotations(path: Path) -> dict[str, str]:
             continue
         parts = line.split("\t")
         if len(parts) < 2:
-            raise ValueError(f"{path}:{n}: expected '<file>\\t<wnid>\\t...', got {line!r}")
+            raise UserError(f"{path}:{n}: expected '<file>\\t<wnid>\\t...', got {line!r}")
         labels[parts[0]] = parts[1]
     return labels
 
@@ -51,11 +52,11 @@ class _TinyImageNetLayout:
         val_labels = read_val_annotations(annotations)
         unknown = sorted({w for w in val_labels.values() if w not in index})
         if unknown:
-            raise ValueError(f"{annotations} names wnids without a train folder: {', '.join(unknown[:10])}")
+            raise UserError(f"{annotations} names wnids without a train folder: {', '.join(unknown[:10])}")
         val_dir = directory / "val" / "images"
         missing = [f for f in val_labels if not (val_dir / f).is_file()]
         if missing:
-            raise FileNotFoundError(
+            raise UserFileNotFoundError(
                 f"{len(missing)} images listed in {annotations} are missing, e.g. {val_dir / missing[0]}"
             )
         train = [(p, index[c]) for c in classes for p in train_tree[c]]

@@ -14,19 +14,20 @@ from typing import Any
 import torch
 
 from dd_bench.data.real_data import RealData
+from dd_bench.errors import UserError
 
 
 def _holdout_sizes(counts: list[int], fraction: float | None, per_class: int | None) -> list[int]:
     if (fraction is None) == (per_class is None):
-        raise ValueError("split_validation needs exactly one of fraction= or per_class=")
+        raise UserError("split_validation needs exactly one of fraction= or per_class=")
     if fraction is not None:
         if not 0.0 < fraction < 1.0:
-            raise ValueError(f"validation fraction must be in (0, 1); got {fraction}")
+            raise UserError(f"validation fraction must be in (0, 1); got {fraction}")
         return [min(max(1, round(fraction * n)), n - 1) for n in counts]
     assert per_class is not None
     smallest = min(counts)
     if per_class < 1 or per_class >= smallest:
-        raise ValueError(
+        raise UserError(
             f"per_class={per_class} must be in [1, {smallest - 1}] (the smallest class has {smallest} images)"
         )
     return [per_class] * len(counts)
@@ -51,7 +52,7 @@ def split_validation(
     labels = real.train_labels.cpu()
     counts = torch.bincount(labels, minlength=real.num_classes).tolist()
     if min(counts) < 2:
-        raise ValueError(f"every class needs >= 2 training images to hold some out; counts are {counts}")
+        raise UserError(f"every class needs >= 2 training images to hold some out; counts are {counts}")
     sizes = _holdout_sizes(counts, fraction, per_class)
     generator = torch.Generator().manual_seed(int(seed))
     held = []

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dd_bench.data.cache import atomic_write
+from dd_bench.errors import UserError
+from dd_bench.io import atomic_save_safetensors
 
 
 def matrix_sha256(transform: torch.Tensor) -> str:
@@ -86,15 +87,13 @@ class ZCATransform:
         return {"eps": self.eps, "sha256": self.sha256, "image_shape": list(self.image_shape)}
 
     def save(self, path: str | Path) -> None:
-        from safetensors.torch import save_file
-
         tensors = {
             "mean": self.mean.detach().cpu().contiguous(),
             "transform": self.transform.detach().cpu().contiguous(),
             "inverse_transform": self.inverse_transform.detach().cpu().contiguous(),
         }
         meta = {"eps": repr(self.eps), "sha256": self.sha256, "image_shape": ",".join(map(str, self.image_shape))}
-        atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+        atomic_save_safetensors(path, tensors, metadata=meta)
 
     @classmethod
     def load(cls, path: str | Path, device: torch.device | str = "cpu") -> ZCATransform:
@@ -106,7 +105,7 @@ class ZCATransform:
             t = {k: f.get_tensor(k) for k in ("mean", "transform", "inverse_transform")}
         actual = matrix_sha256(t["transform"])
         if actual != meta.get("sha256"):
-            raise ValueError(f"{path}: ZCA matrix sha256 {actual} differs from the recorded {meta.get('sha256')}")
+            raise UserError(f"{path}: ZCA matrix sha256 {actual} differs from the recorded {meta.get('sha256')}")
         shape = tuple(int(s) for s in meta["image_shape"].split(","))
         z = cls(t["mean"], t["transform"], t["inverse_transform"], eps=float(meta["eps"]), image_shape=shape)
         return z.to(device)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from dd_bench.augment import DSA
 from dd_bench.data import RealData
+from dd_bench.errors import UserError
 from dd_bench.eval.protocol import EvalProtocol
 from dd_bench.eval.trainer import Transform, train_networks
 from dd_bench.results.provenance import PeakMemory
@@ -54,7 +55,7 @@ def make_augment(real: RealData, protocol: EvalProtocol) -> DSA | None:
         try:
             return DSA(real.dsa_strategy, image_size=real.image_size, fyi=True)
         except ValueError as err:
-            raise ValueError(f"protocol '{protocol.name}' cannot evaluate on dataset '{real.name}': {err}") from None
+            raise UserError(f"protocol '{protocol.name}' cannot evaluate on dataset '{real.name}': {err}") from None
     return DSA(real.dsa_strategy, image_size=real.image_size)
 
 

@@ -13,13 +13,23 @@ Other protocols exist for paper comparison or the CPU demo and are never ranked 
 
 from __future__ import annotations
 
+import enum
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from dd_bench.errors import UserError
 from dd_bench.registry import Registry
 
 PROTOCOLS: Registry = Registry("protocol")
-AUGMENT_KINDS = ("dsa", "dsa_fyi", "none")
+
+
+class Augment(enum.StrEnum):
+    dsa = "dsa"  # the dataset's DSA strategy on every batch
+    dsa_fyi = "dsa_fyi"  # FYI's DSA: flip p=0.5 on every batch, then one other family
+    none = "none"
+
+
+AUGMENT_KINDS = tuple(a.value for a in Augment)
 
 
 @dataclass(frozen=True)
@@ -43,9 +53,9 @@ class EvalProtocol:
 
     def __post_init__(self) -> None:
         if self.augment not in AUGMENT_KINDS:
-            raise ValueError(f"Unknown augment '{self.augment}'; available: {', '.join(AUGMENT_KINDS)}")
+            raise UserError(f"Unknown augment '{self.augment}'; available: {', '.join(AUGMENT_KINDS)}")
         if self.epochs < 0 or self.batch_size <= 0:
-            raise ValueError(f"protocol {self.name}: epochs must be >= 0 and batch_size > 0")
+            raise UserError(f"protocol {self.name}: epochs must be >= 0 and batch_size > 0")
 
     @property
     def passes(self) -> int:
@@ -91,6 +101,7 @@ def custom_protocol(base: str, **overrides: Any) -> EvalProtocol:
     fields = get_protocol(base).to_dict()
     unknown = sorted(set(overrides) - set(fields))
     if unknown:
-        raise ValueError(f"Unknown protocol field(s) {unknown}; available: {', '.join(sorted(fields))}")
+        raise UserError(f"Unknown protocol field(s) {unknown}; available: {', '.join(sorted(fields))}")
+    overrides = {k: v.value if isinstance(v, enum.Enum) else v for k, v in overrides.items()}
     fields.update(overrides, name=f"{base}+custom", ranked=False)
     return EvalProtocol(**fields)

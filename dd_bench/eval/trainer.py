@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from dd_bench.errors import UserError
 from dd_bench.eval.protocol import EvalProtocol
 from dd_bench.models import create_model, supports_vmap
 from dd_bench.seeding import make_generator
@@ -142,7 +143,7 @@ def train_networks(
     if batched is None:
         batched = auto_batched(device, len(seeds), modules[0])
     if batched and not supports_vmap(modules[0]):
-        raise ValueError(f"model '{model}' cannot be trained batched (it has BatchNorm); use batched=False")
+        raise UserError(f"model '{model}' cannot be trained batched (it has BatchNorm); use batched=False")
     data_gens = [make_generator(s, "eval", "data") for s in seeds]  # CPU: randperm of every pass
     aug_gens = [make_generator(s, "eval", "aug", device=device) for s in seeds]
 

@@ -16,9 +16,8 @@ ValueError: Unknown expert optimizer 'adam'; available: gsam, sgd
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import enum
 import inspect
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,12 +26,19 @@ import torch
 
 from dd_bench.augment import DSA, NoAugmentation
 from dd_bench.data import RealData
+from dd_bench.errors import UserError
+from dd_bench.io import json_sha256
 from dd_bench.models import MODELS, create_model, list_models
 
 __all__ = ["AUGMENTS", "EXPERTS_CODE_VERSION", "OPTIMIZERS", "ExpertRecipe", "make_expert_augment",
            "template_kwargs"]
 
-OPTIMIZERS = ("gsam", "sgd")
+class ExpertOptimizer(enum.StrEnum):
+    sgd = "sgd"  # MTT
+    gsam = "gsam"  # FTD, DATM
+
+
+OPTIMIZERS = tuple(sorted(o.value for o in ExpertOptimizer))
 AUGMENTS = ("dsa", "dsa_fyi", "none")
 # Bump when a code change alters the trajectories a recipe produces (random-number order, update rule, ...):
 # every cached expert then gets a new key and is retrained instead of silently reused.
@@ -76,14 +82,14 @@ class ExpertRecipe:
         object.__setattr__(self, "model_kwargs", kwargs)
         for name, value in kwargs:
             if not isinstance(value, JSONScalar):
-                raise ValueError(f"model_kwargs['{name}'] must be a JSON scalar (bool/int/float/str/None); got "
+                raise UserError(f"model_kwargs['{name}'] must be a JSON scalar (bool/int/float/str/None); got "
                                  f"{type(value).__name__}")
         if self.model not in MODELS and not self.model.startswith("timm."):
-            raise ValueError(f"Unknown expert model '{self.model}'; available: {', '.join(list_models())}")
+            raise UserError(f"Unknown expert model '{self.model}'; available: {', '.join(list_models())}")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"Unknown expert optimizer '{self.optimizer}'; available: {', '.join(OPTIMIZERS)}")
+            raise UserError(f"Unknown expert optimizer '{self.optimizer}'; available: {', '.join(OPTIMIZERS)}")
         if self.augment not in AUGMENTS:
-            raise ValueError(f"Unknown expert augment '{self.augment}'; available: {', '.join(AUGMENTS)}")
+            raise UserError(f"Unknown expert augment '{self.augment}'; available: {', '.join(AUGMENTS)}")
         checks = [
             ("epochs", _is_int(self.epochs) and self.epochs >= 1, "an int >= 1"),
             ("batch_size", _is_int(self.batch_size) and self.batch_size >= 1, "an int >= 1"),
@@ -98,7 +104,7 @@ class ExpertRecipe:
         ]
         for name, ok, need in checks:
             if not ok:
-                raise ValueError(f"ExpertRecipe.{name} must be {need}; got {getattr(self, name)!r}")
+                raise UserError(f"ExpertRecipe.{name} must be {need}; got {getattr(self, name)!r}")
 
     @property
     def model_kwargs_dict(self) -> dict[str, Any]:
@@ -115,22 +121,20 @@ class ExpertRecipe:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"Unknown ExpertRecipe field(s) {', '.join(unknown)}; fields: {', '.join(sorted(known))}")
+            raise UserError(f"Unknown ExpertRecipe field(s) {', '.join(unknown)}; fields: {', '.join(sorted(known))}")
         return cls(**d)
 
     def key(self, real: RealData) -> str:
         """A 24-hex-digit hash of everything that changes the trajectories of ``real``-trained experts.
 
-        Covers the recipe, the data (:func:`dd_bench.eval.reference.dataset_fingerprint`: train/test tensors,
-        image space, ZCA matrix hash), the dataset's DSA strategy, the model's parameter count and
+        Covers the recipe, the data (:meth:`RealData.fingerprint`: train/test tensors, image space, ZCA matrix
+        hash), the dataset's DSA strategy, the model's parameter count and
         :data:`EXPERTS_CODE_VERSION`. Not the device: all random draws happen on CPU generators, so trajectories
         agree across devices up to floating-point rounding.
         """
-        from dd_bench.eval.reference import dataset_fingerprint  # eval imports the model zoo; keep import light
-
-        payload = {"v": EXPERTS_CODE_VERSION, "recipe": self.to_dict(), "data": dataset_fingerprint(real),
+        payload = {"v": EXPERTS_CODE_VERSION, "recipe": self.to_dict(), "data": real.fingerprint(),
                    "dsa_strategy": real.dsa_strategy, "num_params": num_params(real, self)}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+        return json_sha256(payload, 24)
 
 
 def template_kwargs(real: RealData, recipe: ExpertRecipe) -> dict[str, Any]:

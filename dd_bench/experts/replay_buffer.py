@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import pickle
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from dd_bench.errors import UserError
 from dd_bench.experts.store import ExpertTrajectories
+from dd_bench.io import atomic_write
 from dd_bench.models import create_model
 
 __all__ = ["ReplayBufferError", "export_replay_buffers", "import_replay_buffers"]
@@ -31,7 +31,7 @@ __all__ = ["ReplayBufferError", "export_replay_buffers", "import_replay_buffers"
 _FILE_RE = re.compile(r"^replay_buffer_(\d+)\.pt$")
 
 
-class ReplayBufferError(ValueError):
+class ReplayBufferError(UserError):
     """An official replay-buffer file cannot be imported (unsafe content, wrong structure or shapes)."""
 
 
@@ -127,18 +127,6 @@ def import_replay_buffers(
                               source="imported", extra={"files": [str(p) for p in paths]})
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def export_replay_buffers(
     experts: ExpertTrajectories,
     directory: str | Path,
@@ -153,7 +141,7 @@ def export_replay_buffers(
     in ``directory`` would mix with ours: they raise FileExistsError unless ``overwrite`` (then they are removed).
     """
     if per_file < 1:
-        raise ValueError(f"per_file must be >= 1; got {per_file}")
+        raise UserError(f"per_file must be >= 1; got {per_file}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     existing = sorted(p for p in directory.iterdir() if _FILE_RE.match(p.name))
@@ -173,6 +161,6 @@ def export_replay_buffers(
                          for snapshot in expert]
                         for expert in experts.params[start:start + per_file]]
         path = directory / f"replay_buffer_{n}.pt"
-        _atomic_torch_save(trajectories, path)
+        atomic_write(path, lambda tmp, obj=trajectories: torch.save(obj, tmp))
         written.append(path)
     return written

@@ -21,13 +21,11 @@ separate groups). A later call with more experts trains only the missing ones.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dd_bench.data import RealData
+from dd_bench.errors import UserError
 from dd_bench.experts.flat_model import FlatModel
 from dd_bench.experts.recipe import EXPERTS_CODE_VERSION, ExpertRecipe, template_kwargs
 from dd_bench.experts.trainer import (
@@ -45,6 +44,7 @@ from dd_bench.experts.trainer import (
     init_expert_state,
     train_expert_epochs,
 )
+from dd_bench.io import KeyedStore, atomic_save_safetensors, atomic_write_json, load_checkpoint, save_checkpoint
 from dd_bench.models import create_model
 from dd_bench.seeding import make_generator
 
@@ -56,7 +56,7 @@ FORMAT_VERSION = 1
 SOURCES = ("trained", "imported")
 
 
-class ExpertCacheError(ValueError):
+class ExpertCacheError(UserError):
     """A cached expert file is foreign, of another key or shape, or unreadable."""
 
 
@@ -107,10 +107,8 @@ class ExpertTrajectories:
 
 
 def expert_cache_dir(real: RealData, recipe: ExpertRecipe, *, cache_dir: str | Path | None = None) -> Path:
-    """Where :func:`get_experts` keeps the experts of ``recipe`` trained on ``real``."""
-    from dd_bench.eval.reference import default_cache_dir
-
-    return Path(cache_dir if cache_dir is not None else default_cache_dir()) / "experts" / recipe.key(real)
+    """Where :func:`get_experts` keeps the experts of ``recipe`` trained on ``real`` (under the cache root)."""
+    return KeyedStore("experts", cache_dir).path(recipe.key(real))
 
 
 def get_experts(
@@ -130,15 +128,20 @@ def get_experts(
     32x32 image for the default ConvNet, times 256 images, per expert).
     """
     if num_experts < 1 or experts_at_once < 1:
-        raise ValueError(f"num_experts and experts_at_once must be >= 1; got {num_experts}, {experts_at_once}")
+        raise UserError(f"num_experts and experts_at_once must be >= 1; got {num_experts}, {experts_at_once}")
     flat = expert_flat_model(real, recipe)  # fails early for BatchNorm models
-    root = expert_cache_dir(real, recipe, cache_dir=cache_dir)
-    key = root.name
+    store = KeyedStore("experts", cache_dir)
+    key = recipe.key(real)
+    root = store.path(key)
     missing = [i for i in range(num_experts) if not _expert_path(root, i).is_file()]
     if missing:
-        _write_meta(root, real, recipe, flat, key)
-        _train_missing(root, missing, real=real, recipe=recipe, flat=flat, key=key, progress=progress,
-                       batched=batched, experts_at_once=experts_at_once)
+        # Two jobs asking for the same experts: the second waits, then trains only what is still missing.
+        with store.lock(key):
+            missing = [i for i in range(num_experts) if not _expert_path(root, i).is_file()]
+            if missing:
+                _write_meta(root, real, recipe, flat, key)
+                _train_missing(root, missing, real=real, recipe=recipe, flat=flat, key=key, progress=progress,
+                               batched=batched, experts_at_once=experts_at_once)
     params = _load_trajectories(root, num_experts, key=key, shape=(recipe.epochs + 1, flat.num_params))
     return ExpertTrajectories(params=params, model=recipe.model, model_kwargs=template_kwargs(real, recipe), key=key,
                               source="trained", recipe=recipe, extra={"cache_dir": str(root)})
@@ -152,38 +155,8 @@ def _partial_dir(root: Path, index: int) -> Path:
     return root / "partial" / f"expert_{index:04d}"
 
 
-def _atomic_save_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _write_meta(root: Path, real: RealData, recipe: ExpertRecipe, flat: FlatModel, key: str) -> None:
     """meta.json describing the cache entry; per-expert provenance is merged in as experts finish."""
-    from dd_bench.eval.reference import dataset_fingerprint
-
     path = root / "meta.json"
     previous = json.loads(path.read_text()) if path.is_file() else {}
     kwargs = template_kwargs(real, recipe)
@@ -192,29 +165,28 @@ def _write_meta(root: Path, real: RealData, recipe: ExpertRecipe, flat: FlatMode
         "recipe": recipe.to_dict(), "model": recipe.model, "model_kwargs": {**kwargs, "image_size": list(real.image_size)},
         "num_params": flat.num_params, "param_shapes": {n: list(s) for n, s in flat.param_shapes.items()},
         "trajectory_shape": [recipe.epochs + 1, flat.num_params], "dtype": "float32",
-        "dataset": {"name": real.name, "fingerprint": dataset_fingerprint(real), "num_train": len(real.train_labels),
+        "dataset": {"name": real.name, "fingerprint": real.fingerprint(), "num_train": len(real.train_labels),
                     "image_space": real.image_space, "dsa_strategy": real.dsa_strategy},
         "experts": previous.get("experts", {}),
     }
-    _atomic_write_json(path, meta)
+    atomic_write_json(path, meta)
 
 
 def _record_expert(root: Path, index: int, entry: dict[str, Any]) -> None:
     path = root / "meta.json"
     meta = json.loads(path.read_text())
     meta["experts"][str(index)] = entry
-    _atomic_write_json(path, meta)
+    atomic_write_json(path, meta)
 
 
 def _save_epoch(root: Path, state: ExpertState, key: str) -> None:
     """Checkpoint a partial expert: its newest snapshot (plus any missing earlier one), then its state."""
-    from dd_bench.methods.checkpoint import save_checkpoint  # lazy: dd_bench.methods imports dd_bench.experts
     pdir = _partial_dir(root, state.index)
     for t, snap in enumerate(state.snapshots):
         path = pdir / f"epoch_{t:04d}.safetensors"
         # Always (re)write the newest: a stale file from an interrupted attempt may differ on a GPU.
         if t == state.epochs_done or not path.is_file():
-            _atomic_save_safetensors(path, {"theta": snap}, {"key": key, "epoch": str(t)})
+            atomic_save_safetensors(path, {"theta": snap}, {"key": key, "epoch": str(t)})
     tensors = {"data_gen": state.data_gen.get_state(), "aug_gen": state.aug_gen.get_state()}
     if state.momentum_buffer is not None:
         tensors["momentum_buffer"] = state.momentum_buffer
@@ -225,8 +197,6 @@ def _resume_or_init(root: Path, real: RealData, recipe: ExpertRecipe, index: int
                     key: str) -> ExpertState:
     """The expert's last checkpointed state, or a fresh one when there is none (or it is incomplete)."""
     from safetensors.torch import load_file
-
-    from dd_bench.methods.checkpoint import load_checkpoint  # lazy: dd_bench.methods imports dd_bench.experts
 
     pdir = _partial_dir(root, index)
     found = load_checkpoint(pdir) if pdir.is_dir() else None
@@ -295,10 +265,10 @@ def _epoch_callback(root: Path, recipe: ExpertRecipe, key: str, bar: tqdm, start
             return
         trajectory = torch.stack(state.snapshots)  # (T+1, P)
         meta = {"format": FORMAT_NAME, "key": key, "index": str(state.index), "epochs": str(recipe.epochs)}
-        _atomic_save_safetensors(_expert_path(root, state.index), {"params": trajectory}, meta)
+        atomic_save_safetensors(_expert_path(root, state.index), {"params": trajectory}, meta)
         shutil.rmtree(_partial_dir(root, state.index), ignore_errors=True)
         _record_expert(root, state.index, {**provenance, "wall_seconds": time.perf_counter() - started,
-                                           "finished_at": datetime.now(UTC).isoformat(timespec="seconds")})
+                                           "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         bar.update(1)
 
     return on_epoch_end

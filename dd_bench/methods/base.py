@@ -8,6 +8,8 @@ config file ``conf/method/<name>.yaml``.
 from __future__ import annotations
 
 import dataclasses
+import enum
+import typing
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,6 +17,7 @@ from typing import Any, ClassVar
 import torch
 
 from dd_bench.data import RealData
+from dd_bench.errors import UserError
 from dd_bench.registry import Registry
 from dd_bench.synset import SyntheticSet
 
@@ -38,17 +41,21 @@ class Synthesizer(ABC):
         fields = {f.name for f in dataclasses.fields(self.Config)}
         unknown = sorted(set(kwargs) - fields)
         if unknown:
-            raise ValueError(f"Unknown option(s) {unknown} for method '{self.name}'; available: "
-                             f"{', '.join(sorted(fields)) or '(none)'}")
-        self.cfg = self.Config(**kwargs)
+            raise UserError(f"Unknown option(s) {unknown} for method '{self.name}'; available: "
+                            f"{', '.join(sorted(fields)) or '(none)'}")
+        self.cfg = self.Config(**_checked_choices(self.name, self.Config, kwargs))
 
     def config_dict(self) -> dict[str, Any]:
         return {"name": self.name, **dataclasses.asdict(self.cfg)}
 
     @abstractmethod
     def distill(self, real: RealData, *, ipc: int, seed: int, progress: bool = True,
-                checkpoint_dir: Path | None = None) -> SyntheticSet:
-        """Produce a synthetic set of ``ipc`` images per class from ``real``; deterministic for a seed."""
+                checkpoint_dir: Path | None = None, cache_dir: Path | None = None) -> SyntheticSet:
+        """Produce a synthetic set of ``ipc`` images per class from ``real``; deterministic for a seed.
+
+        ``checkpoint_dir``: where to checkpoint and resume (keyed by the config, :mod:`dd_bench.io.checkpoint`);
+        ``cache_dir``: the cache root for what the method trains once and shares (experts, teachers).
+        """
 
     def new_synset(self, real: RealData, *, ipc: int, images: torch.Tensor, labels: torch.Tensor,
                    image_encoding: str = "model", **kwargs: Any) -> SyntheticSet:
@@ -56,8 +63,34 @@ class Synthesizer(ABC):
         return SyntheticSet(
             images=images.detach(), labels=labels.detach().long(), dataset=real.name, ipc=ipc, method=self.name,
             class_names=list(real.class_names), image_space=image_space_of(real), image_encoding=image_encoding,
-            config=self.config_dict(), eval_assets_bytes=eval_assets_bytes(real) if image_encoding == "model" else 0,
+            # uint8 coresets are whitened at evaluation too, so a ZCA matrix is their asset as well.
+            config=self.config_dict(), eval_assets_bytes=eval_assets_bytes(real),
             **kwargs)
+
+
+def _checked_choices(method: str, config_cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Enum fields take their members or their values (``"real"``); model fields take registered model names.
+
+    Hydra validates the enums at composition; this makes the Python API (``create_method("dm", init="bogus")``)
+    fail as clearly, before any work.
+    """
+    from dd_bench.models import MODELS, list_models
+
+    hints = typing.get_type_hints(config_cls)
+    out = dict(kwargs)
+    for name, value in kwargs.items():
+        kind = hints.get(name)
+        if isinstance(kind, type) and issubclass(kind, enum.Enum):
+            try:
+                out[name] = kind(value.value if isinstance(value, enum.Enum) else value)
+            except ValueError:
+                raise UserError(f"Unknown {name} {value!r} for method '{method}'; available: "
+                                f"{', '.join(m.value for m in kind)}") from None
+        elif (name == "model" or name.endswith("_model")) and isinstance(value, str):
+            if value not in MODELS and not value.startswith("timm."):
+                raise UserError(f"Unknown model {value!r} for method '{method}' option {name}; available: "
+                                f"{', '.join(list_models())}")
+    return out
 
 
 def source_indices(real: RealData, idx: torch.Tensor) -> torch.Tensor:

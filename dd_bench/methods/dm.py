@@ -18,8 +18,7 @@ depend on its batch), which equals the official per-class loop and is K times fe
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
+import enum
 from pathlib import Path
 
 import torch
@@ -28,13 +27,18 @@ from tqdm.auto import tqdm
 from dd_bench.augment import DSA
 from dd_bench.data import RealData
 from dd_bench.data.subsets import class_balanced_indices
+from dd_bench.errors import UserError
+from dd_bench.io import json_sha256, load_checkpoint, save_checkpoint
 from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
-from dd_bench.methods.checkpoint import load_checkpoint, save_checkpoint
 from dd_bench.models import create_model, embed
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
 
-INITS = ("real", "noise")
+
+
+class Init(enum.StrEnum):
+    real = "real"  # a random real subset
+    noise = "noise"  # standard normal in model space
 
 
 @METHODS.register("dm")
@@ -49,26 +53,24 @@ class DistributionMatching(Synthesizer):
         lr_img: float = 1.0  # SGD lr on the images (model-space units)
         momentum: float = 0.5
         batch_real: int = 256  # real images per class per iteration (all of a smaller class)
-        init: str = "real"  # "real": a random real subset; "noise": standard normal in model space
+        init: Init = Init.real
         dsa: bool = True  # Siamese DSA with the dataset's strategy
         checkpoint_every: int = 500  # iterations between atomic checkpoints (when a checkpoint dir is given)
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
-        if self.cfg.init not in INITS:
-            raise ValueError(f"Unknown init '{self.cfg.init}' for method 'dm'; available: {', '.join(INITS)}")
         if self.cfg.iterations < 0 or self.cfg.batch_real <= 0:
-            raise ValueError("dm: iterations must be >= 0 and batch_real > 0")
+            raise UserError("dm: iterations must be >= 0 and batch_real > 0")
 
     def _config_hash(self, real: RealData, ipc: int, seed: int) -> str:
-        # iterations and checkpoint_every do not change the trajectory, so a longer run resumes a shorter one.
+        # Everything that changes the trajectory. Not iterations: nothing depends on the total (constant lr), so
+        # the state after k iterations is the same for every run of k or more, and a longer run may resume a
+        # shorter one's checkpoint; a checkpoint past this run's iterations is never used (see distill).
         cfg = {k: v for k, v in self.config_dict().items() if k not in ("iterations", "checkpoint_every")}
-        payload = {"cfg": cfg, "dataset": real.name, "n": len(real.train_labels), "ipc": ipc,
-                   "seed": seed, "space": real.image_space}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        return json_sha256({"cfg": cfg, "data": real.fingerprint(), "ipc": ipc, "seed": seed}, 16)
 
     def distill(self, real: RealData, *, ipc: int, seed: int, progress: bool = True,
-                checkpoint_dir: Path | None = None) -> SyntheticSet:
+                checkpoint_dir: Path | None = None, cache_dir: Path | None = None) -> SyntheticSet:
         cfg, device, k = self.cfg, real.device, real.num_classes
         g_init = make_generator(seed, "method", "dm", "init")
         g_net = make_generator(seed, "method", "dm", "net")
@@ -90,17 +92,17 @@ class DistributionMatching(Synthesizer):
 
         key = self._config_hash(real, ipc, seed)
         start, status = 0, {"stopped_early": False}
-        if checkpoint_dir is not None and (ckpt := load_checkpoint(checkpoint_dir)) is not None:
+        ckpt = load_checkpoint(checkpoint_dir, config_hash=key) if checkpoint_dir is not None else None
+        if ckpt is not None and int(ckpt[1]["iteration"]) <= cfg.iterations:
             tensors, state = ckpt
-            if state.get("config_hash") == key:
-                start = int(state["iteration"])
-                with torch.no_grad():
-                    images.copy_(tensors["images"].to(device))
-                if "momentum" in tensors:
-                    opt.state[images]["momentum_buffer"] = tensors["momentum"].to(device)
-                for g, name in ((g_net, "g_net"), (g_real, "g_real"), (g_aug, "g_aug")):
-                    g.set_state(tensors[name].cpu())  # generator states are CPU byte tensors on every device
-                status["resumed_from"] = start
+            start = int(state["iteration"])
+            with torch.no_grad():
+                images.copy_(tensors["images"].to(device))
+            if "momentum" in tensors:
+                opt.state[images]["momentum_buffer"] = tensors["momentum"].to(device)
+            for g, name in ((g_net, "g_net"), (g_real, "g_real"), (g_aug, "g_aug")):
+                g.set_state(tensors[name].cpu())  # generator states are CPU byte tensors on every device
+            status["resumed_from"] = start
 
         def checkpoint(iteration: int) -> None:
             tensors = {"images": images.detach(), "g_net": g_net.get_state(), "g_real": g_real.get_state(),

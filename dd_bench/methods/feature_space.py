@@ -55,7 +55,7 @@ class FeatureSpaceCoreset(Synthesizer):
         """Indices (budget,) into one class's ``features`` (n, D), in selection order."""
 
     def distill(self, real: RealData, *, ipc: int, seed: int, progress: bool = True,
-                checkpoint_dir: Path | None = None) -> SyntheticSet:
+                checkpoint_dir: Path | None = None, cache_dir: Path | None = None) -> SyntheticSet:
         feats = embed_training_set(real, model=self.cfg.feature_model, epochs=self.cfg.feature_epochs, seed=seed,
                                    progress=progress)
         g = make_generator(seed, "method", self.name)

@@ -21,7 +21,7 @@ class RandomReal(Synthesizer):
         pass
 
     def distill(self, real: RealData, *, ipc: int, seed: int, progress: bool = True,
-                checkpoint_dir: Path | None = None) -> SyntheticSet:
+                checkpoint_dir: Path | None = None, cache_dir: Path | None = None) -> SyntheticSet:
         idx = class_balanced_indices(real.train_labels, ipc, real.num_classes,
                                      generator=make_generator(seed, "method", "random"))
         return self.new_synset(real, ipc=ipc, images=real.train_images[idx], labels=real.train_labels[idx],

@@ -32,15 +32,25 @@ passes of ``tesla``) see exactly the same mini-batches and augmentations.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 
 from dd_bench.augment.fyi import flip_concat
+from dd_bench.errors import UserError
 from dd_bench.eval.trainer import classification_loss
 
-GRAD_MODES = ("unrolled", "tesla", "recompute")
+class GradMode(enum.StrEnum):
+    """How the matching gradient is computed: exact by a reverse sweep (flat memory), exact unrolled, or TESLA."""
+
+    recompute = "recompute"
+    unrolled = "unrolled"
+    tesla = "tesla"
+
+
+GRAD_MODES = tuple(m.value for m in GradMode)
 Targets = Callable[[torch.Tensor], torch.Tensor]  # batch indices (b,) -> class indices (b,) or probs (b, K)
 
 
@@ -154,5 +164,5 @@ def _leaves(images: torch.Tensor, targets_of: Targets) -> list[torch.Tensor]:
 
 def matching_gradient(mode: str, **kwargs: Any) -> float:
     if mode not in GRAD_MODES:
-        raise ValueError(f"Unknown grad_mode '{mode}'; available: {', '.join(GRAD_MODES)}")
+        raise UserError(f"Unknown grad_mode '{mode}'; available: {', '.join(GRAD_MODES)}")
     return {"unrolled": unrolled_gradient, "tesla": tesla_gradient, "recompute": recompute_gradient}[mode](**kwargs)

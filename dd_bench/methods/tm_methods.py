@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
+from dd_bench.experts.recipe import ExpertOptimizer
 from dd_bench.methods.base import METHODS
-from dd_bench.methods.trajectory_matching import TrajectoryMatching
+from dd_bench.methods.tm_gradient import GradMode
+from dd_bench.methods.trajectory_matching import Init, Labels, TrajectoryMatching
 
 
 @METHODS.register("mtt")
@@ -24,7 +26,7 @@ class MTT(TrajectoryMatching):
 class _GSAMExpertsConfig(TrajectoryMatching.Config):
     """FTD's and DATM's experts: GSAM (rho 0.01 as in both buffer commands; alpha 0.3, DATM's value for all)."""
 
-    expert_optimizer: str = "gsam"
+    expert_optimizer: ExpertOptimizer = ExpertOptimizer.gsam
     expert_rho: float = 0.01
     expert_alpha: float = 0.3
 
@@ -50,8 +52,8 @@ class DATM(TrajectoryMatching):
     @dataclasses.dataclass
     class Config(_GSAMExpertsConfig):
         iterations: int = 10000
-        init: str = "correct"
-        labels: str = "learned"
+        init: Init = Init.correct
+        labels: Labels = Labels.learned
         lr_label: float = 10.0
         label_momentum: float = 0.9
         sequential_generation: bool = True
@@ -68,4 +70,4 @@ class TESLA(TrajectoryMatching):
     @dataclasses.dataclass
     class Config(TrajectoryMatching.Config):
         iterations: int = 10000
-        grad_mode: str = "tesla"
+        grad_mode: GradMode = GradMode.tesla

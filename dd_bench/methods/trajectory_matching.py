@@ -21,9 +21,8 @@ of ``batch_syn``, and matches ``tau_e[s + expert_epochs]`` (dd_bench/methods/tm_
 from __future__ import annotations
 
 import dataclasses
+import enum
 import glob
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -33,17 +32,28 @@ from tqdm.auto import tqdm
 from dd_bench.augment import DSA
 from dd_bench.data import RealData
 from dd_bench.data.subsets import class_balanced_indices
+from dd_bench.errors import UserError, UserFileNotFoundError
 from dd_bench.experts import ExpertRecipe, get_experts, import_replay_buffers
+from dd_bench.experts.recipe import ExpertOptimizer
+from dd_bench.io import json_sha256, load_checkpoint, save_checkpoint
 from dd_bench.methods.base import Synthesizer, hard_labels
-from dd_bench.methods.checkpoint import load_checkpoint, save_checkpoint
-from dd_bench.methods.tm_gradient import GRAD_MODES, InnerStep, matching_gradient
+from dd_bench.methods.tm_gradient import GradMode, InnerStep, matching_gradient
 from dd_bench.methods.tm_labels import HardTargets, LearnedTargets, correctly_classified_init, expert_logit_labels
 from dd_bench.methods.tm_schedule import start_epoch_upper
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
 
-INITS = ("real", "noise", "correct")
-LABELS = ("hard", "learned")
+
+
+class Init(enum.StrEnum):
+    real = "real"  # a random real subset
+    noise = "noise"  # standard normal in model space
+    correct = "correct"  # DATM: real images the experts classify correctly
+
+
+class Labels(enum.StrEnum):
+    hard = "hard"
+    learned = "learned"  # DATM: soft labels learned as logits
 
 
 class TrajectoryMatching(Synthesizer):
@@ -62,8 +72,8 @@ class TrajectoryMatching(Synthesizer):
         lr_lr: float = 1e-5  # SGD (momentum 0.5) on the student lr
         lr_teacher: float = 0.01  # initial student lr (alpha)
         batch_syn: int = 0  # synthetic images per student step; 0 = all
-        init: str = "real"  # real | noise | correct (DATM)
-        labels: str = "hard"  # hard | learned (DATM)
+        init: Init = Init.real
+        labels: Labels = Labels.hard
         lr_label: float = 10.0  # DATM lr_y: SGD on the label logits
         label_momentum: float = 0.9
         sequential_generation: bool = False  # DATM's growing start-epoch window
@@ -71,12 +81,12 @@ class TrajectoryMatching(Synthesizer):
         expansion_end_epoch: int = 0  # iterations over which the window grows
         update_threshold: Optional[float] = None  # DATM: skip the update when the loss exceeds this
         ema_decay: float = 0.0  # FTD: EMA of the images (0 = off)
-        grad_mode: str = "recompute"  # recompute (exact, flat memory) | unrolled (exact) | tesla (flat, approximate)
+        grad_mode: GradMode = GradMode.recompute  # recompute (exact, flat memory) | unrolled (exact) | tesla (flat, approximate)
         fyi: bool = False  # FYI: flip concatenation in the matching loop + flip-aware DSA (experts too)
         dsa: bool = True
         num_experts: int = 100
         expert_train_epochs: int = 50
-        expert_optimizer: str = "sgd"  # sgd (MTT) | gsam (FTD, DATM)
+        expert_optimizer: ExpertOptimizer = ExpertOptimizer.sgd  # sgd (MTT) | gsam (FTD, DATM)
         expert_lr: float = 0.01
         expert_rho: float = 0.01  # GSAM
         expert_alpha: float = 0.3  # GSAM
@@ -90,17 +100,13 @@ class TrajectoryMatching(Synthesizer):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         c = self.cfg
-        for field, options in (("init", INITS), ("labels", LABELS), ("grad_mode", GRAD_MODES)):
-            if getattr(c, field) not in options:
-                raise ValueError(f"Unknown {field} '{getattr(c, field)}' for method '{self.name}'; available: "
-                                 f"{', '.join(options)}")
         if c.max_start_epoch <= c.min_start_epoch:
-            raise ValueError(f"max_start_epoch ({c.max_start_epoch}) must exceed min_start_epoch ({c.min_start_epoch})")
+            raise UserError(f"max_start_epoch ({c.max_start_epoch}) must exceed min_start_epoch ({c.min_start_epoch})")
         if c.expert_buffers is None and c.expert_train_epochs < c.max_start_epoch - 1 + c.expert_epochs:
-            raise ValueError(f"experts trained {c.expert_train_epochs} epochs cannot reach start epoch "
+            raise UserError(f"experts trained {c.expert_train_epochs} epochs cannot reach start epoch "
                              f"{c.max_start_epoch - 1} + expert_epochs {c.expert_epochs}; raise expert_train_epochs")
         if not 0.0 <= c.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1); got {c.ema_decay}")
+            raise UserError(f"ema_decay must be in [0, 1); got {c.ema_decay}")
 
     @property
     def set_name(self) -> str:
@@ -113,30 +119,32 @@ class TrajectoryMatching(Synthesizer):
                             batch_size=c.expert_batch, rho=c.expert_rho, alpha=c.expert_alpha,
                             augment=("dsa_fyi" if c.fyi else "dsa") if c.dsa else "none", seed=c.expert_seed)
 
-    def load_experts(self, real: RealData, *, progress: bool):
+    def load_experts(self, real: RealData, *, progress: bool, cache_dir: Path | None = None):
         c = self.cfg
         if c.expert_buffers is not None:
             paths = sorted(Path(p) for p in glob.glob(c.expert_buffers))
             if not paths:
-                raise FileNotFoundError(f"expert_buffers='{c.expert_buffers}' matches no file")
+                raise UserFileNotFoundError(f"expert_buffers='{c.expert_buffers}' matches no file")
             return import_replay_buffers(paths, model=c.expert_model, num_classes=real.num_classes,
                                          in_channels=real.channels, image_size=real.image_size,
                                          model_kwargs={"width": c.expert_model_width})
-        return get_experts(real, self.expert_recipe(), num_experts=c.num_experts, progress=progress)
+        return get_experts(real, self.expert_recipe(), num_experts=c.num_experts, progress=progress,
+                           cache_dir=cache_dir)
 
     def _resume_key(self, real: RealData, ipc: int, seed: int, experts_key: str) -> str:
+        # Not iterations: no schedule depends on the total, so a longer run may resume a shorter one's state; a
+        # checkpoint past this run's iterations is never used (a resume never returns another config's result).
         cfg = {k: v for k, v in self.config_dict().items() if k not in ("iterations", "checkpoint_every")}
-        payload = {"cfg": cfg, "dataset": real.name, "n": len(real.train_labels), "ipc": ipc, "seed": seed,
-                   "experts": experts_key}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return json_sha256({"cfg": cfg, "data": real.fingerprint(), "ipc": ipc, "seed": seed,
+                            "experts": experts_key}, 16)
 
     def distill(self, real: RealData, *, ipc: int, seed: int, progress: bool = True,
-                checkpoint_dir: Path | None = None) -> SyntheticSet:
+                checkpoint_dir: Path | None = None, cache_dir: Path | None = None) -> SyntheticSet:
         c, device, k = self.cfg, real.device, real.num_classes
-        experts = self.load_experts(real, progress=progress)
+        experts = self.load_experts(real, progress=progress, cache_dir=cache_dir)
         traj = experts.params  # (E, T+1, P) float32, CPU
         if traj.shape[1] < c.max_start_epoch + c.expert_epochs:
-            raise ValueError(f"the experts have {traj.shape[1] - 1} epochs; start epochs up to "
+            raise UserError(f"the experts have {traj.shape[1] - 1} epochs; start epochs up to "
                              f"{c.max_start_epoch - 1} + expert_epochs {c.expert_epochs} need more")
         flat = experts.flat_model().to(device)
         g_init = make_generator(seed, "method", self.name, "init")
@@ -175,12 +183,12 @@ class TrajectoryMatching(Synthesizer):
         key = self._resume_key(real, ipc, seed, experts.key)
         state = {"iteration": 0, "skipped": 0, "losses": []}
         status: dict[str, Any] = {"stopped_early": False}
-        if checkpoint_dir is not None and (ckpt := load_checkpoint(checkpoint_dir)) is not None:
+        ckpt = load_checkpoint(checkpoint_dir, config_hash=key) if checkpoint_dir is not None else None
+        if ckpt is not None and int(ckpt[1]["iteration"]) <= c.iterations:
             tensors, saved = ckpt
-            if saved.get("config_hash") == key:
-                self._restore(tensors, leaves, optimisers, ema, (g_sample, g_aug), device)
-                state = {k_: saved[k_] for k_ in ("iteration", "skipped", "losses")}
-                status["resumed_from"] = state["iteration"]
+            self._restore(tensors, leaves, optimisers, ema, (g_sample, g_aug), device)
+            state = {k_: saved[k_] for k_ in ("iteration", "skipped", "losses")}
+            status["resumed_from"] = state["iteration"]
 
         def checkpoint() -> None:
             tensors = {name: t.detach() for name, t in leaves.items()}

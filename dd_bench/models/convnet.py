@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dd_bench.errors import UserError
 from dd_bench.models.layers import UnsupportedResolution, check_norm, mnist_extra_padding, norm_layer
 from dd_bench.models.registry import register_model
 
@@ -30,7 +31,7 @@ class ConvNet(nn.Module):
         super().__init__()
         check_norm("convnet", norm)
         if width < 1 or depth < 1:
-            raise ValueError(f"convnet width and depth must be >= 1; got width={width}, depth={depth}")
+            raise UserError(f"convnet width and depth must be >= 1; got width={width}, depth={depth}")
         first_pad = 1 + mnist_extra_padding(in_channels, image_size)
         # The first conv maps H -> H + 2 * first_pad - 2 (28 -> 32 for MNIST); later convs keep the size and
         # each AvgPool2d(2, 2) floors it to half.

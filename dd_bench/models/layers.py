@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from dd_bench.errors import UserError
+
 # "instance" is DC's "instancenorm": GroupNorm with one group per channel, i.e. per-sample, per-channel statistics
 # with a learned affine, and no running buffers (so the model stays vmap-friendly).
 NORMS = ("batch", "instance", "none")
@@ -22,7 +24,7 @@ class UnsupportedResolution(ValueError):
 
 def check_norm(model: str, norm: str, options: Sequence[str] = NORMS) -> None:
     if norm not in options:
-        raise ValueError(f"Unknown norm '{norm}' for {model}; options: {', '.join(sorted(options))}")
+        raise UserError(f"Unknown norm '{norm}' for {model}; options: {', '.join(sorted(options))}")
 
 
 def norm_layer(norm: str, channels: int) -> nn.Module:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dd_bench.errors import UserError
 from dd_bench.models.layers import UnsupportedResolution
 from dd_bench.models.timm_passthrough import TIMM_PATTERN, TIMM_PREFIX, create_timm_model
 from dd_bench.registry import Registry
@@ -81,7 +82,7 @@ def create_model(
     320010
     """
     if num_classes < 1 or in_channels < 1:
-        raise ValueError(f"num_classes and in_channels must be >= 1; got {num_classes} and {in_channels}")
+        raise UserError(f"num_classes and in_channels must be >= 1; got {num_classes} and {in_channels}")
     size = _as_image_size(image_size)
     factory = _resolve(name)
     try:
@@ -103,7 +104,7 @@ def _resolve(name: str) -> ModelFactory:
     if name.startswith(TIMM_PREFIX):
         return functools.partial(create_timm_model, name[len(TIMM_PREFIX) :])
     if name not in MODELS:
-        raise ValueError(f"Unknown model '{name}'; available: {', '.join(list_models())}")
+        raise UserError(f"Unknown model '{name}'; available: {', '.join(list_models())}")
     return MODELS.get(name)
 
 
@@ -111,5 +112,5 @@ def _as_image_size(image_size: Sequence[int]) -> tuple[int, int]:
     """``(H, W)`` as a tuple of ints; Hydra hands sizes over as lists."""
     size = tuple(int(s) for s in image_size)
     if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"image_size must be (H, W) with positive entries; got {image_size!r}")
+        raise UserError(f"image_size must be (H, W) with positive entries; got {image_size!r}")
     return size  # type: ignore[return-value]

@@ -10,6 +10,8 @@ from typing import Any
 
 from torch import nn
 
+from dd_bench.errors import UserError
+
 TIMM_PREFIX = "timm."
 TIMM_PATTERN = "timm.<any timm model>"  # how the passthrough appears in list_models() and error messages
 
@@ -24,11 +26,11 @@ def create_timm_model(
     import timm
 
     if "pretrained" in kwargs:
-        raise ValueError("timm models are always created with pretrained=False; dd_bench never downloads weights")
+        raise UserError("timm models are always created with pretrained=False; dd_bench never downloads weights")
     if not timm.is_model(model_name):
         close = difflib.get_close_matches(model_name, timm.list_models(), n=5)
         hint = f"; close matches: {', '.join(TIMM_PREFIX + c for c in close)}" if close else ""
-        raise ValueError(f"Unknown timm model '{model_name}'{hint}")
+        raise UserError(f"Unknown timm model '{model_name}'{hint}")
     common = dict(pretrained=False, num_classes=num_classes, in_chans=in_channels, **kwargs)
     try:
         # Transformers (ViT, Swin, ...) size their patch grid / position embeddings from img_size.

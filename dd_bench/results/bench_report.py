@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from dd_bench.io import atomic_write_json
+
 
 def write_report(report: dict[str, Any], path: Path | None) -> None:
-    """Write ``report`` as JSON to ``path`` (when given) and say where."""
+    """Write ``report`` as JSON to ``path`` (when given, atomically) and say where."""
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, default=str))
+    atomic_write_json(path, report, indent=2)
     print(f"wrote {path}")

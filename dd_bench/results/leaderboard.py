@@ -3,8 +3,10 @@
 Rules that keep the comparison honest:
 * each (protocol, protocol version, ranked) triple is its own table; ``quick`` rows never meet ``mtt`` rows and
   unranked numbers (best-of-checkpoints opt-in, CPU demo) never meet ranked ones;
-* several records with the same key (re-runs) are not pooled: the newest by ``created`` wins, because pooling
-  seeds across code revisions would blur a fix into the old result; the ``note`` column says how many were dropped;
+* every record is a row: records are keyed by their config (:mod:`dd_bench.results.keys`), so two rows of one
+  method in one block are two configs (a sweep over ``method.lr_img``, another seed count), and the ``variant``
+  column names the keys in which they differ; nothing is pooled or dropped (a re-run of the same config replaces
+  its own record file);
 * published numbers are the papers' best-of-checkpoints on the test set, so the gap column says so in its name.
 
 >>> from dd_bench.results.record import RunRecord
@@ -25,6 +27,8 @@ from typing import Any
 
 import pandas as pd
 
+from dd_bench.errors import UserError
+from dd_bench.io import atomic_write_text
 from dd_bench.results.record import RunRecord
 
 GAP_COLUMN = "vs published (best-of-checkpoints)"
@@ -34,14 +38,19 @@ VERIFIED_VALUES = ("yes", "no", "partial")
 PUBLISHED_CSV = Path(__file__).resolve().parents[2] / "baselines" / "published.csv"
 
 COLUMNS = (
-    "protocol", "protocol_version", "ranked", "dataset", "ipc", "model", "rank", "method", "kind", "preset",
-    "n_seeds", "acc_mean", "acc_std", "acc_mean_std", "published", "published_std", "published_verified",
+    "protocol", "protocol_version", "ranked", "dataset", "ipc", "model", "rank", "method", "variant", "kind",
+    "preset", "n_seeds", "acc_mean", "acc_std", "acc_mean_std", "published", "published_std", "published_verified",
     GAP_COLUMN, "published_source", "storage_bytes", "storage_dtype", "distill_seconds", "eval_seconds",
-    "peak_memory_bytes", "peak_memory_kind", "device", "n_records", "note", "record_id",
+    "peak_memory_bytes", "peak_memory_kind", "device", "note", "record_id", "set_hash",
 )  # fmt: skip
 
 # Reference rows read better under what they are than under their registry key.
-REFERENCE_LABELS = {"full_data": "full data", "random": "random real subset"}
+REFERENCE_LABELS = {"full_data": "full data", "random_subset": "random real subset"}
+# The papers' own rows for what dd-bench computes as reference rows (baselines/published.csv names).
+PUBLISHED_NAMES = {"random_subset": "random", "full_data": "full_data"}
+# Config keys that never make two records different entries (where outputs go, how they are shown).
+_NOT_A_VARIANT = ("results", "out", "synset", "progress", "logger", "rerun", "device", "task", "models", "demo",
+                  "references", "hydra")
 UNRANKED_REASONS = {
     "quick": "CPU demo protocol (fewer training passes); its numbers are not comparable with any paper or ranked run",
     "+custom": "a protocol with changed fields (eval.epochs=...); not comparable with any paper or ranked run",
@@ -65,16 +74,16 @@ def load_published(path: Path | str) -> pd.DataFrame:
     path = Path(path)
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     if tuple(table.columns) != PUBLISHED_COLUMNS:
-        raise ValueError(f"{path}: columns {list(table.columns)}; expected {list(PUBLISHED_COLUMNS)}")
+        raise UserError(f"{path}: columns {list(table.columns)}; expected {list(PUBLISHED_COLUMNS)}")
     bad = sorted(set(table["verified"]) - set(VERIFIED_VALUES))
     if bad:
-        raise ValueError(f"{path}: verified must be one of {VERIFIED_VALUES}; got {bad}")
+        raise UserError(f"{path}: verified must be one of {VERIFIED_VALUES}; got {bad}")
     table["ipc"] = pd.array([_parse_ipc(v) for v in table["ipc"]], dtype="Int64")
     table["acc_mean"] = pd.to_numeric(table["acc_mean"], errors="raise")
     table["acc_std"] = pd.to_numeric(table["acc_std"].replace("", None), errors="raise").astype(float)
     dup = table.duplicated(["method", "dataset", "ipc", "model"], keep=False)
     if dup.any():
-        raise ValueError(f"{path}: duplicate (method, dataset, ipc, model) rows:\n{table[dup]}")
+        raise UserError(f"{path}: duplicate (method, dataset, ipc, model) rows:\n{table[dup]}")
     return table
 
 
@@ -101,7 +110,45 @@ def _nan_if_none(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-def _row(record: RunRecord, n_records: int, published: dict[str, Any] | None) -> dict[str, Any]:
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if not prefix and key in _NOT_A_VARIANT:
+            continue
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _variant_labels(records: list[RunRecord]) -> list[str]:
+    """For records of one (protocol, dataset, ipc, model, method) block: what tells them apart, or ''."""
+    if len(records) == 1:
+        return [""]
+    flat = [_flatten(r.config or {}) for r in records]
+    keys = sorted({k for f in flat for k in f})
+    differing = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
+    labels = [", ".join(f"{k}={f.get(k)}" for k in differing) for f in flat]
+    for i, r in enumerate(records):
+        if not labels[i] and len({tuple(x.seeds) for x in records}) > 1:
+            labels[i] = f"seeds={','.join(map(str, r.seeds))}"
+        if not labels[i] or labels.count(labels[i]) > 1:
+            labels[i] = (labels[i] + "; " if labels[i] else "") + f"record {r.record_id[:8]}"
+    return labels
+
+
+def _note(record: RunRecord) -> str:
+    notes = []
+    if record.legacy:
+        notes.append("legacy record (written before config hashes)")
+    recorded = record.extra.get("recorded_reference")
+    if recorded:
+        notes.append(f"recorded reference ({recorded})")
+    return "; ".join(notes)
+
+
+def _row(record: RunRecord, variant: str, published: dict[str, Any] | None) -> dict[str, Any]:
     pub_mean = math.nan if published is None else float(published["acc_mean"])
     return {
         "protocol": record.protocol,
@@ -112,6 +159,7 @@ def _row(record: RunRecord, n_records: int, published: dict[str, Any] | None) ->
         "model": record.model,
         "rank": None,
         "method": record.method,
+        "variant": variant,
         "kind": record.kind,
         "preset": record.preset,
         "n_seeds": len(record.seeds),
@@ -130,9 +178,9 @@ def _row(record: RunRecord, n_records: int, published: dict[str, Any] | None) ->
         "peak_memory_bytes": _nan_if_none(record.peak_memory.get("bytes")),
         "peak_memory_kind": record.peak_memory.get("kind"),
         "device": record.device,
-        "n_records": n_records,
-        "note": "" if n_records == 1 else f"newest of {n_records} records (re-runs); older ones not shown",
+        "note": _note(record),
         "record_id": record.record_id,
+        "set_hash": record.set_hash,
     }
 
 
@@ -142,6 +190,7 @@ def _sort_key(row: dict[str, Any]) -> tuple:
     return (
         not row["ranked"], row["protocol"], row["protocol_version"], row["dataset"],
         ipc is None, ipc or 0, row["model"], row["kind"] == "reference", -row["acc_mean"], row["method"],
+        row["variant"],
     )  # fmt: skip
 
 
@@ -158,23 +207,25 @@ def _assign_ranks(rows: list[dict[str, Any]]) -> None:
 
 
 def build_leaderboard(records: Iterable[RunRecord], *, published_csv: Path | str | None = None) -> pd.DataFrame:
-    """One row per (protocol, version, ranked, kind, dataset, ipc, model, method): the newest record of that key.
+    """One row per record (per config), labelled with what distinguishes it from its block's other rows.
 
     ``published_csv`` (e.g. :data:`PUBLISHED_CSV`) adds the method's own published mean, std and verified flag,
     matched on (method, dataset, ipc, model), and the gap ``acc_mean - published``. Columns are :data:`COLUMNS`.
     """
+    unique = {rec.record_id: rec for rec in sorted(records, key=lambda r: (_created(r), r.record_id))}
     groups: dict[tuple, list[RunRecord]] = {}
-    for rec in records:
+    for rec in unique.values():
         key = (rec.protocol, rec.protocol_version, rec.ranked, rec.kind, rec.dataset, rec.ipc, rec.model, rec.method)
         groups.setdefault(key, []).append(rec)
     published = _published_index(published_csv)
     rows = []
     for recs in groups.values():
-        newest = max(recs, key=lambda r: (_created(r), r.record_id))
-        match = None
-        if newest.protocol in PUBLISHED_COMPARABLE:
-            match = published.get((newest.method, newest.dataset, newest.ipc, newest.model))
-        rows.append(_row(newest, len(recs), match))
+        for rec, variant in zip(recs, _variant_labels(recs)):
+            match = None
+            if rec.protocol in PUBLISHED_COMPARABLE:
+                name = PUBLISHED_NAMES.get(rec.method, rec.method) if rec.kind == "reference" else rec.method
+                match = published.get((name, rec.dataset, rec.ipc, rec.model))
+            rows.append(_row(rec, variant, match))
     _assign_ranks(rows)
     rows.sort(key=_sort_key)
     df = pd.DataFrame(rows, columns=list(COLUMNS))
@@ -242,6 +293,7 @@ _DISPLAY = (
     ("model", lambda r: str(r["model"])),
     ("rank", lambda r: "" if _missing(r["rank"]) else str(int(r["rank"]))),
     ("method", _method_label),
+    ("variant", lambda r: _text(r["variant"])),
     ("preset", lambda r: _text(r["preset"])),
     ("seeds", lambda r: str(r["n_seeds"])),
     ("acc % (mean +- std)", lambda r: str(r["acc_mean_std"])),
@@ -314,11 +366,11 @@ def write_leaderboard(df: pd.DataFrame, out_dir: Path | str) -> tuple[Path, Path
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / "leaderboard.csv", out / "leaderboard.md"
-    df.to_csv(csv_path, index=False)
+    atomic_write_text(csv_path, df.to_csv(index=False))
     preamble = (
         "# dd-bench leaderboard\n\n"
         "Generated from the run records by `dd_bench.results.leaderboard`; do not edit by hand. "
         "Each protocol is its own table; rows of different protocols are never comparable.\n\n"
     )
-    md_path.write_text(preamble + _render(df, markdown=True), encoding="utf-8")
+    atomic_write_text(md_path, preamble + _render(df, markdown=True))
     return csv_path, md_path

@@ -1,8 +1,9 @@
 """RunRecord: one immutable JSON file per evaluation; every leaderboard, plot and export is derived from these.
 
-A record is written once, atomically, to ``<results>/records/<record_id>.json``. The id hashes what identifies the
-run (method, data, protocol, model, seeds, the synthetic set's checksum and preset), so re-running the same thing
-replaces its own file and nothing else.
+A record is written once, atomically, to ``<results>/records/<record_id>.json``. The id is the start of the record
+hash (:mod:`dd_bench.results.keys`: the set hash + the full protocol + model + seeds + label source), so re-running
+the same config replaces its own file and nothing else, and two configs never share a file. Records written before
+record hashes existed (version 1) still load; they are keyed the old way and shown as legacy.
 
 >>> rec = RunRecord(kind="evaluation", method="dm", dataset="cifar10", ipc=10, protocol="mtt", protocol_version=1,
 ...                 model="convnet", seeds=[0, 1], accuracies=[48.0, 50.0], ranked=True)
@@ -19,14 +20,16 @@ import datetime as dt
 import hashlib
 import json
 import math
-import os
 import statistics
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-RECORD_VERSION = 1
+from dd_bench.io import atomic_write_text
+from dd_bench.io.hashing import json_default
+
+RECORD_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: before record hashes (legacy, keyed by the old id)
 RECORD_KINDS = ("evaluation", "reference")
 RECORDS_DIRNAME = "records"
 STORAGE_KEYS = ("images_bytes", "labels_bytes", "extras_bytes", "eval_assets_bytes", "total_bytes", "dtype")
@@ -86,6 +89,8 @@ class RunRecord:
     synset: str | None = None
     synset_sha256: str | None = None
     label_kind: str | None = None
+    set_hash: str | None = None  # the evaluated set's hash (dd_bench.results.keys.set_hash); None for references
+    record_hash: str | None = None  # what keys this record; None only in legacy (version 1) records
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
     created: str = dataclasses.field(default_factory=_utc_now)
@@ -94,10 +99,9 @@ class RunRecord:
     def __post_init__(self) -> None:
         if self.kind not in RECORD_KINDS:
             raise ValueError(f"Unknown record kind '{self.kind}'; available: {', '.join(RECORD_KINDS)}")
-        if self.record_version != RECORD_VERSION:
-            raise ValueError(
-                f"Record version {self.record_version} is not supported (this code reads {RECORD_VERSION})"
-            )
+        if self.record_version not in READABLE_VERSIONS:
+            raise ValueError(f"Record version {self.record_version} is not supported (this code reads "
+                             f"{', '.join(map(str, READABLE_VERSIONS))})")
         if len(self.seeds) != len(self.accuracies) or not self.seeds:
             raise ValueError(
                 f"Need one accuracy per seed; got {len(self.seeds)} seeds and {len(self.accuracies)} accuracies"
@@ -120,12 +124,19 @@ class RunRecord:
             raise ValueError(f"peak_memory needs exactly the keys 'bytes' and 'kind'; got {sorted(self.peak_memory)}")
 
     @property
+    def legacy(self) -> bool:
+        """Written before record hashes: keyed by method/protocol name/seeds only, so variants could collide."""
+        return self.record_hash is None
+
+    @property
     def record_id(self) -> str:
         """16 hex digits identifying the run; also its file name. Timestamps and results are not part of it.
 
-        ``kind`` and ``ranked`` are hashed too, so a random-subset reference and a random-baseline evaluation with
-        the same seeds, or a best-of-checkpoints opt-in and its ranked twin, never share (and overwrite) a file.
+        The start of :attr:`record_hash`; legacy records hash what they carry (method, protocol name and version,
+        model, seeds, set checksum, preset, kind, ranked), as version 1 did.
         """
+        if self.record_hash is not None:
+            return self.record_hash[:16]
         key = {
             "kind": self.kind,
             "method": self.method,
@@ -178,32 +189,13 @@ def provenance_fields(provenance: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"Run records hold JSON data only; cannot serialise {type(obj).__name__}: {obj!r}")
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable on POSIX; not possible (nor needed) on every platform.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_record(record: RunRecord, directory: Path | str) -> Path:
     """Write ``record`` to ``<directory>/records/<record_id>.json`` atomically and return the path.
 
-    The JSON goes to a hidden temporary file in the same folder, is fsynced, then ``os.replace``d onto the final
-    name, so a crash leaves either the old file or the new one, never half of one. An existing file with the same
-    name is replaced only if it holds the same run (same ``record_id``); anything else raises ``FileExistsError``.
+    Atomic (:mod:`dd_bench.io.atomic`): a crash leaves either the old file or the new one, never half of one, so
+    concurrent jobs writing into one results folder never corrupt each other's records. An existing file with the
+    same name is replaced only if it holds the same run (same ``record_id``); anything else raises
+    ``FileExistsError``.
     """
     records_dir = Path(directory) / RECORDS_DIRNAME
     records_dir.mkdir(parents=True, exist_ok=True)
@@ -215,19 +207,21 @@ def write_record(record: RunRecord, directory: Path | str) -> Path:
             raise FileExistsError(f"{target} exists and is not a readable run record ({err}); not overwriting") from err
         if existing_id != record.record_id:
             raise FileExistsError(f"{target} holds a different run ({existing_id}); not overwriting")
-    text = json.dumps(record.to_dict(), indent=2, sort_keys=True, allow_nan=False, default=_json_default) + "\n"
-    fd, tmp_name = tempfile.mkstemp(dir=records_dir, prefix=f".{target.stem}.", suffix=".tmp")
+    text = json.dumps(record.to_dict(), indent=2, sort_keys=True, allow_nan=False, default=json_default) + "\n"
+    return atomic_write_text(target, text)
+
+
+def record_path(record_id: str, directory: Path | str) -> Path:
+    return Path(directory) / RECORDS_DIRNAME / f"{record_id}.json"
+
+
+def read_record(path: Path | str) -> RunRecord | None:
+    """The record at ``path``, or None when it is absent or unreadable."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_dir(records_dir)
-    return target
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return RunRecord.from_dict(data) if isinstance(data, dict) else None
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def _record_files(root: Path) -> list[Path]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dd_bench.errors import UserError
 from dd_bench.results.record import RunRecord
 
 SUMMARY_KEYS = ("acc_mean", "acc_std", "eval_seconds", "distill_seconds")
@@ -17,7 +18,7 @@ def _import_wandb() -> Any:
     try:
         import wandb
     except ImportError:
-        raise ValueError("logger=wandb needs the wandb package: pip install 'dd-bench[wandb]' (or use logger=none)")\
+        raise UserError("logger=wandb needs the wandb package: pip install 'dd-bench[wandb]' (or use logger=none)")\
             from None
     return wandb
 

@@ -1,0 +1,207 @@
+"""The tasks behind ``dd-bench TASK``: each adapts the composed config to the library's keyword-argument calls.
+
+``run(cfg)`` dispatches on ``cfg.task`` and is importable and testable without a subprocess; this module and
+:mod:`dd_bench.cli` are the only ones that read a config object.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from dd_bench.config_schema import TASKS
+from dd_bench.errors import UserError
+
+LOGGERS = ("none", "wandb")
+
+
+def job_config(cfg: DictConfig) -> dict[str, Any]:
+    """The composed config as plain JSON-ready data (enums by value): what records, meta.json and wandb receive."""
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]
+
+
+def _cache_dir(cfg: DictConfig) -> Path | None:
+    return Path(cfg.dataset.cache_dir) if cfg.dataset.cache_dir else None
+
+
+def load_real(cfg: DictConfig, dataset_name: str | None = None):
+    from dd_bench.data import load_dataset
+    from dd_bench.workflow import resolve_device
+
+    d = cfg.dataset
+    device = resolve_device(cfg.device)  # a bad device fails before the data is read
+    real = load_dataset(dataset_name or d.name, root=d.root, download=d.download, zca=d.zca, cache_dir=d.cache_dir,
+                        image_size=d.image_size, progress=cfg.progress)
+    return real.to(device)
+
+
+def protocol_of(cfg: DictConfig):
+    from dd_bench.eval import custom_protocol, get_protocol
+
+    fields = ("epochs", "batch_size", "lr", "use_learned_lr", "augment")
+    overrides = {f: cfg.eval[f] for f in fields if cfg.eval[f] is not None}
+    return custom_protocol(cfg.eval.name, **overrides) if overrides else get_protocol(cfg.eval.name)
+
+
+def check_models(models: list[str]) -> None:
+    from dd_bench.models import MODELS, list_models
+
+    for m in models:
+        if not m.startswith("timm.") and m not in MODELS:
+            raise UserError(f"Unknown model '{m}'; available: {', '.join(list_models())}")
+
+
+def _published() -> Path | None:
+    from dd_bench.resources import PUBLISHED_CSV
+
+    return PUBLISHED_CSV if PUBLISHED_CSV.is_file() else None
+
+
+def _print_board(df) -> None:
+    from dd_bench.results import format_leaderboard_text
+
+    print(format_leaderboard_text(df))
+
+
+@dataclass
+class DistillPlan:
+    method: str
+    options: dict[str, Any]
+    real: Any  # RealData the method sees (the validation split removed)
+    holdout: dict[str, Any] | None
+    set_hash: str
+    out: Path
+
+
+def plan_distill(cfg: DictConfig, real) -> DistillPlan:
+    """Everything about the set this config makes, before any work: options checked, set hash, directory."""
+    from dd_bench.methods import create_method
+    from dd_bench.results.keys import set_dirname, set_hash
+
+    options = job_config(cfg)["method"]
+    name = options.pop("name")
+    create_method(name, **options)  # unknown or impossible options fail here, before distilling
+    holdout = None
+    if cfg.validation is not None:
+        from dd_bench.data import split_validation
+
+        # ZCA stays the full-training-set fit the evaluator uses (label-free preprocessing, as in the papers).
+        real, val = split_validation(real, fraction=cfg.validation, seed=cfg.seed, refit_zca=False)
+        holdout = {"fraction": cfg.validation, "seed": cfg.seed, "num_images": len(val["indices"]),
+                   "indices": [int(i) for i in val["indices"]]}
+    digest = set_hash(method=name, method_config=options, dataset=job_config(cfg)["dataset"],
+                      data_fingerprint=real.fingerprint(), ipc=cfg.ipc, seed=cfg.seed, validation=cfg.validation)
+    out = Path(cfg.out) if cfg.out else Path(cfg.results) / "synsets" / set_dirname(
+        method=name, dataset=real.name, ipc=cfg.ipc, seed=cfg.seed, set_hash_hex=digest)
+    return DistillPlan(method=name, options=options, real=real, holdout=holdout, set_hash=digest, out=out)
+
+
+def task_distill(cfg: DictConfig, real=None) -> dict[str, Any]:
+    from dd_bench.workflow import distill_to_disk
+
+    real = real if real is not None else load_real(cfg)
+    plan = plan_distill(cfg, real)
+    synset, seconds, reused = distill_to_disk(
+        method=plan.method, method_kwargs=plan.options, real=plan.real, ipc=cfg.ipc, seed=cfg.seed, out=plan.out,
+        preset=cfg.preset or (f"experiment/{cfg.experiment}" if cfg.experiment else None), progress=cfg.progress,
+        validation=plan.holdout, set_hash=plan.set_hash, cache_dir=_cache_dir(cfg), rerun=cfg.rerun)
+    what = "reused (this config's set exists; rerun=true distils again)" if reused else f"{seconds:.1f} s"
+    print(f"{'kept' if reused else 'wrote'} {plan.out} ({len(synset.images)} images, "
+          f"{synset.storage()['total_bytes']} bytes, {what}{', preset ' + synset.preset if synset.preset else ''})")
+    return {"synset": str(plan.out), "distill_seconds": seconds, "preset": synset.preset, "reused": reused,
+            "set_hash": plan.set_hash}
+
+
+def task_evaluate(cfg: DictConfig, synset_dir: Path | None = None, real=None, show: bool = True) -> dict[str, Any]:
+    from dd_bench.results import build_leaderboard
+    from dd_bench.synset import read_meta
+    from dd_bench.workflow import evaluate_to_records, reference_records
+
+    synset_dir = synset_dir or (Path(cfg.synset) if cfg.synset else None)
+    if synset_dir is None:
+        raise UserError("evaluate needs synset=DIR (a directory written by `dd-bench distill`)")
+    check_models(list(cfg.models))
+    meta = read_meta(synset_dir)
+    protocol = protocol_of(cfg)
+    real = real if real is not None else load_real(cfg, dataset_name=meta["dataset"])
+    seeds = list(range(cfg.seeds))
+    new, kept = evaluate_to_records(synset_dir=synset_dir, real=real, protocol=protocol, models=list(cfg.models),
+                                    seeds=seeds, results_dir=Path(cfg.results), config=job_config(cfg),
+                                    batched=cfg.eval.batched, progress=cfg.progress, rerun=cfg.rerun)
+    if kept:
+        print(f"kept {len(kept)} existing record(s) of this config ({', '.join(r.model for r in kept)}); "
+              "rerun=true evaluates again")
+    records = new + kept
+    if cfg.references:
+        records += reference_records(real=real, protocol=protocol, models=list(cfg.models), seeds=seeds,
+                                     ipcs=[int(meta["ipc"])], results_dir=Path(cfg.results),
+                                     kinds=tuple(cfg.references), progress=cfg.progress, cache_dir=_cache_dir(cfg))
+    if show:
+        _print_board(build_leaderboard(records, published_csv=_published()))
+    return {"records": [r.to_dict() for r in records], "evaluated": len(new), "kept": len(kept)}
+
+
+def task_run(cfg: DictConfig, real=None, show: bool = True) -> dict[str, Any]:
+    check_models(list(cfg.models))
+    protocol_of(cfg)  # fail on a bad protocol before distilling
+    real = real if real is not None else load_real(cfg)
+    distilled = task_distill(cfg, real=real)
+    return {**distilled, **task_evaluate(cfg, synset_dir=Path(distilled["synset"]), real=real, show=show)}
+
+
+def task_leaderboard(cfg: DictConfig) -> dict[str, Any]:
+    from dd_bench.results import build_leaderboard, load_records, write_leaderboard
+
+    records = load_records(cfg.results)
+    if not records:
+        raise UserError(f"no run records under '{cfg.results}' (looked for {cfg.results}/**/records/*.json)")
+    df = build_leaderboard(records, published_csv=_published())
+    csv_path, md_path = write_leaderboard(df, Path(cfg.results))
+    _print_board(df)
+    print(f"wrote {csv_path} and {md_path}")
+    return {"csv": str(csv_path), "markdown": str(md_path)}
+
+
+def task_demo(cfg: DictConfig) -> dict[str, Any]:
+    from dd_bench.demo import run_demo
+
+    started = time.perf_counter()
+    check_models(list(cfg.demo.models))
+    board = run_demo(cfg)
+    _print_board(board)
+    print(f"records, synsets (with preview.png) and leaderboard.csv/.md written under {cfg.results}/")
+    print(f"demo finished in {time.perf_counter() - started:.1f} s")
+    return {"leaderboard": board, "records": board.attrs.get("records", [])}
+
+
+def _log(cfg: DictConfig, result: dict[str, Any]) -> None:
+    """Send the records a task produced to the configured logger (wandb is a view, never the source of truth)."""
+    if cfg.logger.name == "none":
+        return
+    from dd_bench.results import RunRecord
+    from dd_bench.results.wandb_logger import log_records
+
+    records = [RunRecord.from_dict(r) for r in result.get("records", [])]
+    log_records(records, project=cfg.logger.project, entity=cfg.logger.entity, mode=str(cfg.logger.mode),
+                config=job_config(cfg), job_type=cfg.task)
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Dispatch on ``cfg.task``. Raises :class:`UserError` on bad input; anything else is a bug."""
+    tasks = {"demo": task_demo, "distill": task_distill, "evaluate": task_evaluate, "run": task_run,
+             "leaderboard": task_leaderboard}
+    if cfg.task not in tasks:
+        raise UserError(f"Unknown task '{cfg.task}'; available: {', '.join(TASKS)}")
+    if cfg.logger.name not in LOGGERS:
+        raise UserError(f"Unknown logger '{cfg.logger.name}'; available: {', '.join(LOGGERS)}")
+    if cfg.logger.name == "wandb":
+        from dd_bench.results.wandb_logger import _import_wandb
+
+        _import_wandb()  # fail before any work when the extra is missing
+    result = tasks[cfg.task](cfg)
+    _log(cfg, result)
+    return result
