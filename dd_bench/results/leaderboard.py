@@ -144,7 +144,7 @@ def _note(record: RunRecord) -> str:
         notes.append("legacy record (written before config hashes)")
     recorded = record.extra.get("recorded_reference")
     if recorded:
-        notes.append(f"recorded reference ({recorded})")
+        notes.append(f"recorded reference: {recorded.split(', by ')[0]}")  # the command is in extra.command
     return "; ".join(notes)
 
 

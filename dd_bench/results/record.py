@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 import math
 import statistics
@@ -25,7 +24,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from dd_bench.io import atomic_write_text
+from dd_bench.io import atomic_write_text, json_sha256
 from dd_bench.io.hashing import json_default
 
 RECORD_VERSION = 2
@@ -150,8 +149,7 @@ class RunRecord:
             "preset": self.preset,
             "ranked": self.ranked,
         }
-        canonical = json.dumps(key, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return json_sha256(key, 16)  # the same bytes version 1 hashed (sorted keys, no spaces)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (deep copy); ``record_id`` is included for readers that do not use this class."""
