@@ -11,7 +11,9 @@ records and hashes are exactly what that command would produce, and a second dem
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from omegaconf import DictConfig
@@ -48,14 +50,14 @@ def recorded_full_data(real, *, protocol, models: list[str], seeds: list[int],
     return [found[m] for m in models if m in found], [m for m in models if m not in found]
 
 
-def run_demo(cfg: DictConfig) -> pd.DataFrame:
-    """Run the benchmark described by ``cfg.demo``; returns the leaderboard of this run's records (the files
-    written under ``cfg.results`` cover every record there)."""
+def run_demo(cfg: DictConfig, *, real, run_job: Callable[..., dict[str, Any]]) -> pd.DataFrame:
+    """Run the benchmark described by ``cfg.demo`` on ``real`` (the demo's data set); ``run_job(job_cfg, real=,
+    show=)`` runs one composed ``run`` job (:func:`dd_bench.tasks.task_run`). Returns the leaderboard of this
+    run's records (the files written under ``cfg.results`` cover every record there)."""
     from dd_bench.eval import get_protocol
     from dd_bench.methods import METHODS
     from dd_bench.presets import methods_with_preset
     from dd_bench.resources import PUBLISHED_CSV, RECORDED_REFERENCES_DIR
-    from dd_bench.tasks import load_real, task_run
     from dd_bench.workflow import reference_records
 
     demo, results_dir = cfg.demo, Path(cfg.results)
@@ -68,7 +70,6 @@ def run_demo(cfg: DictConfig) -> pd.DataFrame:
             raise UserError(f"method '{job.method.name}' has no {demo.dataset} preset "
                             f"(conf/preset/{job.method.name}/{demo.dataset}.yaml)")
     protocol = get_protocol(demo.protocol)
-    real = load_real(cfg, dataset_name=demo.dataset)
     seeds = list(range(demo.seeds))
     records: list[RunRecord] = []
     if demo.references:
@@ -92,7 +93,7 @@ def run_demo(cfg: DictConfig) -> pd.DataFrame:
     bar = tqdm(jobs, desc="benchmark", disable=not cfg.progress, unit="set")
     for job in bar:
         bar.set_postfix_str(f"{job.method.name} ipc{job.ipc}")
-        result = task_run(job, real=real, show=False)
+        result = run_job(job, real=real, show=False)
         records += [RunRecord.from_dict(r) for r in result["records"]]
     published = PUBLISHED_CSV if PUBLISHED_CSV.is_file() else None
     write_leaderboard(build_leaderboard(load_records(results_dir), published_csv=published), results_dir)

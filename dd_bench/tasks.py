@@ -171,7 +171,7 @@ def task_demo(cfg: DictConfig) -> dict[str, Any]:
 
     started = time.perf_counter()
     check_models(list(cfg.demo.models))
-    board = run_demo(cfg)
+    board = run_demo(cfg, real=load_real(cfg, dataset_name=cfg.demo.dataset), run_job=task_run)
     _print_board(board)
     print(f"records, synsets (with preview.png) and leaderboard.csv/.md written under {cfg.results}/")
     print(f"demo finished in {time.perf_counter() - started:.1f} s")

@@ -152,10 +152,13 @@ def test_main_job_end_to_end_on_a_tiny_setting(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "dm" in out and "random real subset (reference)" in out and "demo finished in" in out
+    assert "full data (reference)" in out
     assert (tmp_path / "leaderboard.md").is_file() and (tmp_path / "leaderboard.csv").is_file()
     (dm_set,) = (tmp_path / "synsets").glob("dm-digits-ipc1-s0-*")
     assert (dm_set / "preview.png").is_file()
-    assert {r.method for r in load_records(tmp_path)} == {"dm", "random", "random_subset"}
+    assert {r.method for r in load_records(tmp_path)} == {"dm", "random", "random_subset", "full_data"}
+    (full,) = [r for r in load_records(tmp_path) if r.method == "full_data"]
+    assert full.model == "mlp" and "recorded" in full.extra["recorded_reference"]  # shipped, not recomputed
     # The demo's job is exactly `dd-bench run method=dm ...`: its record carries that composed config.
     dm = next(r for r in load_records(tmp_path) if r.method == "dm")
     assert dm.config["task"] == "run" and dm.config["method"]["batch_real"] == 64 and dm.preset == "dm/digits"
