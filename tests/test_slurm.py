@@ -67,6 +67,37 @@ def _slurm_conf(state: Path) -> str:
         "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP", ""])
 
 
+def _pids(name: str) -> set[int]:
+    found = subprocess.run(["pgrep", "-f", name], capture_output=True, text=True).stdout.split()
+    return {int(p) for p in found}
+
+
+def _stop(state: Path, stepds_before: set[int], munged: list[int]) -> None:
+    """Let running jobs end (a step whose slurmd vanished hangs forever), cancel the rest, stop what we started."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        jobs = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
+        if not jobs:
+            break
+        time.sleep(0.5)
+    else:
+        subprocess.run(["scancel", *jobs], capture_output=True)
+        time.sleep(2)
+    for pid_file in ("slurmd.pid", "slurmctld.pid"):
+        path = state / pid_file
+        if path.is_file():
+            try:
+                os.kill(int(path.read_text().split()[0]), signal.SIGTERM)
+            except (ProcessLookupError, ValueError):
+                pass
+    leftovers = (_pids("slurmstepd") - stepds_before) | _pids(str(state))
+    for pid in [*leftovers, *munged]:
+        try:
+            os.kill(pid, signal.SIGKILL if pid in leftovers else signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
 @pytest.fixture
 def local_slurm(tmp_path, monkeypatch):
     missing = [b for b in BINARIES if shutil.which(b) is None]
@@ -82,6 +113,7 @@ def local_slurm(tmp_path, monkeypatch):
     conf.write_text(_slurm_conf(state))
     monkeypatch.setenv("SLURM_CONF", str(conf))
     munged: list[int] = []
+    stepds_before = _pids("slurmstepd")
     started = time.monotonic()
     try:
         _start_munge(munged)
@@ -100,18 +132,7 @@ def local_slurm(tmp_path, monkeypatch):
     except subprocess.CalledProcessError as err:
         _unavailable(f"{err.cmd[0]} failed: {err.stderr.decode(errors='replace')[-500:]}")
     finally:
-        for pid_file in ("slurmd.pid", "slurmctld.pid"):
-            path = state / pid_file
-            if path.is_file():
-                try:
-                    os.kill(int(path.read_text().split()[0]), signal.SIGTERM)
-                except (ProcessLookupError, ValueError):
-                    pass
-        for pid in munged:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        _stop(state, stepds_before, munged)
 
 
 def test_two_job_sweep_through_submitit_slurm(local_slurm, tmp_path):
