@@ -7,6 +7,7 @@ the checkout, where neither conf/ nor baselines/ can be found by accident.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -16,9 +17,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
+    # Build from a copy: an in-tree build/ would outlive deleted modules and leak them into later wheels.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "build", "dist", "runs", "outputs", "multirun",
+                                                                "*.egg-info", "__pycache__", ".pytest_cache"))
     dist = tmp_path / "dist"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist),
-                    str(ROOT)], check=True, capture_output=True, timeout=300)
+                    str(source)], check=True, capture_output=True, timeout=300)
     (wheel,) = dist.glob("dd_bench-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for shipped in ("dd_bench/conf/config.yaml", "dd_bench/conf/run.yaml", "dd_bench/conf/hydra/help/dd_bench.yaml",

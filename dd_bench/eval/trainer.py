@@ -1,105 +1,27 @@
-"""Train fresh networks on a set of images under a protocol: a training run is a function of (images, targets).
-
-Several seeds are trained at once when the architecture allows it (no BatchNorm): the S networks' parameters
-are stacked to ``(S, ...)`` tensors and one ``torch.func.vmap``-ed ``functional_call`` runs all of them on an
-``(S, B, C, H, W)`` batch. SGD is element-wise, so one ``torch.optim.SGD`` over the stacked tensors performs S
-independent SGD runs; the loss is the sum of the per-seed mean losses, so each seed's gradient is exactly its
-own. Models with BatchNorm (running statistics updated in place) take the sequential path.
-
-Both paths draw the same random numbers in the same order from per-seed generators
-(``make_generator(seed, "eval", ...)``): initialisation, the shuffle of every pass, and the DSA parameters of
-every batch. So a seed trains the same network on either path up to floating-point reassociation.
-"""
+"""The `mtt` family's training recipe over the shared loop (:mod:`dd_bench.train`): SGD with momentum and weight
+decay, the official step decay (x ``decay_factor`` and a fresh SGD after the pass with ``ep == epochs // 2 + 1``),
+``epochs + 1`` passes, and hard or stored-probability targets (CE / soft CE)."""
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
-from typing import Callable
-
 import torch
-import torch.nn.functional as F
-from torch import nn
-from tqdm.auto import tqdm
 
-from dd_bench.errors import UserError
 from dd_bench.eval.protocol import EvalProtocol
-from dd_bench.models import create_model, supports_vmap
-from dd_bench.seeding import make_generator
+from dd_bench.labels import label_source_for
+from dd_bench.train import OptimizerSpec, StepDecay, TrainedNetworks, classification_loss
+from dd_bench.train import train_networks as train_with_recipe
+from dd_bench.train.loop import Transform, auto_batched
 
-Transform = Callable[[torch.Tensor], torch.Tensor]
-
-
-@dataclass
-class TrainedNetworks:
-    """S trained networks of one architecture: stacked parameters (batched) or a list of modules."""
-
-    seeds: list[int]
-    template: nn.Module  # for the batched path: a module on the meta device, the structure for functional_call
-    params: dict[str, torch.Tensor] | None = None  # name -> (S, ...) when batched
-    buffers: dict[str, torch.Tensor] | None = None
-    modules: list[nn.Module] | None = None  # when sequential
-
-    @property
-    def batched(self) -> bool:
-        return self.params is not None
-
-    def seed_parameters(self, i: int) -> dict[str, torch.Tensor]:
-        """Parameters of the i-th seed's network as a name -> tensor dict (for equivalence checks)."""
-        if self.params is not None:
-            return {k: v[i].detach() for k, v in self.params.items()}
-        assert self.modules is not None
-        return {k: v.detach() for k, v in self.modules[i].named_parameters()}
-
-    @torch.no_grad()
-    def predict(self, images: torch.Tensor, *, transform: Transform | None, batch_size: int) -> torch.Tensor:
-        """Arg-max class of every image for every seed: (S, M) int64. Networks in eval mode, no augmentation."""
-        outs = []
-        for start in range(0, len(images), batch_size):
-            x = images[start:start + batch_size]
-            x = transform(x) if transform is not None else x
-            if self.params is not None:
-                self.template.eval()
-                call = _vmapped_forward(self.template)
-                logits = call(self.params, self.buffers, x.unsqueeze(0).expand(len(self.seeds), *x.shape))
-            else:
-                assert self.modules is not None
-                logits = torch.stack([_eval_forward(m, x) for m in self.modules])
-            outs.append(logits.argmax(-1))
-        return torch.cat(outs, dim=1)
+__all__ = ["TrainedNetworks", "Transform", "auto_batched", "classification_loss", "protocol_optimizer",
+           "protocol_schedule", "train_networks"]
 
 
-def _eval_forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    module.eval()
-    return module(x)
+def protocol_optimizer(protocol: EvalProtocol) -> OptimizerSpec:
+    return OptimizerSpec("sgd", momentum=protocol.momentum, weight_decay=protocol.weight_decay)
 
 
-def _vmapped_forward(template: nn.Module) -> Callable:
-    def forward(params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
-        return torch.func.functional_call(template, (params, buffers), (x,))
-
-    # randomness="different": no op in our models draws randomness, but dropout in timm models would.
-    return torch.func.vmap(forward, in_dims=(0, 0, 0), randomness="different")
-
-
-def auto_batched(device: torch.device, n_seeds: int, module: nn.Module) -> bool:
-    """Batch seeds with vmap on CUDA, where small sets leave the GPU idle; train them one by one on the CPU.
-
-    On the CPU training is compute-bound: scripts/bench_evaluator.py measured the vmap path 1.3-2x slower than
-    the sequential one on 2 cores (vmap's grouped convolutions are no faster than S separate ones there).
-    """
-    return device.type == "cuda" and n_seeds > 1 and supports_vmap(module)
-
-
-def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean CE over the batch; ``targets`` are class indices (B,) or probabilities (B, K) (soft CE)."""
-    if targets.dtype == torch.int64:
-        return F.cross_entropy(logits, targets)
-    return -(targets * F.log_softmax(logits, dim=-1)).sum(-1).mean()
-
-
-def _make_sgd(params: list[torch.Tensor], protocol: EvalProtocol, lr: float) -> torch.optim.SGD:
-    return torch.optim.SGD(params, lr=lr, momentum=protocol.momentum, weight_decay=protocol.weight_decay)
+def protocol_schedule(protocol: EvalProtocol) -> StepDecay:
+    return StepDecay(decay_epoch=protocol.decay_epoch, factor=protocol.decay_factor)
 
 
 def train_networks(
@@ -119,98 +41,15 @@ def train_networks(
     desc: str = "",
     model_kwargs: dict | None = None,
 ) -> TrainedNetworks:
-    """Train one fresh ``model`` per seed on ``(images, targets)`` under ``protocol``.
+    """Train one fresh ``model`` per seed on ``(images, targets)`` under an `mtt`-family ``protocol``.
 
-    images: (N, C, H, W), float in model space, or uint8 with ``transform`` mapping a batch into model space;
-        or a list of one such tensor per seed, all of the same N (random-subset references: subset i for seed i).
     targets: (N,) int64 class indices or (N, K) float probabilities; a list per seed when images is one.
-    augment: an object with ``sample_params(n, *, generator)`` / ``apply(x, params)`` / ``cat_params`` (DSA)
-        or None. batched: None picks the vmap path on CUDA whenever the architecture allows it (:func:`auto_batched`).
-    max_steps: stop after this many optimiser steps (for equivalence tests); None trains the full protocol.
+    See :func:`dd_bench.train.train_networks` for the rest.
     """
-    if not seeds:
-        raise ValueError("seeds must not be empty")
-    per_seed = isinstance(images, (list, tuple))
-    images_of = list(images) if per_seed else [images] * len(seeds)
-    targets_of = list(targets) if per_seed else [targets] * len(seeds)
-    if len(images_of) != len(seeds) or len({len(t) for t in images_of}) != 1:
-        raise ValueError("per-seed images need one tensor per seed, all of the same length")
-    device = images_of[0].device
-    n, c, h, w = images_of[0].shape
-    kwargs = dict(num_classes=num_classes, in_channels=c, image_size=(h, w), **(model_kwargs or {}))
-    modules = [create_model(model, generator=make_generator(s, "eval", "init", model), **kwargs).to(device)
-               for s in seeds]
-    if batched is None:
-        batched = auto_batched(device, len(seeds), modules[0])
-    if batched and not supports_vmap(modules[0]):
-        raise UserError(f"model '{model}' cannot be trained batched (it has BatchNorm); use batched=False")
-    data_gens = [make_generator(s, "eval", "data") for s in seeds]  # CPU: randperm of every pass
-    aug_gens = [make_generator(s, "eval", "aug", device=device) for s in seeds]
-
-    if batched:
-        params, buffers = torch.func.stack_module_state(modules)
-        template = copy.deepcopy(modules[0]).to("meta")
-        template.train()
-        call = _vmapped_forward(template)
-        del modules
-        state = TrainedNetworks(seeds=list(seeds), template=template, params=params, buffers=buffers)
-        trainable = list(params.values())
-    else:
-        for m in modules:
-            m.train()
-        state = TrainedNetworks(seeds=list(seeds), template=modules[0], modules=modules)
-        trainable = [p for m in modules for p in m.parameters()]
-
-    # One optimiser per seed on the sequential path; one over the stacked tensors on the batched path.
-    def fresh_optimisers(current_lr: float) -> list[torch.optim.SGD]:
-        if batched:
-            return [_make_sgd(trainable, protocol, current_lr)]
-        return [_make_sgd(list(m.parameters()), protocol, current_lr) for m in state.modules]
-
-    current_lr = lr
-    optimisers = fresh_optimisers(current_lr)
-    steps = 0
-    bar = tqdm(total=protocol.passes, desc=desc or f"train {model} x{len(seeds)}", disable=not progress,
-               leave=False, unit="pass")
-    try:
-        for ep in range(protocol.passes):
-            perms = [torch.randperm(n, generator=g).to(device) for g in data_gens]
-            for start in range(0, n, protocol.batch_size):
-                if max_steps is not None and steps >= max_steps:
-                    return state
-                idx = [p[start:start + protocol.batch_size] for p in perms]
-                b = len(idx[0])
-                if batched:
-                    x = (images_of[0][torch.cat(idx)] if not per_seed  # (S*B, C, H, W), seed-major
-                         else torch.cat([im[i] for im, i in zip(images_of, idx)]))
-                    x = transform(x) if transform is not None else x
-                    if augment is not None:
-                        aug_params = [augment.sample_params(b, generator=g) for g in aug_gens]
-                        x = augment.apply(x, type(augment).cat_params(aug_params, [b] * len(seeds)))
-                    y = torch.stack([t[i] for t, i in zip(targets_of, idx)])  # (S, B) or (S, B, K)
-                    logits = call(params, buffers, x.view(len(seeds), b, *x.shape[1:]))
-                    loss = sum(classification_loss(logits[s], y[s]) for s in range(len(seeds)))
-                    optimisers[0].zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimisers[0].step()
-                else:
-                    for s, module in enumerate(state.modules):
-                        x = images_of[s][idx[s]]
-                        x = transform(x) if transform is not None else x
-                        if augment is not None:
-                            x = augment.apply(x, augment.sample_params(b, generator=aug_gens[s]))
-                        loss = classification_loss(module(x), targets_of[s][idx[s]])
-                        optimisers[s].zero_grad(set_to_none=True)
-                        loss.backward()
-                        optimisers[s].step()
-                steps += 1
-            if not torch.isfinite(loss.detach()):
-                raise FloatingPointError(f"evaluation training of '{model}' diverged (loss {loss.item()}) at pass "
-                                         f"{ep}, lr {current_lr}")
-            if ep == protocol.decay_epoch:
-                current_lr *= protocol.decay_factor
-                optimisers = fresh_optimisers(current_lr)
-            bar.update(1)
-    finally:
-        bar.close()
-    return state
+    labels = ([label_source_for(t) for t in targets] if isinstance(targets, (list, tuple))
+              else label_source_for(targets))
+    return train_with_recipe(
+        model=model, images=images, labels=labels, num_classes=num_classes, passes=protocol.passes,
+        batch_size=protocol.batch_size, optimizer=protocol_optimizer(protocol), lr=lr,
+        schedule=protocol_schedule(protocol), seeds=seeds, augment=augment, transform=transform, batched=batched,
+        max_steps=max_steps, progress=progress, desc=desc, model_kwargs=model_kwargs)

@@ -69,7 +69,7 @@ def init_expert_state(real: RealData, recipe: ExpertRecipe, index: int, *, flat:
 
 
 def auto_batched_experts(device: torch.device, n_experts: int) -> bool:
-    """The evaluator's policy (dd_bench/eval/trainer.py:auto_batched): vmap on CUDA, one at a time on the CPU,
+    """The evaluator's policy (dd_bench/train/loop.py:auto_batched): vmap on CUDA, one at a time on the CPU,
     where vmap's grouped convolutions are no faster than separate ones (scripts/bench_experts.py measures it)."""
     return device.type == "cuda" and n_experts > 1
 

@@ -15,25 +15,28 @@ from pathlib import Path
 import torch
 
 from dd_bench.data import RealData
-from dd_bench.eval.protocol import EvalProtocol
-from dd_bench.eval.trainer import train_networks
+from dd_bench.labels import HardLabels
 from dd_bench.methods.base import Synthesizer, source_indices
 from dd_bench.models import embed
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
+from dd_bench.train import OptimizerSpec, StepDecay, train_networks
 
 
 @torch.no_grad()
 def embed_training_set(real: RealData, *, model: str, epochs: int, seed: int, progress: bool = True,
                        batch_size: int = 512) -> torch.Tensor:
     """Penultimate features of every training image: (N, D) float32, from a network trained ``epochs`` passes."""
-    recipe = EvalProtocol(name="coreset-features", version=1, epochs=max(epochs - 1, 0), augment="none",
-                          decay_factor=1.0, ranked=False)
+    passes = max(epochs, 1)
     with torch.enable_grad():
+        # SGD 0.9 / 5e-4 at lr 0.01, batch 256, no augmentation; the momentum restarts halfway (the evaluator's
+        # step rule with factor 1), as this feature space has always been trained.
         trained = train_networks(
-            model=model, images=real.train_images, targets=real.train_labels, num_classes=real.num_classes,
-            protocol=recipe, lr=recipe.lr, seeds=[seed], augment=None, transform=real.to_model_space,
-            batched=False, max_steps=0 if epochs == 0 else None, progress=progress, desc=f"feature net {model}")
+            model=model, images=real.train_images, labels=HardLabels(real.train_labels),
+            num_classes=real.num_classes, passes=passes, batch_size=256, optimizer=OptimizerSpec("sgd"), lr=0.01,
+            schedule=StepDecay(decay_epoch=(passes - 1) // 2 + 1, factor=1.0), seeds=[seed], augment=None,
+            transform=real.to_model_space, batched=False, max_steps=0 if epochs == 0 else None, progress=progress,
+            desc=f"feature net {model}")
     net = trained.modules[0].eval()
     feats = [embed(net, real.to_model_space(real.train_images[i:i + batch_size]))
              for i in range(0, len(real.train_images), batch_size)]

@@ -1,0 +1,231 @@
+"""The one training loop: fresh networks per seed on a set of images, a function of (images, labels).
+
+``train_networks`` takes the recipe as parts: passes and batch size, an optimiser (:mod:`.optimizers`), an lr
+schedule (:mod:`.schedules`), an augmentation (``sample_params`` / ``apply``) and a label source
+(:mod:`dd_bench.labels`) that gives the targets *of the augmented batch* and the loss they go with. The `mtt`
+protocol is SGD + :class:`~dd_bench.train.schedules.StepDecay` + DSA + hard/stored labels
+(:func:`dd_bench.eval.trainer.train_networks` builds it).
+
+Several seeds are trained at once when the architecture allows it (no BatchNorm): the S networks' parameters are
+stacked to ``(S, ...)`` tensors and one ``torch.func.vmap``-ed ``functional_call`` runs all of them on an
+``(S, B, C, H, W)`` batch. SGD and AdamW are element-wise, so one optimiser over the stacked tensors performs S
+independent runs; the loss is the sum of the per-seed mean losses, so each seed's gradient is exactly its own.
+Models with BatchNorm (running statistics updated in place) take the sequential path.
+
+Both paths draw the same random numbers in the same order from per-seed generators
+(``make_generator(seed, "eval", ...)``): initialisation, the shuffle of every pass, and the augmentation
+parameters of every batch. So a seed trains the same network on either path up to floating-point reassociation.
+Every seed's loss is checked after every pass: a diverged seed stops training with an error naming it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from dd_bench.errors import UserError
+from dd_bench.models import create_model, supports_vmap
+from dd_bench.seeding import make_generator
+from dd_bench.train.optimizers import OptimizerSpec, set_lr
+from dd_bench.train.schedules import Schedule
+
+if TYPE_CHECKING:
+    from dd_bench.labels import LabelSource
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class TrainedNetworks:
+    """S trained networks of one architecture: stacked parameters (batched) or a list of modules."""
+
+    seeds: list[int]
+    template: nn.Module  # for the batched path: a module on the meta device, the structure for functional_call
+    params: dict[str, torch.Tensor] | None = None  # name -> (S, ...) when batched
+    buffers: dict[str, torch.Tensor] | None = None
+    modules: list[nn.Module] | None = None  # when sequential
+
+    @property
+    def batched(self) -> bool:
+        return self.params is not None
+
+    def seed_parameters(self, i: int) -> dict[str, torch.Tensor]:
+        """Parameters of the i-th seed's network as a name -> tensor dict (for equivalence checks)."""
+        if self.params is not None:
+            return {k: v[i].detach() for k, v in self.params.items()}
+        assert self.modules is not None
+        return {k: v.detach() for k, v in self.modules[i].named_parameters()}
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, *, transform: Transform | None, batch_size: int) -> torch.Tensor:
+        """Arg-max class of every image for every seed: (S, M) int64. Networks in eval mode, no augmentation."""
+        outs = []
+        for start in range(0, len(images), batch_size):
+            x = images[start:start + batch_size]
+            x = transform(x) if transform is not None else x
+            if self.params is not None:
+                self.template.eval()
+                call = vmapped_forward(self.template)
+                logits = call(self.params, self.buffers, x.unsqueeze(0).expand(len(self.seeds), *x.shape))
+            else:
+                assert self.modules is not None
+                logits = torch.stack([_eval_forward(m, x) for m in self.modules])
+            outs.append(logits.argmax(-1))
+        return torch.cat(outs, dim=1)
+
+
+def _eval_forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    module.eval()
+    return module(x)
+
+
+def vmapped_forward(template: nn.Module) -> Callable:
+    def forward(params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(template, (params, buffers), (x,))
+
+    # randomness="different": no op in our models draws randomness, but dropout in timm models would.
+    return torch.func.vmap(forward, in_dims=(0, 0, 0), randomness="different")
+
+
+def auto_batched(device: torch.device, n_seeds: int, module: nn.Module) -> bool:
+    """Batch seeds with vmap on CUDA, where small sets leave the GPU idle; train them one by one on the CPU.
+
+    On the CPU training is compute-bound: scripts/bench_evaluator.py measured the vmap path 1.3-2x slower than
+    the sequential one on 2 cores (vmap's grouped convolutions are no faster than S separate ones there).
+    """
+    return device.type == "cuda" and n_seeds > 1 and supports_vmap(module)
+
+
+def train_networks(
+    *,
+    model: str,
+    images: torch.Tensor | list[torch.Tensor],
+    labels: LabelSource | list[LabelSource],
+    num_classes: int,
+    passes: int,
+    batch_size: int,
+    optimizer: OptimizerSpec,
+    lr: float,
+    schedule: Schedule,
+    seeds: list[int],
+    augment: object | None,
+    transform: Transform | None = None,
+    batched: bool | None = None,
+    max_steps: int | None = None,
+    progress: bool = True,
+    desc: str = "",
+    model_kwargs: dict | None = None,
+) -> TrainedNetworks:
+    """Train one fresh ``model`` per seed for ``passes`` passes over ``images``.
+
+    images: (N, C, H, W), float in model space, or uint8 with ``transform`` mapping a batch into model space;
+        or a list of one such tensor per seed, all of the same N (random-subset references: subset i for seed i).
+    labels: a label source, or one per seed when images is a list.
+    augment: an object with ``sample_params(n, *, generator)`` / ``apply(x, params)`` / ``cat_params`` (DSA)
+        or None. batched: None picks the vmap path on CUDA whenever the architecture allows it (:func:`auto_batched`).
+    max_steps: stop after this many optimiser steps (for equivalence tests); None trains every pass.
+    """
+    if not seeds:
+        raise ValueError("seeds must not be empty")
+    per_seed = isinstance(images, (list, tuple))
+    images_of = list(images) if per_seed else [images] * len(seeds)
+    labels_of = list(labels) if isinstance(labels, (list, tuple)) else [labels] * len(seeds)
+    if len(images_of) != len(seeds) or len(labels_of) != len(seeds) or len({len(t) for t in images_of}) != 1:
+        raise ValueError("per-seed images and labels need one entry per seed, all images of the same length")
+    device = images_of[0].device
+    n, c, h, w = images_of[0].shape
+    kwargs = dict(num_classes=num_classes, in_channels=c, image_size=(h, w), **(model_kwargs or {}))
+    modules = [create_model(model, generator=make_generator(s, "eval", "init", model), **kwargs).to(device)
+               for s in seeds]
+    if batched is None:
+        batched = auto_batched(device, len(seeds), modules[0])
+    if batched and not supports_vmap(modules[0]):
+        raise UserError(f"model '{model}' cannot be trained batched (it has BatchNorm); use batched=False")
+    data_gens = [make_generator(s, "eval", "data") for s in seeds]  # CPU: randperm of every pass
+    aug_gens = [make_generator(s, "eval", "aug", device=device) for s in seeds]
+
+    if batched:
+        params, buffers = torch.func.stack_module_state(modules)
+        template = copy.deepcopy(modules[0]).to("meta")
+        template.train()
+        call = vmapped_forward(template)
+        del modules
+        state = TrainedNetworks(seeds=list(seeds), template=template, params=params, buffers=buffers)
+        trainable = list(params.values())
+    else:
+        for m in modules:
+            m.train()
+        state = TrainedNetworks(seeds=list(seeds), template=modules[0], modules=modules)
+
+    # One optimiser per seed on the sequential path; one over the stacked tensors on the batched path.
+    def fresh_optimisers(current_lr: float) -> list[torch.optim.Optimizer]:
+        if batched:
+            return [optimizer.make(trainable, current_lr)]
+        return [optimizer.make(list(m.parameters()), current_lr) for m in state.modules]
+
+    optimisers = fresh_optimisers(schedule.lr(0, lr))
+    steps = 0
+    last_loss = [torch.zeros(())] * len(seeds)
+    bar = tqdm(total=passes, desc=desc or f"train {model} x{len(seeds)}", disable=not progress, leave=False,
+               unit="pass")
+    try:
+        for ep in range(passes):
+            current_lr = schedule.lr(ep, lr)
+            if ep > 0 and schedule.fresh_optimizer(ep):
+                optimisers = fresh_optimisers(current_lr)
+            else:
+                for opt in optimisers:
+                    set_lr(opt, current_lr)
+            perms = [torch.randperm(n, generator=g).to(device) for g in data_gens]
+            for start in range(0, n, batch_size):
+                if max_steps is not None and steps >= max_steps:
+                    return state
+                idx = [p[start:start + batch_size] for p in perms]
+                b = len(idx[0])
+                if batched:
+                    x = (images_of[0][torch.cat(idx)] if not per_seed  # (S*B, C, H, W), seed-major
+                         else torch.cat([im[i] for im, i in zip(images_of, idx)]))
+                    x = transform(x) if transform is not None else x
+                    aug_params = [None] * len(seeds)
+                    if augment is not None:
+                        aug_params = [augment.sample_params(b, generator=g) for g in aug_gens]
+                        x = augment.apply(x, type(augment).cat_params(aug_params, [b] * len(seeds)))
+                    x = x.view(len(seeds), b, *x.shape[1:])
+                    logits = call(params, buffers, x)
+                    losses = []
+                    for s in range(len(seeds)):
+                        t = labels_of[s].targets(x[s], idx[s], ep, aug_params[s])
+                        losses.append(t.loss(logits[s], t.values))
+                    optimisers[0].zero_grad(set_to_none=True)
+                    sum(losses).backward()
+                    optimisers[0].step()
+                    last_loss = [loss.detach() for loss in losses]
+                else:
+                    for s, module in enumerate(state.modules):
+                        x = images_of[s][idx[s]]
+                        x = transform(x) if transform is not None else x
+                        aug = None
+                        if augment is not None:
+                            aug = augment.sample_params(b, generator=aug_gens[s])
+                            x = augment.apply(x, aug)
+                        t = labels_of[s].targets(x, idx[s], ep, aug)
+                        loss = t.loss(module(x), t.values)
+                        optimisers[s].zero_grad(set_to_none=True)
+                        loss.backward()
+                        optimisers[s].step()
+                        last_loss[s] = loss.detach()
+                steps += 1
+            bad = [seeds[s] for s, loss in enumerate(last_loss) if not torch.isfinite(loss)]
+            if bad:
+                raise FloatingPointError(f"training '{model}' diverged for seed(s) {bad} (losses "
+                                         f"{[float(v) for v in last_loss]}) at pass {ep}, lr {current_lr}")
+            bar.update(1)
+    finally:
+        bar.close()
+    return state
