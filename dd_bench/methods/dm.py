@@ -22,14 +22,14 @@ import enum
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from dd_bench.augment import DSA
 from dd_bench.data import RealData
 from dd_bench.data.subsets import class_balanced_indices
 from dd_bench.errors import UserError
-from dd_bench.io import json_sha256, load_checkpoint, save_checkpoint
+from dd_bench.io import json_sha256
 from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
+from dd_bench.methods.loop import run_iterations
 from dd_bench.models import create_model, embed
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
@@ -90,30 +90,7 @@ class DistributionMatching(Synthesizer):
         real_labels = torch.cat([torch.full((n,), c) for c, n in enumerate(n_real)]).to(device)
         model_kwargs = dict(num_classes=k, in_channels=real.channels, image_size=real.image_size)
 
-        key = self._config_hash(real, ipc, seed)
-        start, status = 0, {"stopped_early": False}
-        ckpt = load_checkpoint(checkpoint_dir, config_hash=key) if checkpoint_dir is not None else None
-        if ckpt is not None and int(ckpt[1]["iteration"]) <= cfg.iterations:
-            tensors, state = ckpt
-            start = int(state["iteration"])
-            with torch.no_grad():
-                images.copy_(tensors["images"].to(device))
-            if "momentum" in tensors:
-                opt.state[images]["momentum_buffer"] = tensors["momentum"].to(device)
-            for g, name in ((g_net, "g_net"), (g_real, "g_real"), (g_aug, "g_aug")):
-                g.set_state(tensors[name].cpu())  # generator states are CPU byte tensors on every device
-            status["resumed_from"] = start
-
-        def checkpoint(iteration: int) -> None:
-            tensors = {"images": images.detach(), "g_net": g_net.get_state(), "g_real": g_real.get_state(),
-                       "g_aug": g_aug.get_state()}
-            if "momentum_buffer" in opt.state.get(images, {}):
-                tensors["momentum"] = opt.state[images]["momentum_buffer"]
-            save_checkpoint(checkpoint_dir, tensors=tensors, state={"iteration": iteration, "config_hash": key})
-
-        bar = tqdm(range(start, cfg.iterations), desc=f"dm ipc{ipc}", disable=not progress, leave=False)
-        last_good = images.detach().clone()
-        for it in bar:
+        def step(it: int) -> float:
             net = create_model(cfg.model, generator=g_net, **model_kwargs).to(device)
             for p in net.parameters():
                 p.requires_grad_(False)
@@ -131,21 +108,25 @@ class DistributionMatching(Synthesizer):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if not (torch.isfinite(loss) and torch.isfinite(images).all()):
-                with torch.no_grad():
-                    images.copy_(last_good)
-                status = {**status, "stopped_early": True, "stopped_at_iteration": it,
-                          "reason": f"non-finite loss or images at iteration {it} (loss={loss.item()}); "
-                                    f"kept the images after iteration {it - 1}"}
-                break
-            last_good.copy_(images.detach())
-            if progress and it % 50 == 0:
-                bar.set_postfix(loss=f"{loss.item():.4g}")
-            if checkpoint_dir is not None and (it + 1) % cfg.checkpoint_every == 0:
-                checkpoint(it + 1)
-        bar.close()
-        if checkpoint_dir is not None and not status["stopped_early"]:
-            checkpoint(cfg.iterations)
+            return loss.item()
+
+        def save_state() -> tuple[dict[str, torch.Tensor], dict]:
+            tensors = {"g_net": g_net.get_state(), "g_real": g_real.get_state(), "g_aug": g_aug.get_state()}
+            if "momentum_buffer" in opt.state.get(images, {}):
+                tensors["momentum"] = opt.state[images]["momentum_buffer"]
+            return tensors, {}
+
+        def restore_state(tensors: dict[str, torch.Tensor], state: dict) -> None:
+            if "momentum" in tensors:
+                opt.state[images]["momentum_buffer"] = tensors["momentum"].to(device)
+            for g, name in ((g_net, "g_net"), (g_real, "g_real"), (g_aug, "g_aug")):
+                g.set_state(tensors[name].cpu())  # generator states are CPU byte tensors on every device
+
+        status = run_iterations(
+            iterations=cfg.iterations, leaves={"images": images}, step=step, save_state=save_state,
+            restore_state=restore_state, checkpoint_dir=checkpoint_dir, checkpoint_every=cfg.checkpoint_every,
+            config_hash=self._config_hash(real, ipc, seed), progress=progress, desc=f"dm ipc{ipc}",
+            postfix=lambda it, loss: {"loss": f"{loss:.4g}"})
         return self.new_synset(real, ipc=ipc, images=images.detach(), labels=labels,
                                provenance={"distill_status": status})
 

@@ -23,11 +23,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 import glob
+import math
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from tqdm.auto import tqdm
 
 from dd_bench.augment import DSA
 from dd_bench.data import RealData
@@ -35,8 +35,9 @@ from dd_bench.data.subsets import class_balanced_indices
 from dd_bench.errors import UserError, UserFileNotFoundError
 from dd_bench.experts import ExpertRecipe, get_experts, import_replay_buffers
 from dd_bench.experts.recipe import ExpertOptimizer
-from dd_bench.io import json_sha256, load_checkpoint, save_checkpoint
+from dd_bench.io import json_sha256
 from dd_bench.methods.base import Synthesizer, hard_labels
+from dd_bench.methods.loop import run_iterations
 from dd_bench.methods.tm_gradient import GradMode, InnerStep, matching_gradient
 from dd_bench.methods.tm_labels import HardTargets, LearnedTargets, correctly_classified_init, expert_logit_labels
 from dd_bench.methods.tm_schedule import start_epoch_upper
@@ -180,31 +181,9 @@ class TrajectoryMatching(Synthesizer):
         if c.fyi:  # the flipped copy doubles the batch: FYI halves batch_syn to keep the step's size
             batch = max(1, batch // 2)
 
-        key = self._resume_key(real, ipc, seed, experts.key)
-        state = {"iteration": 0, "skipped": 0, "losses": []}
-        status: dict[str, Any] = {"stopped_early": False}
-        ckpt = load_checkpoint(checkpoint_dir, config_hash=key) if checkpoint_dir is not None else None
-        if ckpt is not None and int(ckpt[1]["iteration"]) <= c.iterations:
-            tensors, saved = ckpt
-            self._restore(tensors, leaves, optimisers, ema, (g_sample, g_aug), device)
-            state = {k_: saved[k_] for k_ in ("iteration", "skipped", "losses")}
-            status["resumed_from"] = state["iteration"]
+        state: dict[str, Any] = {"iteration": 0, "skipped": 0, "losses": []}  # JSON, checkpointed
 
-        def checkpoint() -> None:
-            tensors = {name: t.detach() for name, t in leaves.items()}
-            for name, opt in optimisers.items():
-                buf = opt.state.get(leaves[name], {}).get("momentum_buffer")
-                if buf is not None:
-                    tensors[f"momentum.{name}"] = buf
-            if ema is not None:
-                tensors["ema"] = ema
-            tensors["g_sample"], tensors["g_aug"] = g_sample.get_state(), g_aug.get_state()
-            save_checkpoint(checkpoint_dir, tensors=tensors, state={**state, "config_hash": key})
-
-        last_good = {name: t.detach().clone() for name, t in leaves.items()}
-        bar = tqdm(range(state["iteration"], c.iterations), desc=f"{self.set_name} ipc{ipc}", disable=not progress,
-                   leave=False)
-        for it in bar:
+        def step(it: int) -> float:
             upper = start_epoch_upper(it, max_start=c.max_start_epoch, current_max=c.current_max_start_epoch,
                                       expansion_end=c.expansion_end_epoch, sequential=c.sequential_generation)
             start = int(torch.randint(c.min_start_epoch, max(upper, c.min_start_epoch + 1), (1,), generator=g_sample))
@@ -217,31 +196,40 @@ class TrajectoryMatching(Synthesizer):
                 theta_target=traj[e, start + c.expert_epochs].to(device), images=images, alpha=alpha,
                 targets_of=targets, plan=plan, augment=augment, fyi=c.fyi)
             skip = c.update_threshold is not None and loss > c.update_threshold
-            if torch.isfinite(torch.tensor(loss)) and not skip:
+            if math.isfinite(loss) and not skip:
                 for opt in optimisers.values():
                     opt.step()
             state["skipped"] += int(skip)
-            if not (torch.isfinite(torch.tensor(loss)) and all(torch.isfinite(t).all() for t in leaves.values())):
+            return loss
+
+        def after_step(it: int, loss: float) -> None:
+            if ema is not None:
                 with torch.no_grad():
-                    for name, t in leaves.items():
-                        t.copy_(last_good[name])
-                status.update(stopped_early=True, stopped_at_iteration=it,
-                              reason=f"non-finite loss or parameters at iteration {it} (loss={loss}); kept the "
-                                     f"state after iteration {it - 1}")
-                break
-            with torch.no_grad():
-                for name, t in leaves.items():
-                    last_good[name].copy_(t)
-                if ema is not None:
                     ema.mul_(c.ema_decay).add_(images.detach(), alpha=1.0 - c.ema_decay)
             state["iteration"] = it + 1
             state["losses"] = (state["losses"] + [loss])[-100:]
-            bar.set_postfix(loss=f"{loss:.3f}", lr=f"{float(alpha.detach()):.4g}", skipped=state["skipped"], refresh=False)
-            if checkpoint_dir is not None and (it + 1) % c.checkpoint_every == 0:
-                checkpoint()
-        bar.close()
-        if checkpoint_dir is not None and not status["stopped_early"]:
-            checkpoint()
+
+        def save_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+            tensors = {"g_sample": g_sample.get_state(), "g_aug": g_aug.get_state()}
+            for name, opt in optimisers.items():
+                buf = opt.state.get(leaves[name], {}).get("momentum_buffer")
+                if buf is not None:
+                    tensors[f"momentum.{name}"] = buf
+            if ema is not None:
+                tensors["ema"] = ema
+            return tensors, {"skipped": state["skipped"], "losses": state["losses"]}
+
+        def restore_state(tensors: dict[str, torch.Tensor], saved: dict[str, Any]) -> None:
+            self._restore(tensors, leaves, optimisers, ema, (g_sample, g_aug), device)
+            state.update(iteration=saved["iteration"], skipped=saved["skipped"], losses=saved["losses"])
+
+        status = run_iterations(
+            iterations=c.iterations, leaves=leaves, step=step, save_state=save_state, restore_state=restore_state,
+            checkpoint_dir=checkpoint_dir, checkpoint_every=c.checkpoint_every,
+            config_hash=self._resume_key(real, ipc, seed, experts.key), progress=progress,
+            desc=f"{self.set_name} ipc{ipc}", after_step=after_step,
+            postfix=lambda it, loss: {"loss": f"{loss:.3f}", "lr": f"{float(alpha.detach()):.4g}",
+                                      "skipped": state["skipped"]})
         status.update(skipped_updates=state["skipped"], iterations_done=state["iteration"],
                       mean_loss_last_100=sum(state["losses"]) / max(1, len(state["losses"])),
                       experts={"key": experts.key, "source": experts.source, "count": int(traj.shape[0]),
@@ -265,9 +253,8 @@ class TrajectoryMatching(Synthesizer):
     @staticmethod
     def _restore(tensors: dict, leaves: dict, optimisers: dict, ema: torch.Tensor | None,
                  generators: tuple[torch.Generator, torch.Generator], device: torch.device) -> None:
+        """Everything but the leaves (restored by the loop): momenta, the EMA, the generators."""
         with torch.no_grad():
-            for name, t in leaves.items():
-                t.copy_(tensors[name].to(device))
             if ema is not None:
                 ema.copy_(tensors["ema"].to(device))
         for name, opt in optimisers.items():

@@ -1,0 +1,91 @@
+"""The one distillation loop every iterative method runs: resume, iterate, stop on divergence, checkpoint.
+
+A method hands :func:`run_iterations` its learnable tensors (``leaves``), one ``step(it) -> loss`` that does an
+iteration's forward, backward and update, and how to save and restore the rest of its state (optimiser momenta,
+generator states, EMAs, counters). The loop:
+
+* resumes from ``checkpoint_dir`` when a checkpoint of the same config (``config_hash``) exists at or before
+  ``iterations`` (a resume never returns another config's result, nor a longer run's state);
+* after every step, checks the loss and every leaf: on a non-finite value it puts the leaves back to the last good
+  iteration, stops, and says so in the returned status (which goes into the set's provenance);
+* checkpoints atomically every ``checkpoint_every`` iterations and at the end (:mod:`dd_bench.io.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from dd_bench.io import load_checkpoint, save_checkpoint
+
+SaveState = Callable[[], tuple[dict[str, torch.Tensor], dict[str, Any]]]
+RestoreState = Callable[[dict[str, torch.Tensor], dict[str, Any]], None]
+
+
+def run_iterations(
+    *,
+    iterations: int,
+    leaves: dict[str, torch.Tensor],
+    step: Callable[[int], float],
+    save_state: SaveState,
+    restore_state: RestoreState,
+    checkpoint_dir: Path | None,
+    checkpoint_every: int,
+    config_hash: str,
+    progress: bool = True,
+    desc: str = "",
+    after_step: Callable[[int, float], None] | None = None,
+    postfix: Callable[[int, float], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Run iterations ``start..iterations-1`` (``start`` from a checkpoint, else 0); returns the status dict.
+
+    ``after_step(it, loss)`` runs after each good iteration (EMAs, counters); ``postfix`` feeds the progress bar.
+    """
+    status: dict[str, Any] = {"stopped_early": False}
+    start = 0
+    ckpt = load_checkpoint(checkpoint_dir, config_hash=config_hash) if checkpoint_dir is not None else None
+    if ckpt is not None and int(ckpt[1]["iteration"]) <= iterations:
+        tensors, state = ckpt
+        with torch.no_grad():
+            for name, leaf in leaves.items():
+                leaf.copy_(tensors[f"leaf.{name}"].to(leaf.device))
+        restore_state(tensors, state)
+        start = int(state["iteration"])
+        status["resumed_from"] = start
+
+    def checkpoint(iteration: int) -> None:
+        tensors, state = save_state()
+        tensors = {**tensors, **{f"leaf.{name}": leaf.detach() for name, leaf in leaves.items()}}
+        save_checkpoint(checkpoint_dir, tensors=tensors,
+                        state={**state, "iteration": iteration, "config_hash": config_hash})
+
+    last_good = {name: leaf.detach().clone() for name, leaf in leaves.items()}
+    bar = tqdm(range(start, iterations), desc=desc, disable=not progress, leave=False)
+    for it in bar:
+        loss = step(it)
+        if not (math.isfinite(loss) and all(torch.isfinite(leaf).all() for leaf in leaves.values())):
+            with torch.no_grad():
+                for name, leaf in leaves.items():
+                    leaf.copy_(last_good[name])
+            status.update(stopped_early=True, stopped_at_iteration=it,
+                          reason=f"non-finite loss or parameters at iteration {it} (loss={loss}); kept the state "
+                                 f"after iteration {it - 1}")
+            break
+        with torch.no_grad():
+            for name, leaf in leaves.items():
+                last_good[name].copy_(leaf)
+        if after_step is not None:
+            after_step(it, loss)
+        if postfix is not None and progress:
+            bar.set_postfix(postfix(it, loss), refresh=False)
+        if checkpoint_dir is not None and (it + 1) % checkpoint_every == 0:
+            checkpoint(it + 1)
+    bar.close()
+    if checkpoint_dir is not None and not status["stopped_early"]:
+        checkpoint(iterations)
+    return status
