@@ -170,10 +170,10 @@ def train_networks(
         return [optimizer.make(list(m.parameters()), current_lr) for m in state.modules]
 
     optimisers = fresh_optimisers(schedule.lr(0, lr))
-    steps = 0
     last_loss = [torch.zeros(())] * len(seeds)
     bar = tqdm(total=passes, desc=desc or f"train {model} x{len(seeds)}", disable=not progress, leave=False,
                unit="pass")
+    steps_per_pass = -(-n // batch_size)
     try:
         for ep in range(passes):
             current_lr = schedule.lr(ep, lr)
@@ -182,45 +182,22 @@ def train_networks(
             else:
                 for opt in optimisers:
                     set_lr(opt, current_lr)
-            perms = [torch.randperm(n, generator=g).to(device) for g in data_gens]
-            for start in range(0, n, batch_size):
-                if max_steps is not None and steps >= max_steps:
-                    return state
-                idx = [p[start:start + batch_size] for p in perms]
-                b = len(idx[0])
-                if batched:
-                    x = (images_of[0][torch.cat(idx)] if not per_seed  # (S*B, C, H, W), seed-major
-                         else torch.cat([im[i] for im, i in zip(images_of, idx)]))
-                    x = transform(x) if transform is not None else x
-                    aug_params = [None] * len(seeds)
-                    if augment is not None:
-                        aug_params = [augment.sample_params(b, generator=g) for g in aug_gens]
-                        x = augment.apply(x, type(augment).cat_params(aug_params, [b] * len(seeds)))
-                    x = x.view(len(seeds), b, *x.shape[1:])
-                    logits = call(params, buffers, x)
-                    losses = []
-                    for s in range(len(seeds)):
-                        t = labels_of[s].targets(x[s], idx[s], ep, aug_params[s])
-                        losses.append(t.loss(logits[s], t.values))
-                    optimisers[0].zero_grad(set_to_none=True)
-                    sum(losses).backward()
-                    optimisers[0].step()
-                    last_loss = [loss.detach() for loss in losses]
-                else:
-                    for s, module in enumerate(state.modules):
-                        x = images_of[s][idx[s]]
-                        x = transform(x) if transform is not None else x
-                        aug = None
-                        if augment is not None:
-                            aug = augment.sample_params(b, generator=aug_gens[s])
-                            x = augment.apply(x, aug)
-                        t = labels_of[s].targets(x, idx[s], ep, aug)
-                        loss = t.loss(module(x), t.values)
-                        optimisers[s].zero_grad(set_to_none=True)
-                        loss.backward()
-                        optimisers[s].step()
-                        last_loss[s] = loss.detach()
-                steps += 1
+            budget = None if max_steps is None else max_steps - ep * steps_per_pass
+            if budget is not None and budget <= 0:
+                return state
+            if batched:
+                last_loss = _batched_epoch(call, params, buffers, optimisers[0], images_of=images_of,
+                                           per_seed=per_seed, labels_of=labels_of, epoch=ep, batch_size=batch_size,
+                                           augment=augment, data_gens=data_gens, aug_gens=aug_gens,
+                                           transform=transform, max_steps=budget)
+            else:
+                last_loss = [train_epoch(module, images=images_of[s], labels=labels_of[s], epoch=ep,
+                                         batch_size=batch_size, optimizer=optimisers[s], augment=augment,
+                                         data_gen=data_gens[s], aug_gen=aug_gens[s], transform=transform,
+                                         max_steps=budget)
+                             for s, module in enumerate(state.modules)]
+            if budget is not None and budget < steps_per_pass:
+                return state
             bad = [seeds[s] for s, loss in enumerate(last_loss) if not torch.isfinite(loss)]
             if bad:
                 raise FloatingPointError(f"training '{model}' diverged for seed(s) {bad} (losses "
@@ -229,3 +206,67 @@ def train_networks(
     finally:
         bar.close()
     return state
+
+
+def train_epoch(module: nn.Module, *, images: torch.Tensor, labels: LabelSource, epoch: int, batch_size: int,
+                optimizer: torch.optim.Optimizer, augment: object | None, data_gen: torch.Generator,
+                aug_gen: torch.Generator, transform: Transform | None = None,
+                max_steps: int | None = None) -> torch.Tensor:
+    """One pass of ``module`` (in train mode) over ``images`` in a fresh order from ``data_gen``: batches of
+    ``batch_size``, augmented with params from ``aug_gen``, targets from ``labels``. Returns the last batch's loss.
+    The sequential path of :func:`train_networks` and the teachers' training both run this."""
+    module.train()
+    n = len(images)
+    perm = torch.randperm(n, generator=data_gen).to(images.device)
+    loss = torch.zeros(())
+    for k, start in enumerate(range(0, n, batch_size)):
+        if max_steps is not None and k >= max_steps:
+            break
+        idx = perm[start:start + batch_size]
+        x = images[idx]
+        x = transform(x) if transform is not None else x
+        aug = None
+        if augment is not None:
+            aug = augment.sample_params(len(idx), generator=aug_gen)
+            x = augment.apply(x, aug)
+        t = labels.targets(x, idx, epoch, aug)
+        loss = t.loss(module(x), t.values)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss = loss.detach()
+    return loss
+
+
+def _batched_epoch(call: Callable, params: dict, buffers: dict, optimizer: torch.optim.Optimizer, *,
+                   images_of: list[torch.Tensor], per_seed: bool, labels_of: list, epoch: int, batch_size: int,
+                   augment: object | None, data_gens: list[torch.Generator], aug_gens: list[torch.Generator],
+                   transform: Transform | None, max_steps: int | None) -> list[torch.Tensor]:
+    """One pass of S stacked networks: the same draws per seed as :func:`train_epoch`, one vmapped forward."""
+    n, seeds = len(images_of[0]), len(images_of)
+    device = images_of[0].device
+    perms = [torch.randperm(n, generator=g).to(device) for g in data_gens]
+    losses = [torch.zeros(())] * seeds
+    for k, start in enumerate(range(0, n, batch_size)):
+        if max_steps is not None and k >= max_steps:
+            break
+        idx = [p[start:start + batch_size] for p in perms]
+        b = len(idx[0])
+        x = (images_of[0][torch.cat(idx)] if not per_seed  # (S*B, C, H, W), seed-major
+             else torch.cat([im[i] for im, i in zip(images_of, idx)]))
+        x = transform(x) if transform is not None else x
+        aug_params = [None] * seeds
+        if augment is not None:
+            aug_params = [augment.sample_params(b, generator=g) for g in aug_gens]
+            x = augment.apply(x, type(augment).cat_params(aug_params, [b] * seeds))
+        x = x.view(seeds, b, *x.shape[1:])
+        logits = call(params, buffers, x)
+        losses = []
+        for s in range(seeds):
+            t = labels_of[s].targets(x[s], idx[s], epoch, aug_params[s])
+            losses.append(t.loss(logits[s], t.values))
+        optimizer.zero_grad(set_to_none=True)
+        sum(losses).backward()
+        optimizer.step()
+        losses = [loss.detach() for loss in losses]
+    return losses
