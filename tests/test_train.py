@@ -38,7 +38,7 @@ def test_unknown_losses_and_optimizers_name_the_options():
 
     with pytest.raises(UserError, match="available: ce, soft_ce, kl"):
         LossCls("mse")
-    with pytest.raises(UserError, match="available: sgd, adamw"):
+    with pytest.raises(UserError, match="available: sgd, adam, adamw"):
         OptimizerSpec("adam")
 
 

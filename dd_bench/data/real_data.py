@@ -31,6 +31,10 @@ class RealData:
     zca: ZCATransform | None = None
     # Indices into the original training set when a validation split was carved out (None: full set).
     train_indices: torch.Tensor | None = None
+    # The held-out validation split (uint8 images, int64 labels) when one was carved out: for selection and for
+    # the accuracy recorded with teachers. Never part of the training tensors.
+    val_images: torch.Tensor | None = None
+    val_labels: torch.Tensor | None = None
     source: dict = field(default_factory=dict)  # where it was loaded from (root, layout, cache file)
 
     def __post_init__(self) -> None:
@@ -109,4 +113,6 @@ class RealData:
             test_images=self.test_images.to(device),
             test_labels=self.test_labels.to(device),
             zca=self.zca.to(device) if self.zca is not None else None,
+            val_images=None if self.val_images is None else self.val_images.to(device),
+            val_labels=None if self.val_labels is None else self.val_labels.to(device),
         )

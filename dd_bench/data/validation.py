@@ -71,6 +71,8 @@ def split_validation(
         train_images=real.train_images[train_local.to(device)],
         train_labels=real.train_labels[train_local.to(device)],
         train_indices=original[train_local],
+        val_images=real.train_images[val_local.to(device)],
+        val_labels=real.train_labels[val_local.to(device)],
     )
     if real.zca is not None and refit_zca:
         from dd_bench.data.zca import fit_zca

@@ -1,0 +1,86 @@
+"""Teacher recipes: how a teacher network is trained on the real training set, named by the method cards.
+
+A recipe is everything that changes the trained weights; :meth:`TeacherRecipe.key` hashes it with the data
+fingerprint (so a validation split, which removes training images, is part of the key) and
+:data:`TEACHERS_CODE_VERSION`. Recipes are registered by name (``teacher=sre2l_cifar`` in presets):
+
+* ``sre2l_cifar`` (SRe2L and RDED on CIFAR, decoupled-methods.md §2.1): the CIFAR ResNet-18 (3x3 stem, no
+  max-pool), SGD lr 0.1, momentum 0.9, wd 5e-4, cosine over 200 epochs, batch 128, RandomCrop(32, 4) + flip.
+* ``cvdd_cifar`` (CV-DD's committee, §5): Adam lr 1e-3, wd 1e-4, cosine over 200 epochs, batch 512, the same crops.
+* ``digits_convnet_bn_w{32,64}_d{2,3}``: the digits pool (the CIFAR architectures do not fit 8x8): ConvNet-BN width
+  and depth variants, SGD 0.01 / 0.9 / 5e-4, cosine over 10 epochs, batch 64, crops with 1 pixel of padding and no
+  flip (flips are wrong for digits).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dd_bench.data import RealData
+from dd_bench.errors import UserError
+from dd_bench.io import json_sha256
+from dd_bench.models import MODELS, list_models
+from dd_bench.registry import Registry
+from dd_bench.train import OPTIMIZER_KINDS
+
+# Bump when a code change alters the weights a recipe produces: cached teachers then get a new key.
+TEACHERS_CODE_VERSION = 1
+SCHEDULES = ("cosine", "constant")
+AUGMENTS = ("crop_flip", "none")
+
+
+@dataclass(frozen=True)
+class TeacherRecipe:
+    model: str = "resnet18_cifar"
+    model_kwargs: tuple[tuple[str, Any], ...] | Mapping[str, Any] = field(default=())
+    epochs: int = 200
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    schedule: str = "cosine"  # cosine (T_max = epochs, stepped per epoch) | constant
+    augment: str = "crop_flip"  # RandomCrop(size, pad) + flip (no flip where the dataset's DSA drops it) | none
+    crop_pad: int | None = None  # None: image size / 8 (4 on 32x32, 1 on 8x8)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        kwargs = self.model_kwargs
+        kwargs = tuple(sorted(kwargs.items())) if isinstance(kwargs, Mapping) else tuple(sorted(kwargs))
+        object.__setattr__(self, "model_kwargs", kwargs)
+        if self.model not in MODELS and not self.model.startswith("timm."):
+            raise UserError(f"Unknown teacher model '{self.model}'; available: {', '.join(list_models())}")
+        for name, value, options in (("optimizer", self.optimizer, OPTIMIZER_KINDS),
+                                     ("schedule", self.schedule, SCHEDULES), ("augment", self.augment, AUGMENTS)):
+            if value not in options:
+                raise UserError(f"Unknown teacher {name} '{value}'; available: {', '.join(options)}")
+        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
+            raise UserError(f"teacher recipe needs epochs >= 1, batch_size >= 1 and lr > 0; got {self.epochs}, "
+                            f"{self.batch_size}, {self.lr}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["model_kwargs"] = dict(self.model_kwargs)
+        return d
+
+    def key(self, real: RealData) -> str:
+        """24 hex digits: the recipe, the data (its fingerprint: a validation split changes it) and the code."""
+        return json_sha256({"v": TEACHERS_CODE_VERSION, "recipe": self.to_dict(), "data": real.fingerprint(),
+                            "classes": real.num_classes, "dsa_strategy": real.dsa_strategy}, 24)
+
+
+TEACHER_RECIPES: Registry = Registry("teacher recipe")
+TEACHER_RECIPES.register("sre2l_cifar")(TeacherRecipe())
+TEACHER_RECIPES.register("cvdd_cifar")(TeacherRecipe(optimizer="adam", lr=1e-3, weight_decay=1e-4, batch_size=512))
+for _width in (32, 64):
+    for _depth in (2, 3):
+        TEACHER_RECIPES.register(f"digits_convnet_bn_w{_width}_d{_depth}")(TeacherRecipe(
+            model="convnet_bn", model_kwargs={"width": _width, "depth": _depth}, epochs=10, lr=0.01,
+            batch_size=64, crop_pad=1))
+
+
+def get_recipe(name: str) -> TeacherRecipe:
+    return TEACHER_RECIPES.get(name)

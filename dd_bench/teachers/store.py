@@ -1,0 +1,230 @@
+"""Teachers trained once per key and shared: ``get_teacher(real, recipe)`` loads the cached weights or trains them.
+
+Cache layout under the cache root (:mod:`dd_bench.io`), never pickled::
+
+    <cache>/teachers/<key>/weights.safetensors   the state dict (parameters and BatchNorm buffers)
+    <cache>/teachers/<key>/meta.json             recipe, key, model kwargs, validation accuracy, provenance
+    <cache>/teachers/<key>/partial/checkpoint/   while training: weights, optimiser state, generators, epochs done
+
+Training resumes from the last finished epoch and draws the same random numbers, so an interrupted teacher ends
+with the same weights as an uninterrupted one. Two jobs asking for one teacher train it once (a lock per key).
+The accuracy recorded with a teacher is on the **validation split** (``real.val_images``) when the data has one,
+else none: anything that weights or picks teachers uses it, never the test set.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from dd_bench.augment.crop_flip import RandomCropFlip
+from dd_bench.data import RealData
+from dd_bench.errors import UserError, UserFileNotFoundError
+from dd_bench.io import KeyedStore, atomic_save_safetensors, atomic_write_json, load_checkpoint, save_checkpoint
+from dd_bench.labels import HardLabels
+from dd_bench.models import create_model
+from dd_bench.seeding import make_generator
+from dd_bench.teachers.recipe import TeacherRecipe
+from dd_bench.train import Cosine, OptimizerSpec
+from dd_bench.train.loop import train_epoch
+from dd_bench.train.optimizers import set_lr
+
+FORMAT_NAME = "dd-bench-teacher"
+
+
+@dataclass
+class Teacher:
+    """A trained teacher in eval mode on ``real``'s device; ``source`` says where its weights came from."""
+
+    module: nn.Module
+    model: str
+    model_kwargs: dict[str, Any]
+    key: str
+    source: str  # trained | file
+    recipe: TeacherRecipe | None = None
+    validation_accuracy: float | None = None  # percent on the validation split; None without one
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def parameter_bytes(self) -> int:
+        """Bytes of its state as stored (float32 parameters and buffers): an evaluation asset when it runs online."""
+        return sum(t.numel() * t.element_size() for t in self.module.state_dict().values())
+
+
+def teacher_model_kwargs(real: RealData, recipe: TeacherRecipe) -> dict[str, Any]:
+    return {"num_classes": real.num_classes, "in_channels": real.channels, "image_size": real.image_size,
+            **dict(recipe.model_kwargs)}
+
+
+def _augment(real: RealData, recipe: TeacherRecipe) -> RandomCropFlip | None:
+    if recipe.augment == "none":
+        return None
+    pad = recipe.crop_pad if recipe.crop_pad is not None else max(1, real.image_size[0] // 8)
+    black = real.to_model_space(torch.zeros(1, real.channels, 1, 1, dtype=torch.uint8, device=real.device))
+    return RandomCropFlip(image_size=real.image_size, pad=pad, flip="flip" in real.dsa_strategy,
+                          fill=black.flatten().tolist())
+
+
+@torch.no_grad()
+def accuracy(module: nn.Module, images: torch.Tensor, labels: torch.Tensor, real: RealData,
+             batch_size: int = 512) -> float:
+    """Top-1 accuracy in percent of ``module`` (eval mode) on uint8 ``images``."""
+    module.eval()
+    correct = 0
+    for start in range(0, len(images), batch_size):
+        x = real.to_model_space(images[start:start + batch_size])
+        correct += int((module(x).argmax(-1) == labels[start:start + batch_size]).sum())
+    return 100.0 * correct / max(1, len(images))
+
+
+def get_teacher(real: RealData, recipe: TeacherRecipe, *, cache_dir: str | Path | None = None,
+                progress: bool = True) -> Teacher:
+    """The teacher of ``recipe`` trained on ``real``'s training tensors: from the cache, else trained now."""
+    store = KeyedStore("teachers", cache_dir)
+    key = recipe.key(real)
+    root = store.path(key)
+    if not (root / "weights.safetensors").is_file():
+        with store.lock(key):  # a second job asking for the same teacher waits, then loads it
+            if not (root / "weights.safetensors").is_file():
+                _train(root, real, recipe, key=key, progress=progress)
+    return _load_cached(root, real, recipe, key)
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """An optimiser's state dict as safetensors-ready tensors plus JSON (no pickle)."""
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for index, entry in sd["state"].items():
+        for name, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"opt.{index}.{name}"] = value
+            else:
+                scalars[f"{index}.{name}"] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], saved: dict[str, Any],
+                    device: torch.device) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith("opt."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value.to(device) if key != "step" else value
+    for name, value in saved["scalars"].items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    opt.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
+
+
+def _train(root: Path, real: RealData, recipe: TeacherRecipe, *, key: str, progress: bool) -> None:
+    from dd_bench.results import collect_provenance
+
+    device = real.device
+    kwargs = teacher_model_kwargs(real, recipe)
+    module = create_model(recipe.model, generator=make_generator(recipe.seed, "teacher", "init"), **kwargs).to(device)
+    spec = OptimizerSpec(recipe.optimizer, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    opt = spec.make(list(module.parameters()), recipe.lr)
+    schedule = Cosine(t_max=recipe.epochs) if recipe.schedule == "cosine" else None
+    data_gen = make_generator(recipe.seed, "teacher", "data")
+    aug_gen = make_generator(recipe.seed, "teacher", "aug", device=device)
+    augment, labels = _augment(real, recipe), HardLabels(real.train_labels)
+    partial = root / "partial"
+    start, seconds = 0, 0.0
+    found = load_checkpoint(partial, config_hash=key)
+    if found is not None:
+        tensors, saved = found
+        module.load_state_dict({k[len("model."):]: v.to(device) for k, v in tensors.items() if k.startswith("model.")})
+        _load_optimizer(opt, tensors, saved, device)
+        data_gen.set_state(tensors["data_gen"])
+        aug_gen.set_state(tensors["aug_gen"].to(aug_gen.get_state().device))
+        start, seconds = int(saved["epochs_done"]), float(saved["seconds"])
+    bar = tqdm(range(start, recipe.epochs), desc=f"teacher {recipe.model}", unit="epoch", disable=not progress,
+               leave=False)
+    for epoch in bar:
+        t0 = time.perf_counter()
+        set_lr(opt, schedule.lr(epoch, recipe.lr) if schedule is not None else recipe.lr)
+        loss = train_epoch(module, images=real.train_images, labels=labels, epoch=epoch,
+                           batch_size=recipe.batch_size, optimizer=opt, augment=augment, data_gen=data_gen,
+                           aug_gen=aug_gen, transform=real.to_model_space)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"teacher {recipe.model} diverged at epoch {epoch} (loss {float(loss)})")
+        seconds += time.perf_counter() - t0
+        bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
+        opt_tensors, opt_json = _optimizer_tensors(opt)
+        save_checkpoint(partial, tensors={**{f"model.{k}": v for k, v in module.state_dict().items()}, **opt_tensors,
+                                          "data_gen": data_gen.get_state(), "aug_gen": aug_gen.get_state().cpu()},
+                        state={**opt_json, "epochs_done": epoch + 1, "seconds": seconds, "config_hash": key})
+    bar.close()
+    val = None
+    if real.val_images is not None:
+        val = accuracy(module, real.val_images, real.val_labels, real)
+    atomic_save_safetensors(root / "weights.safetensors", module.state_dict(),
+                            metadata={"format": FORMAT_NAME, "key": key})
+    atomic_write_json(root / "meta.json", {
+        "format": FORMAT_NAME, "key": key, "recipe": recipe.to_dict(), "model": recipe.model,
+        "model_kwargs": {**kwargs, "image_size": list(real.image_size)}, "validation_accuracy": val,
+        "validation_images": None if real.val_images is None else len(real.val_images),
+        "train_images": len(real.train_labels), "train_seconds": seconds,
+        "provenance": {k: v for k, v in collect_provenance(device).items()
+                       if k in ("package_version", "git_sha", "torch_version", "device", "device_name")}})
+    shutil.rmtree(partial, ignore_errors=True)
+
+
+def _load_cached(root: Path, real: RealData, recipe: TeacherRecipe, key: str) -> Teacher:
+    import json
+
+    from safetensors.torch import load_file
+
+    meta = json.loads((root / "meta.json").read_text())
+    kwargs = teacher_model_kwargs(real, recipe)
+    module = create_model(recipe.model, **kwargs)
+    module.load_state_dict(load_file(str(root / "weights.safetensors")))
+    return Teacher(module=module.to(real.device).eval(), model=recipe.model, model_kwargs=kwargs, key=key,
+                   source="trained", recipe=recipe, validation_accuracy=meta.get("validation_accuracy"),
+                   extra={"cache_dir": str(root), "train_seconds": meta.get("train_seconds")})
+
+
+def load_teacher_weights(path: str | Path, *, model: str, real: RealData,
+                         model_kwargs: dict[str, Any] | None = None) -> Teacher:
+    """A teacher from a local weights file: safetensors, or a torch file read with ``weights_only=True``.
+
+    Fails with one line naming the path and the expected architecture and classes when the file is missing or
+    does not fit. Weights trained elsewhere have seen data we cannot check, so combining them with a validation
+    split is refused.
+    """
+    path = Path(path)
+    kwargs = {"num_classes": real.num_classes, "in_channels": real.channels, "image_size": real.image_size,
+              **(model_kwargs or {})}
+    expected = f"a {model} state dict for {real.num_classes} classes of {real.channels}x{'x'.join(map(str, real.image_size))} images"
+    if real.val_images is not None:
+        raise UserError(f"teacher.weights={path} with a validation split: imported weights may have seen the "
+                        "held-out images; train the teacher here instead (drop teacher.weights) or drop validation")
+    if not path.is_file():
+        raise UserFileNotFoundError(f"teacher.weights={path} does not exist; expected {expected}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = state.get("state_dict", state) if isinstance(state, dict) else state
+            state = {k.removeprefix("module."): v for k, v in state.items()}  # DataParallel checkpoints
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise UserError(f"teacher.weights={path} could not be read ({type(err).__name__}: {err}); expected "
+                        f"{expected}") from None
+    module = create_model(model, **kwargs)
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"teacher.weights={path} does not fit: {first}; expected {expected}") from None
+    return Teacher(module=module.to(real.device).eval(), model=model, model_kwargs=kwargs,
+                   key=f"file:{path.name}", source="file", extra={"path": str(path)})
