@@ -39,7 +39,7 @@ def test_unknown_losses_and_optimizers_name_the_options():
     with pytest.raises(UserError, match="available: ce, soft_ce, kl"):
         LossCls("mse")
     with pytest.raises(UserError, match="available: sgd, adam, adamw"):
-        OptimizerSpec("adam")
+        OptimizerSpec("lion")
 
 
 def test_cosine_equals_torch_cosine_annealing_per_epoch():

@@ -107,8 +107,27 @@ def train_and_score(
     batched: bool | None = None,
     progress: bool = True,
     desc: str = "",
+    label_source=None,
 ) -> EvalResult:
-    """Train one network per seed and score each once on the real test set, timing it and its peak memory."""
+    """Train one network per seed and score each once on the real test set, timing it and its peak memory.
+
+    Under a `kd`-family protocol the targets are mixed as the images are (:class:`MixedLabels`) unless a
+    ``label_source`` (e.g. an online teacher) is given.
+    """
+    if protocol.family == "kd":
+        from dd_bench.eval.kd import kd_train_and_score
+        from dd_bench.labels import MixedLabels
+
+        if label_source is None:
+            label_source = ([MixedLabels(t, real.num_classes) for t in targets] if isinstance(targets, (list, tuple))
+                            else MixedLabels(targets, real.num_classes))
+        out = kd_train_and_score(model=model, images=images, labels=label_source, real=real, protocol=protocol,
+                                 seeds=seeds, transform=transform, batched=batched, progress=progress, desc=desc)
+        return EvalResult(model=model, protocol=protocol.name, protocol_version=protocol.version, seeds=list(seeds),
+                          lr=protocol.lr, extra={"label_source": getattr(label_source, "name", "hard")}, **out)
+    if label_source is not None:
+        raise UserError(f"protocol '{protocol.name}' trains on the set's own labels; a label source needs a kd "
+                        "protocol (eval=kd, eval=kd-quick)")
     device = real.device
     tracker = PeakMemory(device)
     start = time.perf_counter()
@@ -135,8 +154,13 @@ def evaluate(
     seeds: list[int],
     batched: bool | None = None,
     progress: bool = True,
+    label_source=None,
 ) -> list[EvalResult]:
-    """Score ``synset`` on every model with one fresh network per seed (seed i = network i)."""
+    """Score ``synset`` on every model with one fresh network per seed (seed i = network i).
+
+    ``label_source``: what a `kd` protocol distils from (an online teacher, :mod:`dd_bench.labels`); None trains
+    on the set's own labels (mixed as the images under MixUp).
+    """
     check_compatible(synset, real)
     synset = synset.to(real.device)
     lr = protocol.lr_for(synset.learned_lr)
@@ -149,6 +173,6 @@ def evaluate(
     for model in models:
         results.append(train_and_score(
             model=model, images=synset.images, targets=targets, real=real, protocol=protocol, lr=lr, seeds=seeds,
-            transform=transform, batched=batched, progress=progress,
+            transform=transform, batched=batched, progress=progress, label_source=label_source,
             desc=f"eval {synset.method} ipc{synset.ipc} {model}"))
     return results

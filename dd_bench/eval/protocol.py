@@ -14,6 +14,7 @@ Other protocols exist for paper comparison or the CPU demo and are never ranked 
 from __future__ import annotations
 
 import enum
+import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -50,6 +51,8 @@ class EvalProtocol:
     test_batch_size: int = 512  # no effect on accuracy (no augmentation, eval mode)
     ranked: bool = True  # ranked protocols share a leaderboard; others are labelled and kept apart
     description: str = ""
+
+    family = "mtt"  # the training recipe family (dd_bench/eval/kd.py is the other); not a field: not hashed
 
     def __post_init__(self) -> None:
         if self.augment not in AUGMENT_KINDS:
@@ -92,16 +95,31 @@ _register(EvalProtocol(
                 "datasets whose strategy has flip only; not ranked"))
 
 
+def _register_kd() -> None:
+    from dd_bench.eval.kd import KDProtocol
+
+    _register(KDProtocol(
+        name="kd", version=1,
+        description="SRe2L's CIFAR recipe: 400 epochs, batch 128, AdamW 1e-3 / wd 0.01, cosine, RandomCrop + flip, "
+                    "MixUp 0.8 with the label source on the mixed batch, KL at T=30; ranked"))
+    _register(KDProtocol(
+        name="kd-quick", version=1, epochs=30, ranked=False,
+        description="CPU demo only: the kd recipe with 30 epochs (a ConvNet student in the demo); never ranked"))
+
+
+_register_kd()
+
+
 def get_protocol(name: str) -> EvalProtocol:
     return PROTOCOLS.get(name)
 
 
 def custom_protocol(base: str, **overrides: Any) -> EvalProtocol:
     """A variant of a registered protocol; it is unranked and named ``<base>+custom`` so it never poses as it."""
-    fields = get_protocol(base).to_dict()
-    unknown = sorted(set(overrides) - set(fields))
+    protocol = get_protocol(base)
+    fields = {f.name for f in dataclasses.fields(protocol)}
+    unknown = sorted(set(overrides) - fields)
     if unknown:
-        raise UserError(f"Unknown protocol field(s) {unknown}; available: {', '.join(sorted(fields))}")
+        raise UserError(f"Unknown field(s) {unknown} for protocol '{base}'; available: {', '.join(sorted(fields))}")
     overrides = {k: v.value if isinstance(v, enum.Enum) else v for k, v in overrides.items()}
-    fields.update(overrides, name=f"{base}+custom", ranked=False)
-    return EvalProtocol(**fields)
+    return dataclasses.replace(protocol, **overrides, name=f"{base}+custom", ranked=False)

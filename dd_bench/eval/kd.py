@@ -1,0 +1,105 @@
+"""The `kd` family of protocols (SRe2L, RDED, CV-DD, INFER, NRR-DD, HeLlO): a fresh student distilled from a
+label source by KL at temperature T, on the device, with per-sample augmentation.
+
+``kd`` v1 (ranked) is frozen as SRe2L's CIFAR recipe (decoupled-methods.md §2.1, ``relabel_cifar.py``): 400
+epochs, batch 128, AdamW (lr 1e-3, wd 0.01), cosine with T_max = epochs (stepped per epoch), per-sample
+RandomCrop (pad = size / 8, zero pixels) + flip (none where the dataset's DSA drops it, e.g. digits), MixUp
+(alpha 0.8) with the label source evaluated on the mixed batch, KL at T = 30 (batchmean, no T^2), test accuracy
+once after the last epoch. The student is the model list (the CIFAR ResNet-18 in the paper presets).
+``kd-quick`` (unranked) is the same recipe for the CPU demo: a ConvNet student and 30 epochs.
+A hard-label set (a random real subset) is trained under the same recipe with its one-hot labels mixed as the
+images are (soft CE): the row that shows how much of a method's number comes from its labels.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from dd_bench.augment.crop_flip import RandomCropFlip
+from dd_bench.augment.mix import KDAugment, MixUp
+from dd_bench.data import RealData
+from dd_bench.errors import UserError
+from dd_bench.labels import LabelSource
+from dd_bench.results.provenance import PeakMemory
+from dd_bench.train import Cosine, HalfCosine, OptimizerSpec, train_networks
+from dd_bench.train.loop import Transform
+
+SCHEDULES = ("cosine", "half_cosine")
+MIXES = ("mixup", "none")
+
+
+@dataclass(frozen=True)
+class KDProtocol:
+    name: str
+    version: int
+    epochs: int = 400
+    batch_size: int = 128
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    schedule: str = "cosine"  # cosine (T_max = epochs) | half_cosine (eta, decoupled-methods.md §1.5)
+    eta: float = 2.0
+    crop_pad: int | None = None  # None: image size / 8
+    mix: str = "mixup"
+    mix_alpha: float = 0.8
+    temperature: float = 30.0
+    test_batch_size: int = 512
+    ranked: bool = True
+    description: str = ""
+
+    family = "kd"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise UserError(f"Unknown kd schedule '{self.schedule}'; available: {', '.join(SCHEDULES)}")
+        if self.mix not in MIXES:
+            raise UserError(f"Unknown kd mix '{self.mix}'; available: {', '.join(MIXES)}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise UserError(f"protocol {self.name}: epochs and batch_size must be >= 1")
+
+    @property
+    def passes(self) -> int:
+        return self.epochs
+
+    def lr_for(self, learned_lr: float | None) -> float:
+        return self.lr  # the kd family never uses a learned lr
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "family": self.family}
+
+    def augment(self, real: RealData) -> KDAugment:
+        pad = self.crop_pad if self.crop_pad is not None else max(1, real.image_size[0] // 8)
+        black = real.to_model_space(torch.zeros(1, real.channels, 1, 1, dtype=torch.uint8, device=real.device))
+        crop = RandomCropFlip(image_size=real.image_size, pad=pad, flip="flip" in real.dsa_strategy,
+                              fill=black.flatten().tolist())
+        return KDAugment(crop=crop, mix=MixUp(alpha=self.mix_alpha) if self.mix == "mixup" else None)
+
+    def lr_schedule(self) -> Cosine | HalfCosine:
+        return Cosine(t_max=self.epochs) if self.schedule == "cosine" else HalfCosine(self.epochs, self.eta)
+
+
+def kd_train_and_score(*, model: str, images: torch.Tensor | list[torch.Tensor],
+                       labels: LabelSource | list[LabelSource], real: RealData, protocol: KDProtocol,
+                       seeds: list[int], transform: Transform | None, batched: bool | None = None,
+                       progress: bool = True, desc: str = "") -> dict[str, Any]:
+    """Distil one fresh student per seed from ``labels`` under ``protocol`` and score each on the test set."""
+    from dd_bench.eval.evaluate import score
+
+    tracker = PeakMemory(real.device)
+    start = time.perf_counter()
+    with tracker:
+        trained = train_networks(
+            model=model, images=images, labels=labels, num_classes=real.num_classes, passes=protocol.epochs,
+            batch_size=protocol.batch_size,
+            optimizer=OptimizerSpec(protocol.optimizer, weight_decay=protocol.weight_decay), lr=protocol.lr,
+            schedule=protocol.lr_schedule(), seeds=seeds, augment=protocol.augment(real), transform=transform,
+            batched=batched, progress=progress, desc=desc)
+        accuracies = score(trained, real, protocol)
+    if real.device.type == "cuda":
+        torch.cuda.synchronize(real.device)
+    return {"accuracies": accuracies, "eval_seconds": time.perf_counter() - start, "peak_memory": tracker.as_dict(),
+            "batched": trained.batched}

@@ -1,0 +1,71 @@
+"""Label sources of the `kd` family: an online teacher (or a weighted committee), and hard labels under MixUp.
+
+* :class:`TeacherLogits`: every augmented (and mixed) batch goes through the teachers; the target is the
+  weighted mean of their logits, compared with the student by KL at temperature T (no T^2 factor). BN in eval mode
+  by default; ``bn_train=True`` runs the teachers' BatchNorm on the batch's own statistics, as SRe2L's CIFAR
+  relabel script does by accident and CV-DD does on purpose ("BSSL"). The teachers are evaluation assets.
+* :class:`MixedLabels`: the class of each image (or its stored probabilities), mixed as the images were
+  (``lam * onehot(y) + (1 - lam) * onehot(y[perm])``), with soft CE: what a hard-label row means under MixUp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dd_bench.labels.base import Targets
+from dd_bench.train.losses import Loss
+
+
+@dataclass
+class TeacherLogits:
+    teachers: list[nn.Module]
+    temperature: float
+    weights: list[float] | None = None  # committee weights (sum to 1); None: equal
+    bn_train: bool = False
+    name: str = "teacher"
+    _weights: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        w = self.weights or [1.0 / len(self.teachers)] * len(self.teachers)
+        if len(w) != len(self.teachers) or abs(sum(w) - 1.0) > 1e-6:
+            raise ValueError(f"need one weight per teacher summing to 1; got {w} for {len(self.teachers)} teachers")
+        self._weights = torch.tensor(w, dtype=torch.float32)
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Weighted mean of the teachers' logits on ``x``: (B, K)."""
+        out = None
+        for w, teacher in zip(self._weights.tolist(), self.teachers):
+            teacher.train(self.bn_train)
+            z = teacher(x).float() * w
+            out = z if out is None else out + z
+        return out
+
+    def targets(self, x_aug: torch.Tensor, idx: torch.Tensor, epoch: int,
+                aug_params: dict[str, Any] | None) -> Targets:
+        return Targets(self.logits(x_aug), Loss("kl", temperature=self.temperature))
+
+    @property
+    def asset_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for m in self.teachers for t in m.state_dict().values())
+
+
+@dataclass
+class MixedLabels:
+    labels: torch.Tensor  # (N,) int64 classes, or (N, K) probabilities
+    num_classes: int
+    name: str = "hard"
+
+    def targets(self, x_aug: torch.Tensor, idx: torch.Tensor, epoch: int,
+                aug_params: dict[str, Any] | None) -> Targets:
+        y = self.labels[idx]
+        y = F.one_hot(y, self.num_classes).float() if y.dtype == torch.int64 else y.float()
+        if aug_params is not None and "mix.lam" in aug_params:
+            lam = aug_params["mix.lam"].to(y.device).view(-1, 1)
+            y = lam * y + (1.0 - lam) * y[aug_params["mix.perm"].to(y.device)]
+        return Targets(y, Loss("soft_ce"))
