@@ -61,3 +61,12 @@ def _crop(padded: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch
     b, c, h, w = rows.shape
     picked_rows = padded.gather(2, rows[..., :1].expand(b, c, h, padded.shape[3]))  # (B, C, H, W+2p)
     return picked_rows.gather(3, cols)
+
+
+def crop_flip_for(real, pad: int | None = None) -> RandomCropFlip:
+    """The crops of a :class:`~dd_bench.data.RealData`'s model-space images: pad = image size / 8 (4 on 32x32,
+    1 on 8x8) unless given, black-pixel padding, and a flip only where the dataset's DSA strategy has one."""
+    pad = pad if pad is not None else max(1, real.image_size[0] // 8)
+    black = real.to_model_space(torch.zeros(1, real.channels, 1, 1, dtype=torch.uint8, device=real.device))
+    return RandomCropFlip(image_size=real.image_size, pad=pad, flip="flip" in real.dsa_strategy,
+                          fill=black.flatten().tolist())

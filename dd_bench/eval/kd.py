@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from dd_bench.augment.crop_flip import RandomCropFlip
+from dd_bench.augment.crop_flip import crop_flip_for
 from dd_bench.augment.mix import KDAugment, MixUp
 from dd_bench.data import RealData
 from dd_bench.errors import UserError
@@ -72,11 +72,8 @@ class KDProtocol:
         return {**asdict(self), "family": self.family}
 
     def augment(self, real: RealData) -> KDAugment:
-        pad = self.crop_pad if self.crop_pad is not None else max(1, real.image_size[0] // 8)
-        black = real.to_model_space(torch.zeros(1, real.channels, 1, 1, dtype=torch.uint8, device=real.device))
-        crop = RandomCropFlip(image_size=real.image_size, pad=pad, flip="flip" in real.dsa_strategy,
-                              fill=black.flatten().tolist())
-        return KDAugment(crop=crop, mix=MixUp(alpha=self.mix_alpha) if self.mix == "mixup" else None)
+        return KDAugment(crop=crop_flip_for(real, self.crop_pad),
+                         mix=MixUp(alpha=self.mix_alpha) if self.mix == "mixup" else None)
 
     def lr_schedule(self) -> Cosine | HalfCosine:
         return Cosine(t_max=self.epochs) if self.schedule == "cosine" else HalfCosine(self.epochs, self.eta)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from dd_bench.augment.crop_flip import RandomCropFlip
+from dd_bench.augment.crop_flip import RandomCropFlip, crop_flip_for
 from dd_bench.data import RealData
 from dd_bench.errors import UserError, UserFileNotFoundError
 from dd_bench.io import KeyedStore, atomic_save_safetensors, atomic_write_json, load_checkpoint, save_checkpoint
@@ -64,12 +64,7 @@ def teacher_model_kwargs(real: RealData, recipe: TeacherRecipe) -> dict[str, Any
 
 
 def _augment(real: RealData, recipe: TeacherRecipe) -> RandomCropFlip | None:
-    if recipe.augment == "none":
-        return None
-    pad = recipe.crop_pad if recipe.crop_pad is not None else max(1, real.image_size[0] // 8)
-    black = real.to_model_space(torch.zeros(1, real.channels, 1, 1, dtype=torch.uint8, device=real.device))
-    return RandomCropFlip(image_size=real.image_size, pad=pad, flip="flip" in real.dsa_strategy,
-                          fill=black.flatten().tolist())
+    return None if recipe.augment == "none" else crop_flip_for(real, recipe.crop_pad)
 
 
 @torch.no_grad()
