@@ -5,7 +5,11 @@
    after a warm-up; seconds per pass are extrapolated to the protocol's 1001 passes.
    Targets (issue 2): >= 3x on a GPU, not slower on the CPU; the official evaluate_synset takes about 8 s per
    network (42 s for 5) on one H100, and the target is 5 networks in under 6 s there.
-2. DSA on a 256-image 32x32 batch vs one ConvNet training step (forward + backward + SGD) on that batch.
+2. S networks trained by a plain re-implementation of the official ``evaluate_synset`` loop (kept in this
+   script: a DataLoader over a TensorDataset with shuffle, DSA per batch, CE, SGD 0.9 / 5e-4, the per-batch
+   accuracy bookkeeping through numpy, the lr x0.1 with a fresh SGD after pass epochs // 2 + 1) vs dd-bench's
+   one-at-a-time path, network by network alternating the two (drift cancels). Target (issue 7): dd-bench at most 1.0x the plain loop's time on the CPU.
+3. DSA on a 256-image 32x32 batch vs one ConvNet training step (forward + backward + SGD) on that batch.
    Target: DSA < 10% of the step.
 
 Usage: python scripts/bench_evaluator.py [--device auto] [--seeds 5] [--passes 20] [--out results/bench.json]
@@ -54,6 +58,59 @@ def time_evaluation(*, device: torch.device, seeds: int, passes: int, batched: b
     return {"path": "batched (vmap)" if batched else "sequential", "seeds": seeds, "passes_timed": passes,
             "seconds_per_pass": per_pass, "extrapolated_seconds_1001_passes": per_pass * full,
             "peak_memory": tracker.as_dict()}
+
+
+def official_plain_loop(*, images: torch.Tensor, labels: torch.Tensor, dsa: DSA, passes: int, seed: int) -> None:
+    """One network the way DC/MTT's ``evaluate_synset`` trains it (utils.py ``epoch('train', ...)``), written plainly."""
+    import numpy as np
+    from torch.utils.data import DataLoader, TensorDataset
+
+    device = images.device
+    net = create_model("convnet", num_classes=10, in_channels=3, image_size=(32, 32)).to(device)
+    lr, epochs = 0.01, passes - 1
+    optimizer = torch.optim.SGD(net.parameters(), lr, momentum=0.9, weight_decay=0.0005)
+    criterion = torch.nn.CrossEntropyLoss().to(device)
+    loader = DataLoader(TensorDataset(images, labels), batch_size=256, shuffle=True, num_workers=0)
+    g = torch.Generator(device=device).manual_seed(seed)
+    for ep in range(epochs + 1):
+        net.train()
+        loss_avg, acc_avg, num_exp = 0.0, 0, 0
+        for img, lab in loader:
+            img = dsa(img, generator=g)
+            output = net(img)
+            loss = criterion(output, lab)
+            acc_avg += int(np.sum(np.equal(np.argmax(output.cpu().data.numpy(), axis=-1), lab.cpu().data.numpy())))
+            loss_avg += loss.item() * lab.shape[0]
+            num_exp += lab.shape[0]
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        if ep == epochs // 2 + 1:
+            lr *= 0.1
+            optimizer = torch.optim.SGD(net.parameters(), lr, momentum=0.9, weight_decay=0.0005)
+
+
+def time_official_vs_ours(*, device: torch.device, seeds: int, passes: int) -> dict:
+    """Network by network, alternating plain and ours (ABAB), so machine drift cancels out of the ratio."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(100, 3, 32, 32, generator=g).to(device)
+    labels = torch.arange(10).repeat_interleave(10).to(device)
+    dsa = DSA("color_crop_cutout_flip_scale_rotate", image_size=32)
+    plain, ours = [], []
+    for s in range(seeds):
+        for name, times in (("plain", plain), ("ours", ours)):
+            _sync(device)
+            start = time.perf_counter()
+            if name == "plain":
+                official_plain_loop(images=images, labels=labels, dsa=dsa, passes=passes, seed=s)
+            else:
+                train_networks(model="convnet", images=images, targets=labels, num_classes=10, lr=0.01, seeds=[s],
+                               augment=dsa, batched=False, progress=False,
+                               protocol=custom_protocol("mtt", epochs=passes - 1))
+            _sync(device)
+            times.append(time.perf_counter() - start)
+    return {"networks": seeds, "passes": passes, "plain_seconds": plain, "ours_seconds": ours,
+            "ours_vs_plain": sum(ours) / sum(plain)}
 
 
 def time_dsa_vs_step(*, device: torch.device, repeats: int) -> dict:
@@ -112,6 +169,13 @@ def main() -> None:
     target = ">= 3x" if device.type == "cuda" else ">= 1x (not slower)"
     print(f"batched vs sequential: {speedup:.2f}x (target on {device.type}: {target}); the evaluator's default "
           f"(batched=None) uses {'vmap' if device.type == 'cuda' else 'the sequential path'} here")
+
+    official = time_official_vs_ours(device=device, seeds=args.seeds, passes=args.passes)
+    report["official_vs_ours"] = official
+    print(f"official evaluate_synset loop (plain, in this script) vs dd-bench, {official['networks']} networks x "
+          f"{official['passes']} passes, alternating: plain {sum(official['plain_seconds']):.2f} s, dd-bench "
+          f"{sum(official['ours_seconds']):.2f} s -> {official['ours_vs_plain']:.2f}x the plain time "
+          f"(target <= 1.0x on the CPU)")
 
     dsa = time_dsa_vs_step(device=device, repeats=args.repeats)
     report["dsa_vs_step"] = dsa

@@ -163,46 +163,47 @@ def train_networks(
             m.train()
         state = TrainedNetworks(seeds=list(seeds), template=modules[0], modules=modules)
 
-    # One optimiser per seed on the sequential path; one over the stacked tensors on the batched path.
-    def fresh_optimisers(current_lr: float) -> list[torch.optim.Optimizer]:
-        if batched:
-            return [optimizer.make(trainable, current_lr)]
-        return [optimizer.make(list(m.parameters()), current_lr) for m in state.modules]
-
-    optimisers = fresh_optimisers(schedule.lr(0, lr))
-    last_loss = [torch.zeros(())] * len(seeds)
-    bar = tqdm(total=passes, desc=desc or f"train {model} x{len(seeds)}", disable=not progress, leave=False,
-               unit="pass")
+    # The batched path trains every seed in one group; the sequential path trains one network through all its
+    # passes, then the next (the official loop's order: measured faster on the CPU than interleaving networks,
+    # whose weights then keep leaving the cache). Per-seed generators make the order irrelevant to the numbers.
+    groups = [list(range(len(seeds)))] if batched else [[s] for s in range(len(seeds))]
     steps_per_pass = -(-n // batch_size)
+    bar = tqdm(total=passes * len(groups), desc=desc or f"train {model} x{len(seeds)}", disable=not progress,
+               leave=False, unit="pass")
     try:
-        for ep in range(passes):
-            current_lr = schedule.lr(ep, lr)
-            if ep > 0 and schedule.fresh_optimizer(ep):
-                optimisers = fresh_optimisers(current_lr)
-            else:
-                for opt in optimisers:
+        for group in groups:
+            def fresh(current_lr: float) -> torch.optim.Optimizer:
+                return optimizer.make(trainable if batched else list(state.modules[group[0]].parameters()),
+                                      current_lr)
+
+            opt = fresh(schedule.lr(0, lr))
+            for ep in range(passes):
+                current_lr = schedule.lr(ep, lr)
+                if ep > 0 and schedule.fresh_optimizer(ep):
+                    opt = fresh(current_lr)
+                else:
                     set_lr(opt, current_lr)
-            budget = None if max_steps is None else max_steps - ep * steps_per_pass
-            if budget is not None and budget <= 0:
-                return state
-            if batched:
-                last_loss = _batched_epoch(call, params, buffers, optimisers[0], images_of=images_of,
-                                           per_seed=per_seed, labels_of=labels_of, epoch=ep, batch_size=batch_size,
-                                           augment=augment, data_gens=data_gens, aug_gens=aug_gens,
-                                           transform=transform, max_steps=budget)
-            else:
-                last_loss = [train_epoch(module, images=images_of[s], labels=labels_of[s], epoch=ep,
-                                         batch_size=batch_size, optimizer=optimisers[s], augment=augment,
-                                         data_gen=data_gens[s], aug_gen=aug_gens[s], transform=transform,
-                                         max_steps=budget)
-                             for s, module in enumerate(state.modules)]
-            if budget is not None and budget < steps_per_pass:
-                return state
-            bad = [seeds[s] for s, loss in enumerate(last_loss) if not torch.isfinite(loss)]
-            if bad:
-                raise FloatingPointError(f"training '{model}' diverged for seed(s) {bad} (losses "
-                                         f"{[float(v) for v in last_loss]}) at pass {ep}, lr {current_lr}")
-            bar.update(1)
+                budget = None if max_steps is None else max_steps - ep * steps_per_pass
+                if budget is not None and budget <= 0:
+                    break
+                if batched:
+                    last_loss = _batched_epoch(call, params, buffers, opt, images_of=images_of, per_seed=per_seed,
+                                               labels_of=labels_of, epoch=ep, batch_size=batch_size,
+                                               augment=augment, data_gens=data_gens, aug_gens=aug_gens,
+                                               transform=transform, max_steps=budget)
+                else:
+                    s = group[0]
+                    last_loss = [train_epoch(state.modules[s], images=images_of[s], labels=labels_of[s], epoch=ep,
+                                             batch_size=batch_size, optimizer=opt, augment=augment,
+                                             data_gen=data_gens[s], aug_gen=aug_gens[s], transform=transform,
+                                             max_steps=budget)]
+                bad = [seeds[s] for s, loss in zip(group, last_loss) if not torch.isfinite(loss)]
+                if bad:
+                    raise FloatingPointError(f"training '{model}' diverged for seed(s) {bad} (losses "
+                                             f"{[float(v) for v in last_loss]}) at pass {ep}, lr {current_lr}")
+                bar.update(1)
+                if budget is not None and budget < steps_per_pass:
+                    break
     finally:
         bar.close()
     return state
