@@ -13,8 +13,8 @@ Other protocols exist for paper comparison or the CPU demo and are never ranked 
 
 from __future__ import annotations
 
-import enum
 import dataclasses
+import enum
 from dataclasses import asdict, dataclass
 from typing import Any
 

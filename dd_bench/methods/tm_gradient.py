@@ -42,6 +42,7 @@ from dd_bench.augment.fyi import flip_concat
 from dd_bench.errors import UserError
 from dd_bench.train.losses import classification_loss
 
+
 class GradMode(enum.StrEnum):
     """How the matching gradient is computed: exact by a reverse sweep (flat memory), exact unrolled, or TESLA."""
 

@@ -45,7 +45,6 @@ from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
 
 
-
 class Init(enum.StrEnum):
     real = "real"  # a random real subset
     noise = "noise"  # standard normal in model space
