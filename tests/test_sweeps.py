@@ -90,6 +90,18 @@ def test_legacy_records_still_load_and_are_labelled(tmp_path):
     assert "legacy record" in build_leaderboard([loaded]).loc[0, "note"]
 
 
+def test_records_are_found_while_jobs_write_temporaries(tmp_path):
+    """Hidden folders (a checkpoint being swapped in, a record in flight) are never walked: one that vanishes
+    mid-walk cannot break a leaderboard built while a sweep runs."""
+    record = RunRecord(kind="evaluation", method="dm", dataset="digits", ipc=1, protocol="quick", protocol_version=1,
+                       model="mlp", seeds=[0], accuracies=[50.0], ranked=False, record_hash="a" * 64)
+    write_record(record, tmp_path / "runs")
+    decoy = tmp_path / "runs" / "synsets" / "dm-x" / ".checkpoint" / ".checkpoint.tmp" / "records"
+    decoy.mkdir(parents=True)
+    (decoy / "stray.json").write_text("{not json")
+    assert [r.record_id for r in load_records(tmp_path / "runs")] == [record.record_id]
+
+
 def _write_many(args: tuple[str, int]) -> None:
     from dd_bench.io import json_sha256
 

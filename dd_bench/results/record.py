@@ -19,6 +19,7 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import os
 import statistics
 import warnings
 from pathlib import Path
@@ -223,11 +224,15 @@ def read_record(path: Path | str) -> RunRecord | None:
 
 
 def _record_files(root: Path) -> list[Path]:
-    files = set(root.glob(f"**/{RECORDS_DIRNAME}/*.json"))
-    if root.name == RECORDS_DIRNAME:
-        files.update(root.glob("*.json"))
-    # Hidden files are in-flight temporaries of write_record (or editor droppings), never records.
-    return sorted(p for p in files if not p.name.startswith("."))
+    """Every ``records/*.json`` below ``root``. Hidden folders and files are in-flight temporaries (a checkpoint
+    being swapped in, a record being written) and are never walked or read; a folder that vanishes mid-walk (a
+    running job renaming its checkpoint) is skipped, so a leaderboard can be built while a sweep writes."""
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):  # os.walk skips what it cannot list
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        if Path(dirpath).name == RECORDS_DIRNAME:
+            files += [Path(dirpath) / f for f in filenames if f.endswith(".json") and not f.startswith(".")]
+    return sorted(files)
 
 
 def load_records(directory: Path | str) -> list[RunRecord]:
