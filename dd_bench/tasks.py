@@ -82,7 +82,8 @@ def plan_distill(cfg: DictConfig, real) -> DistillPlan:
     from dd_bench.methods import create_method
     from dd_bench.results.keys import set_dirname, set_hash
 
-    options = job_config(cfg)["method"]
+    config = job_config(cfg)
+    options = config["method"]
     name = options.pop("name")
     create_method(name, **options)  # unknown or impossible options fail here, before distilling
     holdout = None
@@ -93,7 +94,7 @@ def plan_distill(cfg: DictConfig, real) -> DistillPlan:
         real, val = split_validation(real, fraction=cfg.validation, seed=cfg.seed, refit_zca=False)
         holdout = {"fraction": cfg.validation, "seed": cfg.seed, "num_images": len(val["indices"]),
                    "indices": [int(i) for i in val["indices"]]}
-    digest = set_hash(method=name, method_config=options, dataset=job_config(cfg)["dataset"],
+    digest = set_hash(method=name, method_config=options, dataset=config["dataset"],
                       data_fingerprint=real.fingerprint(), ipc=cfg.ipc, seed=cfg.seed, validation=cfg.validation)
     out = Path(cfg.out) if cfg.out else Path(cfg.results) / "synsets" / set_dirname(
         method=name, dataset=real.name, ipc=cfg.ipc, seed=cfg.seed, set_hash_hex=digest)
