@@ -17,7 +17,7 @@ from omegaconf import MISSING
 
 from dd_bench.eval.protocol import Augment
 
-TASKS = ("demo", "distill", "evaluate", "run", "leaderboard")
+TASKS = ("demo", "distill", "evaluate", "run", "relabel", "leaderboard")
 TASK_CONFIGS = {"demo": "config", **{t: t for t in TASKS if t != "demo"}}  # conf/<name>.yaml per task
 
 
@@ -70,6 +70,10 @@ class DemoSchema:
     models: list[str] = field(default_factory=lambda: ["convnet", "mlp"])
     seeds: int = 3
     protocol: str = "quick"
+    # Methods of the kd family (SRe2L, RDED, ...) are scored under their own protocol, beside a random subset with
+    # hard labels and one with the same teacher labels.
+    kd_protocol: str = "kd-quick"
+    kd_models: list[str] = field(default_factory=lambda: ["convnet"])
     methods: Optional[list[str]] = None  # None: every registered method with a preset for demo.dataset
     references: list[str] = field(default_factory=lambda: ["random_subset"])
     full_data: FullDataRow = FullDataRow.recorded  # the full-data ceiling row: recorded | compute | none
@@ -92,6 +96,9 @@ class DDBenchSchema:
     out: Optional[str] = None  # synthetic set directory (default: <results>/synsets/<name>-<set hash>)
     synset: Optional[str] = None  # evaluate: the synthetic set directory
     models: list[str] = field(default_factory=lambda: ["convnet"])
+    # What the student learns from under a kd protocol: auto (the set's own: hard, learned, static, teacher or fkd;
+    # meta.json's labels section) or any registered label source (dd_bench/labels/sources.py).
+    label_source: str = "auto"
     seeds: int = 5  # number of evaluation networks; seed i = network i
     results: str = "runs"  # records, synsets, leaderboards; ignored by git
     device: str = "auto"  # auto | cpu | cuda | cuda:N

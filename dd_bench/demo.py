@@ -1,7 +1,8 @@
 """The main job: a quick, complete benchmark on the embedded digits set.
 
 Every registered method that has a digits preset is distilled at each IPC (``demo.ipcs``, IPC 1 by default), each
-set is scored on each model with several seeds under the ``quick`` protocol, beside the random-subset reference
+set is scored on each model with several seeds under the ``quick`` protocol (``kd-quick`` on ``demo.kd_models``
+for the kd family, beside a random subset with hard labels and one with the set's teacher), beside the random-subset reference
 row (cached after the first run) and the full-data ceiling row (by default the recorded one shipped in
 ``baselines/references/`` with its provenance; ``demo.full_data=compute`` trains it), and the leaderboard is
 printed and written. Each (method, ipc) job is the config ``dd-bench run method=... ipc=...`` composes, so its set,
@@ -26,9 +27,15 @@ from dd_bench.results.keys import reference_hash
 
 
 def _job_overrides(cfg: DictConfig, method: str, ipc: int) -> list[str]:
+    from dd_bench.methods import METHODS
+
     demo = cfg.demo
-    overrides = [f"method={method}", f"dataset={demo.dataset}", f"ipc={ipc}", f"eval={demo.protocol}",
-                 f"models=[{','.join(demo.models)}]", f"seeds={demo.seeds}", "references=[]",
+    kd = METHODS.get(method).family == "kd"
+    # kd jobs score their own references (cached): the random subset with hard labels and with the set's teacher.
+    protocol, models, refs = ((demo.kd_protocol, demo.kd_models, "[random_subset]") if kd
+                              else (demo.protocol, demo.models, "[]"))
+    overrides = [f"method={method}", f"dataset={demo.dataset}", f"ipc={ipc}", f"eval={protocol}",
+                 f"models=[{','.join(models)}]", f"seeds={demo.seeds}", f"references={refs}",
                  f"results={quote(cfg.results)}", f"seed={cfg.seed}", f"progress={cfg.progress}",
                  f"device={quote(cfg.device)}", f"rerun={cfg.rerun}"]
     if cfg.dataset.cache_dir:

@@ -29,7 +29,8 @@ from dd_bench.errors import UserError
 from dd_bench.io import atomic_write, atomic_write_bytes, file_sha256
 from dd_bench.io.hashing import json_default
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: no labels section (hard or learned labels only)
 FORMAT_NAME = "dd-bench-synset"
 TENSORS_FILE = "synset.safetensors"
 META_FILE = "meta.json"
@@ -63,6 +64,11 @@ class SyntheticSet:
     set_hash: str | None = None  # dd_bench.results.keys.set_hash of the config that made it (None: made elsewhere)
     provenance: dict[str, Any] = field(default_factory=dict)  # seed, device, versions, wall time, peak memory
     eval_assets_bytes: int = 0  # bytes needed at evaluation but stored elsewhere (e.g. the ZCA matrix)
+    # The labels section (format version 2): the set's own label source (dd_bench.labels.sources) and what it needs:
+    # ``teachers`` (specs), ``weights``, ``bn_train``, and ``fkd`` (stored label shards per protocol key).
+    label_source: str | None = None  # None: hard, or learned when soft labels are stored
+    label_info: dict[str, Any] = field(default_factory=dict)
+    directory: Path | None = None  # where it was loaded from or saved to (stored labels live there); not saved
 
     def __post_init__(self) -> None:
         if self.images.dim() != 4:
@@ -78,6 +84,11 @@ class SyntheticSet:
             raise SynsetError("image_encoding 'uint8' needs uint8 images")
         if (self.soft_labels is None) != (self.label_kind == "hard"):
             raise SynsetError("soft_labels must be given exactly when label_kind is not 'hard'")
+        if self.soft_labels is not None and self.soft_labels.shape[0] != len(self.images):
+            raise SynsetError(f"soft_labels are for {self.soft_labels.shape[0]} images; the set has "
+                              f"{len(self.images)}: they do not belong to these images")
+        if self.label_source is None:
+            self.label_source = "hard" if self.label_kind == "hard" else "learned"
         bad = [k for k in self.extras if k in _RESERVED]
         if bad:
             raise SynsetError(f"extras may not use reserved names {bad}")
@@ -85,6 +96,14 @@ class SyntheticSet:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def labels_section(self) -> dict[str, Any]:
+        """meta.json's ``labels``: the source, the stored tensors' shape and dtype, and what the source needs."""
+        stored = self.soft_labels if self.soft_labels is not None else self.labels
+        fkd = self.label_info.get("fkd") or {}
+        return {**self.label_info, "source": self.label_source, "shape": list(stored.shape),
+                "dtype": str(stored.dtype).replace("torch.", ""), "fkd": fkd,
+                "stored_bytes": stored.numel() * stored.element_size() + sum(int(e["bytes"]) for e in fkd.values())}
 
     def storage(self) -> dict[str, Any]:
         """Bytes as stored, by part (images, labels incl. soft labels and learned lr, extras, eval assets)."""
@@ -119,6 +138,7 @@ class SyntheticSet:
         moved["labels"] = self.labels.to(device)
         moved["soft_labels"] = None if self.soft_labels is None else self.soft_labels.to(device)
         moved["extras"] = {k: v.to(device) for k, v in self.extras.items()}
+        moved["label_info"] = dict(self.label_info)
         return SyntheticSet(**moved)
 
 
@@ -148,6 +168,7 @@ def save_synset(synset: SyntheticSet, directory: str | Path, *, preview_pixels: 
         "image_space": synset.image_space,
         "image_encoding": synset.image_encoding,
         "label_kind": synset.label_kind,
+        "labels": synset.labels_section(),
         "learned_lr": synset.learned_lr,
         "extras": sorted(synset.extras),
         "recommended_protocol": synset.recommended_protocol,
@@ -158,8 +179,28 @@ def save_synset(synset: SyntheticSet, directory: str | Path, *, preview_pixels: 
         "provenance": synset.provenance,
         "tensors_sha256": file_sha256(directory / TENSORS_FILE),
     }
-    atomic_write_bytes(directory / META_FILE, json.dumps(meta, indent=2, sort_keys=True, default=json_default).encode())
+    write_meta(directory, meta)
+    synset.directory = directory
     return directory
+
+
+def write_meta(directory: Path, meta: dict[str, Any]) -> None:
+    atomic_write_bytes(Path(directory) / META_FILE,
+                       json.dumps(meta, indent=2, sort_keys=True, default=json_default).encode())
+
+
+def add_stored_labels(directory: str | Path, key: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """Record stored labels (an FKD entry) in a saved set's labels section; meta.json is rewritten atomically."""
+    from dd_bench.io.store import path_lock
+
+    directory = Path(directory)
+    with path_lock(directory / "labels"):
+        meta = read_meta(directory)
+        section = meta.setdefault("labels", {})
+        section.setdefault("fkd", {})[key] = entry
+        section["stored_bytes"] = int(section.get("stored_bytes", 0)) + int(entry["bytes"])
+        write_meta(directory, meta)
+    return meta
 
 
 def read_meta(directory: str | Path) -> dict[str, Any]:
@@ -177,8 +218,9 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
         raise SynsetError(f"'{meta_path}' is not a dd-bench synset meta file (format={meta.get('format')!r})"
                           if isinstance(meta, dict) else f"'{meta_path}' is not a dd-bench synset meta file")
     version = meta.get("format_version")
-    if version != FORMAT_VERSION:
-        raise SynsetError(f"'{meta_path}' has format_version {version!r}; this dd-bench reads version {FORMAT_VERSION}")
+    if version not in READABLE_VERSIONS:
+        raise SynsetError(f"'{meta_path}' has format_version {version!r}; this dd-bench reads versions "
+                          f"{', '.join(map(str, READABLE_VERSIONS))}")
     return meta
 
 
@@ -224,6 +266,10 @@ def load_synset(directory: str | Path, *, device: torch.device | str = "cpu") ->
         set_hash=meta.get("set_hash"),
         provenance=meta.get("provenance", {}),
         eval_assets_bytes=int(meta.get("storage", {}).get("eval_assets_bytes", 0)),
+        label_source=(meta.get("labels") or {}).get("source"),
+        label_info={k: v for k, v in (meta.get("labels") or {}).items()
+                    if k not in ("source", "shape", "dtype", "stored_bytes")},
+        directory=directory,
     )
 
 

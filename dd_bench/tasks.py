@@ -117,7 +117,8 @@ def task_distill(cfg: DictConfig, real=None) -> dict[str, Any]:
             "set_hash": plan.set_hash}
 
 
-def task_evaluate(cfg: DictConfig, synset_dir: Path | None = None, real=None, show: bool = True) -> dict[str, Any]:
+def task_evaluate(cfg: DictConfig, synset_dir: Path | None = None, real=None, show: bool = True,
+                  relabel: bool = False) -> dict[str, Any]:
     from dd_bench.results import build_leaderboard
     from dd_bench.synset import read_meta
     from dd_bench.workflow import evaluate_to_records, reference_records
@@ -126,32 +127,61 @@ def task_evaluate(cfg: DictConfig, synset_dir: Path | None = None, real=None, sh
     if synset_dir is None:
         raise UserError("evaluate needs synset=DIR (a directory written by `dd-bench distill`)")
     check_models(list(cfg.models))
+    check_label_source(cfg.label_source)
     meta = read_meta(synset_dir)
     protocol = protocol_of(cfg)
     real = real if real is not None else load_real(cfg, dataset_name=meta["dataset"])
     seeds = list(range(cfg.seeds))
     new, kept = evaluate_to_records(synset_dir=synset_dir, real=real, protocol=protocol, models=list(cfg.models),
                                     seeds=seeds, results_dir=Path(cfg.results), config=job_config(cfg),
-                                    batched=cfg.eval.batched, progress=cfg.progress, rerun=cfg.rerun)
+                                    batched=cfg.eval.batched, progress=cfg.progress, rerun=cfg.rerun,
+                                    label_source=cfg.label_source, cache_dir=_cache_dir(cfg), relabel=relabel)
     if kept:
         print(f"kept {len(kept)} existing record(s) of this config ({', '.join(r.model for r in kept)}); "
               "rerun=true evaluates again")
     records = new + kept
     if cfg.references:
+        labels = (meta.get("labels") or {}) if cfg.label_source in ("auto", "teacher", "fkd") else {}
         records += reference_records(real=real, protocol=protocol, models=list(cfg.models), seeds=seeds,
                                      ipcs=[int(meta["ipc"])], results_dir=Path(cfg.results),
-                                     kinds=tuple(cfg.references), progress=cfg.progress, cache_dir=_cache_dir(cfg))
+                                     kinds=tuple(cfg.references), progress=cfg.progress, cache_dir=_cache_dir(cfg),
+                                     teachers=labels if labels.get("teachers") else None)
     if show:
         _print_board(build_leaderboard(records, published_csv=_published()))
     return {"records": [r.to_dict() for r in records], "evaluated": len(new), "kept": len(kept)}
 
 
+def check_label_source(name: str) -> None:
+    from dd_bench.labels.sources import LABEL_SOURCES, label_source_names
+
+    if name != "auto" and name not in LABEL_SOURCES:
+        raise UserError(f"Unknown label source '{name}'; available: {', '.join(label_source_names())}")
+
+
 def task_run(cfg: DictConfig, real=None, show: bool = True) -> dict[str, Any]:
     check_models(list(cfg.models))
+    check_label_source(cfg.label_source)
     protocol_of(cfg)  # fail on a bad protocol before distilling
     real = real if real is not None else load_real(cfg)
     distilled = task_distill(cfg, real=real)
-    return {**distilled, **task_evaluate(cfg, synset_dir=Path(distilled["synset"]), real=real, show=show)}
+    return {**distilled, **task_evaluate(cfg, synset_dir=Path(distilled["synset"]), real=real, show=show,
+                                         relabel=True)}
+
+
+def task_relabel(cfg: DictConfig, real=None) -> dict[str, Any]:
+    from dd_bench.synset import read_meta
+    from dd_bench.workflow import relabel_to_disk
+
+    if not cfg.synset:
+        raise UserError("relabel needs synset=DIR (a set whose labels section names its teachers) and eval=NAME")
+    meta = read_meta(cfg.synset)
+    protocol = protocol_of(cfg)
+    real = real if real is not None else load_real(cfg, dataset_name=meta["dataset"])
+    entry = relabel_to_disk(synset_dir=Path(cfg.synset), real=real, protocol=protocol, cache_dir=_cache_dir(cfg),
+                            progress=cfg.progress)
+    print(f"{cfg.synset}: stored labels for {protocol.name} ({entry['epochs']} epochs, batch {entry['batch_size']}, "
+          f"{entry['bytes']} bytes) in {entry['dir']}")
+    return {"synset": str(cfg.synset), "labels": entry}
 
 
 def task_leaderboard(cfg: DictConfig) -> dict[str, Any]:
@@ -194,7 +224,7 @@ def _log(cfg: DictConfig, result: dict[str, Any]) -> None:
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Dispatch on ``cfg.task``. Raises :class:`UserError` on bad input; anything else is a bug."""
     tasks = {"demo": task_demo, "distill": task_distill, "evaluate": task_evaluate, "run": task_run,
-             "leaderboard": task_leaderboard}
+             "relabel": task_relabel, "leaderboard": task_leaderboard}
     if cfg.task not in tasks:
         raise UserError(f"Unknown task '{cfg.task}'; available: {', '.join(TASKS)}")
     if cfg.logger.name not in LOGGERS:

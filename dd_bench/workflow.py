@@ -102,10 +102,48 @@ def distill_to_disk(
     return synset, seconds, False
 
 
-def evaluation_hash(*, meta: dict[str, Any], protocol: EvalProtocol, model: str, seeds: list[int]) -> str:
-    """The record hash of scoring the set described by ``meta`` (its meta.json) under this protocol and model."""
+def evaluation_hash(*, meta: dict[str, Any], protocol: EvalProtocol, model: str, seeds: list[int],
+                    label_source: str = "auto") -> str:
+    """The record hash of scoring the set described by ``meta`` (its meta.json) under this protocol and model, with
+    this label source (its identity: hard labels hash as before the labels section, teachers by their keys)."""
+    from dd_bench.labels.sources import label_identity
+
     return record_hash(set_id=set_identity(meta), protocol=protocol.to_dict(), model=model, seeds=seeds,
-                       label_source=meta.get("label_kind", "hard"))
+                       label_source=label_identity(meta, label_source, protocol))
+
+
+def relabel_to_disk(*, synset_dir: Path, real: RealData, protocol: EvalProtocol, cache_dir: Path | None = None,
+                    progress: bool = True) -> dict[str, Any]:
+    """Make the set's stored (fkd) labels for ``protocol`` with the teachers its labels section names; returns the
+    entry written to meta.json (an existing entry for this protocol is returned as it is)."""
+    from dd_bench.eval.evaluate import check_compatible
+    from dd_bench.labels.fkd import fkd_key, relabel_fkd
+    from dd_bench.labels.sources import teacher_labels
+    from dd_bench.synset import add_stored_labels
+
+    if protocol.family != "kd":
+        raise UserError(f"relabel makes kd labels; protocol '{protocol.name}' is of the {protocol.family} family "
+                        "(use eval=kd or eval=kd-quick)")
+    meta = read_meta(synset_dir)
+    section = meta.get("labels") or {}
+    key = fkd_key(protocol)
+    if key in (section.get("fkd") or {}):
+        return section["fkd"][key]
+    if not section.get("teachers"):
+        raise UserError(f"'{synset_dir}' names no teacher in its labels section (source "
+                        f"'{section.get('source', meta.get('label_kind'))}'): there is nothing to relabel with")
+    synset = load_synset(synset_dir, device=real.device)
+    check_compatible(synset, real)
+    labels = teacher_labels(section["teachers"], real=real, protocol=protocol, weights=section.get("weights"),
+                            bn_train=bool(section.get("bn_train", False)), cache_dir=cache_dir, progress=progress,
+                            stored={})
+    transform = real.to_model_space if synset.image_encoding == "uint8" else None
+    entry = relabel_fkd(synset_dir=synset_dir, images=synset.images, teacher=labels.source, protocol=protocol,
+                        augment=protocol.augment(real), num_classes=real.num_classes, transform=transform,
+                        teachers_spec=section["teachers"],
+                        progress=progress)
+    add_stored_labels(synset_dir, key, entry)
+    return entry
 
 
 def records_from_results(
@@ -117,6 +155,7 @@ def records_from_results(
     distill_seconds: float | None,
     config: dict[str, Any],
     device: torch.device,
+    label_source: str = "auto",
 ) -> list[RunRecord]:
     prov = provenance_fields(collect_provenance(device))
     meta = read_meta(synset_dir)
@@ -125,12 +164,16 @@ def records_from_results(
         records.append(RunRecord(
             kind="evaluation", method=synset.method, dataset=synset.dataset, ipc=synset.ipc, protocol=r.protocol,
             protocol_version=r.protocol_version, model=r.model, seeds=r.seeds, accuracies=r.accuracies,
-            ranked=protocol.ranked, storage=synset.storage(), distill_seconds=distill_seconds,
+            ranked=protocol.ranked, storage=r.extra.get("storage") or synset.storage(),
+            distill_seconds=distill_seconds,
             eval_seconds=r.eval_seconds, peak_memory=r.peak_memory, config=config, preset=synset.preset,
             synset=str(synset_dir), synset_sha256=meta["tensors_sha256"], label_kind=synset.label_kind,
             set_hash=meta.get("set_hash"),
-            record_hash=evaluation_hash(meta=meta, protocol=protocol, model=r.model, seeds=r.seeds),
+            record_hash=evaluation_hash(meta=meta, protocol=protocol, model=r.model, seeds=r.seeds,
+                                        label_source=label_source),
             extra={"eval_lr": r.lr, "batched": r.batched, "protocol": protocol.to_dict(),
+                   "label_source": r.extra.get("label_source"), "label_identity": r.extra.get("label_identity"),
+                   "teachers": r.extra.get("teachers"),
                    "distill_status": synset.provenance.get("distill_status", {}),
                    "preset_verified": config.get("verified"), "preset_published": config.get("published")},
             **prov))
@@ -149,14 +192,27 @@ def evaluate_to_records(
     batched: bool | None = None,
     progress: bool = True,
     rerun: bool = False,
+    label_source: str = "auto",
+    cache_dir: Path | None = None,
+    relabel: bool = False,
 ) -> tuple[list[RunRecord], list[RunRecord]]:
     """Evaluate the set in ``synset_dir`` on every model whose record is missing (every model with ``rerun``) and
-    write one record per model. Returns (new records, existing records that were kept)."""
+    write one record per model. Returns (new records, existing records that were kept).
+
+    ``label_source``: a registered kind or ``auto`` (the set's own); ``relabel``: make missing stored (fkd) labels
+    for this protocol first (``dd-bench run`` does; ``dd-bench evaluate`` fails naming ``dd-bench relabel``).
+    """
+    from dd_bench.labels.sources import label_identity
+
     meta = read_meta(synset_dir)
+    if relabel and label_identity(meta, label_source, protocol).startswith("fkd:"):
+        relabel_to_disk(synset_dir=Path(synset_dir), real=real, protocol=protocol, cache_dir=cache_dir,
+                        progress=progress)
+        meta = read_meta(synset_dir)
     kept, todo = [], []
     for model in models:
-        found = read_record(record_path(evaluation_hash(meta=meta, protocol=protocol, model=model, seeds=seeds)[:16],
-                                        results_dir))
+        found = read_record(record_path(evaluation_hash(meta=meta, protocol=protocol, model=model, seeds=seeds,
+                                                        label_source=label_source)[:16], results_dir))
         if found is not None and not rerun:
             kept.append(found)
         else:
@@ -165,10 +221,10 @@ def evaluate_to_records(
         return [], kept
     synset = load_synset(synset_dir)
     results = evaluate(synset, real=real, protocol=protocol, models=todo, seeds=seeds, batched=batched,
-                       progress=progress)
+                       progress=progress, label_source=label_source, cache_dir=cache_dir)
     records = records_from_results(results, synset=synset, synset_dir=Path(synset_dir), protocol=protocol,
                                    distill_seconds=synset.provenance.get("distill_seconds"), config=config,
-                                   device=real.device)
+                                   device=real.device, label_source=label_source)
     for rec in records:
         write_record(rec, results_dir)
     return records, kept
@@ -195,10 +251,13 @@ def reference_records(
     full_data_seeds: list[int] | None = None,
     progress: bool = True,
     cache_dir: Path | None = None,
+    teachers: dict[str, Any] | None = None,
 ) -> list[RunRecord]:
     """Full-data and random-subset reference rows (cached on disk), written as records of kind 'reference'.
 
     ``full_data_seeds``: the seeds of the full-data row (default: ``seeds``; an empty list skips the row).
+    ``teachers``: a set's labels section naming teachers: under a kd protocol the random subsets are also scored
+    with those teachers online (the same label source as the method), beside the hard-label row.
     """
     from dd_bench.eval.reference import REFERENCE_KINDS
 
@@ -207,23 +266,35 @@ def reference_records(
         raise UserError(f"Unknown reference kind(s) {unknown}; available: {', '.join(REFERENCE_KINDS)}")
     prov = provenance_fields(collect_provenance(real.device))
     full_seeds = seeds if full_data_seeds is None else full_data_seeds
-    jobs: list[tuple[str, int | None, list[int]]] = []
+    jobs: list[tuple[str, int | None, list[int], dict | None]] = []
     if "full_data" in kinds and full_seeds:
-        jobs.append(("full_data", None, full_seeds))
+        jobs.append(("full_data", None, full_seeds, None))
     if "random_subset" in kinds:
-        jobs += [("random_subset", ipc, seeds) for ipc in ipcs]
+        jobs += [("random_subset", ipc, seeds, None) for ipc in ipcs]
+        if teachers and teachers.get("teachers") and protocol.family == "kd":
+            jobs += [("random_subset", ipc, seeds, teachers) for ipc in ipcs]
     records = []
     for model in models:
-        for kind, ipc, job_seeds in jobs:
+        for kind, ipc, job_seeds, job_teachers in jobs:
             r, cached = reference_result(kind, real, protocol=protocol, model=model, seeds=job_seeds, ipc=ipc,
-                                         progress=progress, cache_dir=cache_dir)
+                                         progress=progress, cache_dir=cache_dir, teachers=job_teachers)
             n_images = len(real.train_labels) if ipc is None else ipc * real.num_classes
+            storage = {**reference_storage(real, n_images), "label_source": "hard"}
+            labels = "hard"
+            if job_teachers is not None:
+                labels = r.extra["label_identity"]
+                assets = {**r.extra.get("eval_assets", {}), **({"zca": storage["eval_assets_bytes"]}
+                                                               if storage["eval_assets_bytes"] else {})}
+                storage = {**storage, "label_source": "teacher", "eval_assets": assets,
+                           "eval_assets_bytes": sum(assets.values()),
+                           "total_with_assets_bytes": storage["total_bytes"] + sum(assets.values())}
             rec = RunRecord(
                 kind="reference", method=kind, dataset=real.name, ipc=ipc, protocol=r.protocol,
                 protocol_version=r.protocol_version, model=model, seeds=r.seeds, accuracies=r.accuracies,
-                ranked=protocol.ranked, storage=reference_storage(real, n_images), eval_seconds=r.eval_seconds,
+                ranked=protocol.ranked, storage=storage, eval_seconds=r.eval_seconds,
                 peak_memory=r.peak_memory, label_kind="hard",
-                record_hash=reference_hash(reference=kind, data_fingerprint=real.fingerprint(), ipc=ipc,
+                record_hash=reference_hash(reference=kind if labels == "hard" else f"{kind}:{labels}",
+                                           data_fingerprint=real.fingerprint(), ipc=ipc,
                                            protocol=protocol.to_dict(), model=model, seeds=r.seeds),
                 extra={**r.extra, "protocol": protocol.to_dict(), "from_cache": cached}, **prov)
             write_record(rec, results_dir)

@@ -84,3 +84,43 @@ def test_a_label_source_needs_a_kd_protocol(digits):
     with pytest.raises(UserError, match="needs a kd protocol"):
         evaluate(synset, real=digits, protocol=custom_protocol("quick", epochs=1), models=["mlp"], seeds=[0],
                  progress=False, label_source=MixedLabels(synset.labels, 10))
+
+
+def test_cutmix_pastes_one_box_and_mixes_labels_by_its_area(digits):
+    from dd_bench.augment.mix import CutMix
+
+    mix = CutMix(alpha=1.0, image_size=(8, 8))
+    params = mix.sample_params(6, generator=torch.Generator().manual_seed(5))
+    y0, y1, x0, x1 = (int(params[k][0]) for k in ("y0", "y1", "x0", "x1"))
+    assert all(torch.all(params[k] == params[k][0]) for k in ("y0", "y1", "x0", "x1"))  # one box per batch
+    area = (y1 - y0) * (x1 - x0)
+    assert float(params["lam"][0]) == pytest.approx(1 - area / 64)
+    x = torch.arange(6.0).view(6, 1, 1, 1).expand(6, 1, 8, 8).contiguous()
+    out = mix.apply(x, params)
+    perm = params["perm"]
+    for i in range(6):
+        assert torch.all(out[i, :, y0:y1, x0:x1] == perm[i].float())
+        assert float(out[i].sum()) == pytest.approx(i * (64 - area) + float(perm[i]) * area)
+
+
+def test_paper_comparison_kd_protocols_follow_their_cards(digits):
+    rded, infer = get_protocol("kd-rded"), get_protocol("kd-infer")
+    assert (rded.epochs, rded.schedule, rded.eta, rded.mix, rded.mix_alpha, rded.temperature, rded.ranked) == \
+        (300, "half_cosine", 2.0, "cutmix", 1.0, 20.0, False)
+    assert [rded.batch_for(10 * ipc, 10) for ipc in (1, 10, 50)] == [10, 50, 100]
+    assert [rded.batch_for(100 * ipc, 100) for ipc in (1, 10, 50)] == [20, 100, 200]
+    assert (infer.epochs, infer.batch_size, infer.mix, infer.temperature) == (400, 64, "mixup", 30.0)
+    aug = rded.augment(digits)
+    x = digits.to_model_space(digits.train_images[:4])
+    params = aug.sample_params(4, generator=torch.Generator().manual_seed(0))
+    assert {"crop.top", "mix.y0", "mix.lam"} <= set(params) and aug.apply(x, params).shape == x.shape
+
+
+def test_static_logits_are_interpolated_under_mixup():
+    from dd_bench.labels.static import StaticLogits
+
+    z = torch.randn(4, 10)
+    params = {"mix.lam": torch.full((4,), 0.25), "mix.perm": torch.tensor([1, 0, 3, 2])}
+    t = StaticLogits(z, temperature=30.0).targets(torch.zeros(4, 1, 8, 8), torch.arange(4), 0, params)
+    torch.testing.assert_close(t.values, 0.25 * z + 0.75 * z[[1, 0, 3, 2]])
+    assert t.loss == Loss("kl", temperature=30.0)

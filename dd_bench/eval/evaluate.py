@@ -18,6 +18,7 @@ from dd_bench.data import RealData
 from dd_bench.errors import UserError
 from dd_bench.eval.protocol import EvalProtocol
 from dd_bench.eval.trainer import Transform, train_networks
+from dd_bench.labels.sources import ResolvedLabels, resolve_labels
 from dd_bench.results.provenance import PeakMemory
 from dd_bench.synset import SynsetError, SyntheticSet
 
@@ -108,11 +109,12 @@ def train_and_score(
     progress: bool = True,
     desc: str = "",
     label_source=None,
+    replay=None,
 ) -> EvalResult:
     """Train one network per seed and score each once on the real test set, timing it and its peak memory.
 
     Under a `kd`-family protocol the targets are mixed as the images are (:class:`MixedLabels`) unless a
-    ``label_source`` (e.g. an online teacher) is given.
+    ``label_source`` (e.g. an online teacher) is given; ``replay``: stored batches to replay (FKD labels).
     """
     if protocol.family == "kd":
         from dd_bench.eval.kd import kd_train_and_score
@@ -122,9 +124,11 @@ def train_and_score(
             label_source = ([MixedLabels(t, real.num_classes) for t in targets] if isinstance(targets, (list, tuple))
                             else MixedLabels(targets, real.num_classes))
         out = kd_train_and_score(model=model, images=images, labels=label_source, real=real, protocol=protocol,
-                                 seeds=seeds, transform=transform, batched=batched, progress=progress, desc=desc)
+                                 seeds=seeds, transform=transform, batched=batched, progress=progress, desc=desc,
+                                 replay=replay)
+        first = label_source[0] if isinstance(label_source, (list, tuple)) else label_source
         return EvalResult(model=model, protocol=protocol.name, protocol_version=protocol.version, seeds=list(seeds),
-                          lr=protocol.lr, extra={"label_source": getattr(label_source, "name", "hard")}, **out)
+                          lr=protocol.lr, extra={"label_source": getattr(first, "name", "hard")}, **out)
     if label_source is not None:
         raise UserError(f"protocol '{protocol.name}' trains on the set's own labels; a label source needs a kd "
                         "protocol (eval=kd, eval=kd-quick)")
@@ -145,6 +149,36 @@ def train_and_score(
         batched=trained.batched)
 
 
+def labels_for(synset: SyntheticSet, *, real: RealData, protocol: EvalProtocol, label_source=None,
+               cache_dir=None, progress: bool = True) -> ResolvedLabels:
+    """The label source a set is scored with: a name (``auto`` or None: the set's own), or a source object."""
+    if label_source is None or isinstance(label_source, str):
+        return resolve_labels(label_source or "auto", synset=synset, real=real, protocol=protocol,
+                              cache_dir=cache_dir, progress=progress)
+    if isinstance(label_source, ResolvedLabels):
+        return label_source
+    name = getattr(label_source, "name", "custom")
+    assets = {"teachers": label_source.asset_bytes} if hasattr(label_source, "asset_bytes") else {}
+    return ResolvedLabels(label_source, name, f"custom:{name}",
+                          {"class_ids": synset.labels.numel() * synset.labels.element_size()}, assets)
+
+
+def storage_with_labels(synset: SyntheticSet, labels: ResolvedLabels) -> dict[str, Any]:
+    """The set's bytes as scored: images, the labels this source reads, extras, and every evaluation asset by name.
+
+    ``total_bytes`` is what the set stores for this evaluation (images + these labels + extras);
+    ``total_with_assets_bytes`` adds what must be at hand besides it (a ZCA matrix, an online teacher).
+    """
+    base = synset.storage()
+    assets = dict(labels.assets)
+    if synset.eval_assets_bytes:
+        assets["zca"] = synset.eval_assets_bytes
+    total = base["images_bytes"] + labels.stored_bytes + base["extras_bytes"]
+    return {**base, "labels_bytes": labels.stored_bytes, "labels_parts": dict(labels.stored),
+            "label_source": labels.kind, "eval_assets_bytes": sum(assets.values()), "eval_assets": assets,
+            "total_bytes": total, "total_with_assets_bytes": total + sum(assets.values())}
+
+
 def evaluate(
     synset: SyntheticSet,
     *,
@@ -155,11 +189,13 @@ def evaluate(
     batched: bool | None = None,
     progress: bool = True,
     label_source=None,
+    cache_dir=None,
 ) -> list[EvalResult]:
     """Score ``synset`` on every model with one fresh network per seed (seed i = network i).
 
-    ``label_source``: what a `kd` protocol distils from (an online teacher, :mod:`dd_bench.labels`); None trains
-    on the set's own labels (mixed as the images under MixUp).
+    ``label_source``: what the student learns from: a registered kind (``auto``/None: the set's own,
+    :mod:`dd_bench.labels.sources`), or a source object (e.g. an online teacher). Each result's ``extra`` carries
+    the source, its identity and the set's storage as scored (:func:`storage_with_labels`).
     """
     check_compatible(synset, real)
     synset = synset.to(real.device)
@@ -167,12 +203,22 @@ def evaluate(
     if not lr > 0:  # trajectory matching does not constrain the learned lr (MTT#16): it can end negative
         raise SynsetError(f"the set's learned lr is {lr:.4g}: not a usable evaluation lr (distillation drove it "
                           f"below zero). Re-distil with a smaller lr_lr, or evaluate with eval.use_learned_lr=false")
+    labels = labels_for(synset, real=real, protocol=protocol, label_source=label_source, cache_dir=cache_dir,
+                        progress=progress)
     transform = real.to_model_space if synset.image_encoding == "uint8" else None
-    targets = synset_targets(synset)
+    targets = synset_targets(synset) if labels.kind in ("hard", "learned") else synset.labels
+    if protocol.family != "kd" and (labels.kind not in ("hard", "learned") or labels.identity.startswith("custom:")):
+        raise UserError(f"label source '{labels.kind}' distils by KD: it needs a kd protocol (eval=kd, "
+                        f"eval=kd-quick); protocol '{protocol.name}' trains on the set's own labels")
+    source = labels.source if protocol.family == "kd" else None
+    storage = storage_with_labels(synset, labels)
     results = []
     for model in models:
-        results.append(train_and_score(
+        result = train_and_score(
             model=model, images=synset.images, targets=targets, real=real, protocol=protocol, lr=lr, seeds=seeds,
-            transform=transform, batched=batched, progress=progress, label_source=label_source,
-            desc=f"eval {synset.method} ipc{synset.ipc} {model}"))
+            transform=transform, batched=batched, progress=progress, label_source=source, replay=labels.replay,
+            desc=f"eval {synset.method} ipc{synset.ipc} {model}")
+        result.extra.update(label_source=labels.kind, label_identity=labels.identity, storage=storage,
+                            teachers=labels.teachers)
+        results.append(result)
     return results

@@ -30,9 +30,12 @@ def random_subset_indices(real: RealData, ipc: int, seed: int) -> torch.Tensor:
                                   generator=make_generator(seed, "reference", "random_subset", ipc))
 
 
-def _cache_key(kind: str, real: RealData, protocol: EvalProtocol, model: str, seeds: list[int], ipc: int | None) -> str:
+def _cache_key(kind: str, real: RealData, protocol: EvalProtocol, model: str, seeds: list[int], ipc: int | None,
+               labels: str = "hard") -> str:
     payload = {"v": _CACHE_VERSION, "kind": kind, "data": real.fingerprint(), "protocol": protocol.to_dict(),
                "model": model, "seeds": seeds, "ipc": ipc, "device": real.device.type}
+    if labels != "hard":  # hard-label rows keep their keys from before label sources
+        payload["labels"] = labels
     return json_sha256(payload, 24)
 
 
@@ -56,14 +59,22 @@ def reference_result(
     ipc: int | None = None,
     cache_dir: Path | None = None,
     progress: bool = True,
+    teachers: dict | None = None,
 ) -> tuple[EvalResult, bool]:
-    """Score a reference row; returns (result, came_from_cache). ``ipc`` is required for random subsets."""
+    """Score a reference row; returns (result, came_from_cache). ``ipc`` is required for random subsets.
+
+    ``teachers``: a set's labels section (``teachers``, ``weights``, ``bn_train``): the random subsets are then
+    distilled from those teachers online, as the method's set is (DD-Ranking's same-label-source comparison).
+    """
     if kind not in REFERENCE_KINDS:
         raise UserError(f"Unknown reference kind '{kind}'; available: {', '.join(REFERENCE_KINDS)}")
     if kind == "random_subset" and ipc is None:
         raise ValueError("random_subset references need ipc")
     store = KeyedStore("references", cache_dir)
-    key = _cache_key(kind, real, protocol, model, seeds, ipc)
+    labels = "hard" if teachers is None else teacher_identity(teachers)
+    if teachers is not None and (kind != "random_subset" or protocol.family != "kd"):
+        raise UserError("teacher-labelled references are random subsets under a kd protocol")
+    key = _cache_key(kind, real, protocol, model, seeds, ipc, labels)
     path = store.path(key, ".json")
     cached = _read_cache(path) if path.is_file() else None
     if cached is not None:
@@ -72,13 +83,21 @@ def reference_result(
         cached = _read_cache(path) if path.is_file() else None
         if cached is not None:
             return cached, True
-        result = _compute(kind, real, protocol=protocol, model=model, seeds=seeds, ipc=ipc, progress=progress)
+        result = _compute(kind, real, protocol=protocol, model=model, seeds=seeds, ipc=ipc, progress=progress,
+                          teachers=teachers, cache_dir=cache_dir)
         atomic_write_json(path, result.to_dict(), indent=None)
     return result, False
 
 
+def teacher_identity(section: dict) -> str:
+    from dd_bench.labels.sources import _teacher_identity
+
+    return _teacher_identity([t.get("key") for t in section["teachers"]], bool(section.get("bn_train", False)),
+                             section.get("weights"))
+
+
 def _compute(kind: str, real: RealData, *, protocol: EvalProtocol, model: str, seeds: list[int], ipc: int | None,
-             progress: bool) -> EvalResult:
+             progress: bool, teachers: dict | None = None, cache_dir: Path | None = None) -> EvalResult:
     if kind == "full_data":
         images, targets, extra = real.train_images, real.train_labels, {}
     else:
@@ -86,9 +105,19 @@ def _compute(kind: str, real: RealData, *, protocol: EvalProtocol, model: str, s
         images = [real.train_images[i] for i in subsets]
         targets = [real.train_labels[i] for i in subsets]
         extra = {"subset_indices": [i.cpu().tolist() for i in subsets]}
+    source = None
+    if teachers is not None:
+        from dd_bench.labels.sources import teacher_labels
+
+        resolved = teacher_labels(teachers["teachers"], real=real, protocol=protocol, weights=teachers.get("weights"),
+                                  bn_train=bool(teachers.get("bn_train", False)), cache_dir=cache_dir,
+                                  progress=progress, stored={})
+        source = [resolved.source] * len(seeds)
+        extra = {**extra, "label_source": "teacher", "label_identity": resolved.identity,
+                 "eval_assets": resolved.assets}
     result = train_and_score(
         model=model, images=images, targets=targets, real=real, protocol=protocol, lr=protocol.lr, seeds=seeds,
-        transform=real.to_model_space, progress=progress,
-        desc=f"reference {kind}{'' if ipc is None else f' ipc{ipc}'} {model}")
+        transform=real.to_model_space, progress=progress, label_source=source,
+        desc=f"reference {kind}{'' if ipc is None else f' ipc{ipc}'} {model}{' teacher' if source else ''}")
     result.extra.update(extra, reference=kind)
     return result

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,14 @@ class TeacherLogits:
         if len(w) != len(self.teachers) or abs(sum(w) - 1.0) > 1e-6:
             raise ValueError(f"need one weight per teacher summing to 1; got {w} for {len(self.teachers)} teachers")
         self._weights = torch.tensor(w, dtype=torch.float32)
+        if self.bn_train:
+            # Train-mode BN normalises with the batch's statistics and would also update the running ones in
+            # place: private copies with momentum 0 keep the cached teachers (and every later seed) unchanged.
+            self.teachers = [copy.deepcopy(t) for t in self.teachers]
+            for t in self.teachers:
+                for m in t.modules():
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                        m.momentum = 0.0
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,9 @@ class DistillationDiverged(RuntimeError):
 
 class Synthesizer(ABC):
     name: ClassVar[str]
+    # The evaluation family its sets are scored in (dd_bench.eval): "mtt" (hard / learned labels, SGD + DSA) or
+    # "kd" (a student distilled from the set's label source); the demo picks the protocol by it.
+    family: ClassVar[str] = "mtt"
     # Options that make distill() finish in about a second on digits: registry-driven smoke tests use them.
     TEST_OPTIONS: ClassVar[dict[str, Any]] = {}
 

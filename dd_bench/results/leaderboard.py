@@ -40,7 +40,8 @@ PUBLISHED_CSV = Path(__file__).resolve().parents[2] / "baselines" / "published.c
 COLUMNS = (
     "protocol", "protocol_version", "ranked", "dataset", "ipc", "model", "rank", "method", "variant", "kind",
     "preset", "n_seeds", "acc_mean", "acc_std", "acc_mean_std", "published", "published_std", "published_verified",
-    GAP_COLUMN, "published_source", "storage_bytes", "storage_dtype", "distill_seconds", "eval_seconds",
+    GAP_COLUMN, "published_source", "label_source", "images_bytes", "labels_bytes", "eval_assets_bytes",
+    "eval_assets", "storage_bytes", "storage_dtype", "distill_seconds", "eval_seconds",
     "peak_memory_bytes", "peak_memory_kind", "device", "note", "record_id", "set_hash",
 )  # fmt: skip
 
@@ -53,6 +54,8 @@ _NOT_A_VARIANT = ("results", "out", "synset", "progress", "logger", "rerun", "de
                   "references", "hydra")
 UNRANKED_REASONS = {
     "quick": "CPU demo protocol (fewer training passes); its numbers are not comparable with any paper or ranked run",
+    "kd-quick": "CPU demo protocol of the kd family (200 epochs, lr 1e-2, T=1); not comparable with any paper or "
+                "with kd",
     "+custom": "a protocol with changed fields (eval.epochs=...); not comparable with any paper or ranked run",
 }
 # Only these protocols follow a paper's evaluation recipe, so only they get a published value and gap beside them;
@@ -148,6 +151,19 @@ def _note(record: RunRecord) -> str:
     return "; ".join(notes)
 
 
+def _label_display(record: RunRecord) -> str:
+    """What the student learned from: the label source, and a teacher's BN mode when it runs in train mode."""
+    source = record.storage.get("label_source") or _legacy_label_source(record)
+    if ":bn_train" in str(record.extra.get("label_identity") or ""):
+        source += " (BN train)"
+    return source
+
+
+def _legacy_label_source(record: RunRecord) -> str:
+    """Records before the labels section: hard, or learned for soft-labelled sets."""
+    return "hard" if record.label_kind in (None, "hard") else "learned"
+
+
 def _row(record: RunRecord, variant: str, published: dict[str, Any] | None) -> dict[str, Any]:
     pub_mean = math.nan if published is None else float(published["acc_mean"])
     return {
@@ -171,6 +187,11 @@ def _row(record: RunRecord, variant: str, published: dict[str, Any] | None) -> d
         "published_verified": None if published is None else published["verified"],
         GAP_COLUMN: float(record.acc_mean) - pub_mean,  # NaN when no published row matched
         "published_source": None if published is None else published["source"],
+        "label_source": _label_display(record),
+        "images_bytes": _nan_if_none(record.storage.get("images_bytes")),
+        "labels_bytes": _nan_if_none(record.storage.get("labels_bytes")),
+        "eval_assets_bytes": _nan_if_none(record.storage.get("eval_assets_bytes")),
+        "eval_assets": ", ".join(sorted(record.storage.get("eval_assets") or {})) or None,
         "storage_bytes": _nan_if_none(record.storage.get("total_bytes")),
         "storage_dtype": record.storage.get("dtype"),
         "distill_seconds": _nan_if_none(record.distill_seconds),
@@ -215,7 +236,8 @@ def build_leaderboard(records: Iterable[RunRecord], *, published_csv: Path | str
     unique = {rec.record_id: rec for rec in sorted(records, key=lambda r: (_created(r), r.record_id))}
     groups: dict[tuple, list[RunRecord]] = {}
     for rec in unique.values():
-        key = (rec.protocol, rec.protocol_version, rec.ranked, rec.kind, rec.dataset, rec.ipc, rec.model, rec.method)
+        key = (rec.protocol, rec.protocol_version, rec.ranked, rec.kind, rec.dataset, rec.ipc, rec.model, rec.method,
+               _label_display(rec))
         groups.setdefault(key, []).append(rec)
     published = _published_index(published_csv)
     rows = []
@@ -281,9 +303,17 @@ def _fmt_peak(row: pd.Series) -> str:
     return _fmt_bytes(row["peak_memory_bytes"]) + suffix
 
 
+def _fmt_assets(row: pd.Series) -> str:
+    """Bytes needed at evaluation besides the set, with what they are (teacher:..., zca)."""
+    if _missing(row["eval_assets_bytes"]) or not row["eval_assets_bytes"]:
+        return "" if _missing(row["eval_assets_bytes"]) else "0"
+    return f"{_fmt_bytes(row['eval_assets_bytes'])} ({_text(row['eval_assets'])})"
+
+
 def _method_label(row: pd.Series) -> str:
     if row["kind"] == "reference":
-        return f"{REFERENCE_LABELS.get(row['method'], row['method'])} (reference)"
+        labels = "" if row.get("label_source") in (None, "hard") else f", {row['label_source'].split(' ')[0]} labels"
+        return f"{REFERENCE_LABELS.get(row['method'], row['method'])} (reference{labels})"
     return str(row["method"])
 
 
@@ -300,6 +330,10 @@ _DISPLAY = (
     ("published", _fmt_published),
     ("verified", lambda r: _text(r["published_verified"])),
     (GAP_COLUMN, lambda r: _fmt_number(r[GAP_COLUMN], 2, sign=True)),
+    ("labels", lambda r: _text(r["label_source"])),
+    ("images", lambda r: _fmt_bytes(r["images_bytes"])),
+    ("label bytes", lambda r: _fmt_bytes(r["labels_bytes"])),
+    ("eval assets", _fmt_assets),
     ("storage", lambda r: _fmt_bytes(r["storage_bytes"])),
     ("distill s", lambda r: _fmt_number(r["distill_seconds"], 1)),
     ("eval s", lambda r: _fmt_number(r["eval_seconds"], 1)),

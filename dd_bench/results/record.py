@@ -32,7 +32,10 @@ RECORD_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # 1: before record hashes (legacy, keyed by the old id)
 RECORD_KINDS = ("evaluation", "reference")
 RECORDS_DIRNAME = "records"
-STORAGE_KEYS = ("images_bytes", "labels_bytes", "extras_bytes", "eval_assets_bytes", "total_bytes", "dtype")
+STORAGE_KEYS = ("images_bytes", "labels_bytes", "extras_bytes", "eval_assets_bytes", "total_bytes", "dtype",
+                # Format-2 sets (dd_bench.eval.evaluate.storage_with_labels): the label source scored with, its
+                # stored parts and the named evaluation assets (a ZCA matrix, an online teacher's parameters).
+                "label_source", "labels_parts", "eval_assets", "total_with_assets_bytes")
 _BYTE_KEYS = STORAGE_KEYS[:4]
 
 

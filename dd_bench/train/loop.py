@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch import nn
@@ -39,6 +39,14 @@ if TYPE_CHECKING:
     from dd_bench.labels import LabelSource
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+class Replay(Protocol):
+    """Stored batches: the order of pass ``epoch`` (N,) and the augmentation parameters of positions [start, stop)."""
+
+    def order(self, epoch: int) -> torch.Tensor: ...
+
+    def params(self, epoch: int, start: int, stop: int) -> dict[str, torch.Tensor]: ...
 
 
 @dataclass
@@ -121,6 +129,7 @@ def train_networks(
     progress: bool = True,
     desc: str = "",
     model_kwargs: dict | None = None,
+    replay: Replay | None = None,
 ) -> TrainedNetworks:
     """Train one fresh ``model`` per seed for ``passes`` passes over ``images``.
 
@@ -130,6 +139,8 @@ def train_networks(
     augment: an object with ``sample_params(n, *, generator)`` / ``apply(x, params)`` / ``cat_params`` (DSA)
         or None. batched: None picks the vmap path on CUDA whenever the architecture allows it (:func:`auto_batched`).
     max_steps: stop after this many optimiser steps (for equivalence tests); None trains every pass.
+    replay: stored batches (FKD labels, :mod:`dd_bench.labels.fkd`): every seed takes the replay's order and
+        augmentation parameters instead of drawing its own; ``augment`` still applies them.
     """
     if not seeds:
         raise ValueError("seeds must not be empty")
@@ -190,13 +201,13 @@ def train_networks(
                     last_loss = _batched_epoch(call, params, buffers, opt, images_of=images_of, per_seed=per_seed,
                                                labels_of=labels_of, epoch=ep, batch_size=batch_size,
                                                augment=augment, data_gens=data_gens, aug_gens=aug_gens,
-                                               transform=transform, max_steps=budget)
+                                               transform=transform, max_steps=budget, replay=replay)
                 else:
                     s = group[0]
                     last_loss = [train_epoch(state.modules[s], images=images_of[s], labels=labels_of[s], epoch=ep,
                                              batch_size=batch_size, optimizer=opt, augment=augment,
                                              data_gen=data_gens[s], aug_gen=aug_gens[s], transform=transform,
-                                             max_steps=budget)]
+                                             max_steps=budget, replay=replay)]
                 bad = [seeds[s] for s, loss in zip(group, last_loss) if not torch.isfinite(loss)]
                 if bad:
                     raise FloatingPointError(f"training '{model}' diverged for seed(s) {bad} (losses "
@@ -212,13 +223,13 @@ def train_networks(
 def train_epoch(module: nn.Module, *, images: torch.Tensor, labels: LabelSource, epoch: int, batch_size: int,
                 optimizer: torch.optim.Optimizer, augment: object | None, data_gen: torch.Generator,
                 aug_gen: torch.Generator, transform: Transform | None = None,
-                max_steps: int | None = None) -> torch.Tensor:
+                max_steps: int | None = None, replay: Replay | None = None) -> torch.Tensor:
     """One pass of ``module`` (in train mode) over ``images`` in a fresh order from ``data_gen``: batches of
     ``batch_size``, augmented with params from ``aug_gen``, targets from ``labels``. Returns the last batch's loss.
     The sequential path of :func:`train_networks` and the teachers' training both run this."""
     module.train()
     n = len(images)
-    perm = torch.randperm(n, generator=data_gen).to(images.device)
+    perm = replay.order(epoch) if replay is not None else torch.randperm(n, generator=data_gen).to(images.device)
     loss = torch.zeros(())
     for k, start in enumerate(range(0, n, batch_size)):
         if max_steps is not None and k >= max_steps:
@@ -227,8 +238,11 @@ def train_epoch(module: nn.Module, *, images: torch.Tensor, labels: LabelSource,
         x = images[idx]
         x = transform(x) if transform is not None else x
         aug = None
-        if augment is not None:
+        if replay is not None:
+            aug = replay.params(epoch, start, start + len(idx))
+        elif augment is not None:
             aug = augment.sample_params(len(idx), generator=aug_gen)
+        if augment is not None:
             x = augment.apply(x, aug)
         t = labels.targets(x, idx, epoch, aug)
         loss = t.loss(module(x), t.values)
@@ -242,11 +256,13 @@ def train_epoch(module: nn.Module, *, images: torch.Tensor, labels: LabelSource,
 def _batched_epoch(call: Callable, params: dict, buffers: dict, optimizer: torch.optim.Optimizer, *,
                    images_of: list[torch.Tensor], per_seed: bool, labels_of: list, epoch: int, batch_size: int,
                    augment: object | None, data_gens: list[torch.Generator], aug_gens: list[torch.Generator],
-                   transform: Transform | None, max_steps: int | None) -> list[torch.Tensor]:
+                   transform: Transform | None, max_steps: int | None,
+                   replay: Replay | None = None) -> list[torch.Tensor]:
     """One pass of S stacked networks: the same draws per seed as :func:`train_epoch`, one vmapped forward."""
     n, seeds = len(images_of[0]), len(images_of)
     device = images_of[0].device
-    perms = [torch.randperm(n, generator=g).to(device) for g in data_gens]
+    perms = ([replay.order(epoch)] * seeds if replay is not None
+             else [torch.randperm(n, generator=g).to(device) for g in data_gens])
     losses = [torch.zeros(())] * seeds
     for k, start in enumerate(range(0, n, batch_size)):
         if max_steps is not None and k >= max_steps:
@@ -257,8 +273,11 @@ def _batched_epoch(call: Callable, params: dict, buffers: dict, optimizer: torch
              else torch.cat([im[i] for im, i in zip(images_of, idx)]))
         x = transform(x) if transform is not None else x
         aug_params = [None] * seeds
-        if augment is not None:
+        if replay is not None:
+            aug_params = [replay.params(epoch, start, start + b)] * seeds
+        elif augment is not None:
             aug_params = [augment.sample_params(b, generator=g) for g in aug_gens]
+        if augment is not None:
             x = augment.apply(x, type(augment).cat_params(aug_params, [b] * seeds))
         x = x.view(seeds, b, *x.shape[1:])
         logits = call(params, buffers, x)

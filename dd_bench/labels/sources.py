@@ -1,0 +1,197 @@
+"""The registry of label sources: what a set is distilled against at evaluation, with its bytes and its assets.
+
+``resolve_labels(kind, synset=..., real=..., protocol=..., cache_dir=...) -> ResolvedLabels`` builds the source
+named ``kind`` for a set (``auto``: the set's own, from its labels section) and says what it costs:
+
+========== ======================================================= =========================== ====================
+kind       targets                                                  stored in the set           evaluation assets
+========== ======================================================= =========================== ====================
+hard       the class (CE; under MixUp mixed one-hots, soft CE)       class ids                   none
+learned    stored logits softmaxed once (DATM; v1 soft labels)      class ids + soft labels     none
+static     one stored logit vector per image, KL at T (INFER)       class ids + logits          none
+teacher    an online teacher / committee on each augmented batch    class ids                   the teachers
+fkd        stored per-epoch fp16 teacher logits, replayed batches   class ids + label shards    none
+========== ======================================================= =========================== ====================
+
+A new kind (HeLlO's ``projector``, NRR-DD's ``distance``) registers a builder here; its source returns the targets
+**and** the loss they go with (:class:`~dd_bench.labels.base.Targets`), so it can bring its own loss.
+``identity`` goes into the record hash: a set scored with another source, or another teacher, is another record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch.nn.functional as F
+
+from dd_bench.errors import UserError
+from dd_bench.labels.base import HardLabels, LabelSource, StoredProbabilities
+from dd_bench.labels.fkd import FKDLabels, check_fkd_protocol
+from dd_bench.labels.static import StaticLogits
+from dd_bench.labels.teacher import MixedLabels, TeacherLogits
+from dd_bench.registry import Registry
+
+
+@dataclass
+class ResolvedLabels:
+    source: LabelSource
+    kind: str
+    identity: str  # what the record hash covers: the kind, and for teachers their keys and BN mode
+    stored: dict[str, int]  # bytes stored in the set for these labels, by part
+    assets: dict[str, int] = field(default_factory=dict)  # bytes needed at evaluation besides the set, by name
+    replay: Any = None  # stored batches the evaluator must replay (fkd)
+    teachers: list[dict[str, Any]] = field(default_factory=list)  # specs of the teachers involved
+
+    @property
+    def stored_bytes(self) -> int:
+        return sum(self.stored.values())
+
+    @property
+    def asset_bytes(self) -> int:
+        return sum(self.assets.values())
+
+
+@dataclass
+class LabelContext:
+    synset: Any  # SyntheticSet (on the evaluation device)
+    real: Any  # RealData
+    protocol: Any  # EvalProtocol | KDProtocol
+    cache_dir: Path | None = None
+    progress: bool = True
+
+    @property
+    def kd(self) -> bool:
+        return self.protocol.family == "kd"
+
+    def class_id_bytes(self) -> dict[str, int]:
+        return {"class_ids": self.synset.labels.numel() * self.synset.labels.element_size()}
+
+
+LABEL_SOURCES: Registry[Callable[[LabelContext], ResolvedLabels]] = Registry("label source")
+
+
+def _needs_kd(kind: str, ctx: LabelContext) -> None:
+    if not ctx.kd:
+        raise UserError(f"label source '{kind}' distils by KD: it needs a kd protocol (eval=kd, eval=kd-quick); "
+                        f"protocol '{ctx.protocol.name}' trains on the set's own hard or learned labels")
+
+
+@LABEL_SOURCES.register("hard")
+def _hard(ctx: LabelContext) -> ResolvedLabels:
+    labels = ctx.synset.labels
+    source = MixedLabels(labels, ctx.real.num_classes) if ctx.kd else HardLabels(labels)
+    return ResolvedLabels(source, "hard", "hard", ctx.class_id_bytes())
+
+
+@LABEL_SOURCES.register("learned")
+def _learned(ctx: LabelContext) -> ResolvedLabels:
+    s = ctx.synset
+    if s.soft_labels is None:
+        raise UserError(f"label source 'learned' needs stored soft labels; the {s.method} set has none "
+                        "(try label_source=hard)")
+    probs = F.softmax(s.soft_labels.float(), dim=-1) if s.label_kind == "soft_logits" else s.soft_labels.float()
+    source = MixedLabels(probs, ctx.real.num_classes, name="learned") if ctx.kd else StoredProbabilities(probs)
+    stored = {**ctx.class_id_bytes(), "soft_labels": s.soft_labels.numel() * s.soft_labels.element_size()}
+    if s.learned_lr is not None:
+        stored["learned_lr"] = 4
+    return ResolvedLabels(source, "learned", s.label_kind, stored)
+
+
+@LABEL_SOURCES.register("static")
+def _static(ctx: LabelContext) -> ResolvedLabels:
+    _needs_kd("static", ctx)
+    s = ctx.synset
+    if s.soft_labels is None or s.label_kind != "soft_logits":
+        raise UserError(f"label source 'static' needs stored logits; the {s.method} set has "
+                        f"{s.label_kind} labels")
+    stored = {**ctx.class_id_bytes(), "static_logits": s.soft_labels.numel() * s.soft_labels.element_size()}
+    return ResolvedLabels(StaticLogits(s.soft_labels, ctx.protocol.temperature), "static", "static", stored)
+
+
+def _set_teachers(ctx: LabelContext, kind: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    section = ctx.synset.label_info
+    specs = section.get("teachers") or []
+    if not specs:
+        raise UserError(f"label source '{kind}' needs the set's teachers; the {ctx.synset.method} set names none "
+                        f"(its own source is '{ctx.synset.label_source}')")
+    return specs, section
+
+
+def teacher_labels(specs: list[dict[str, Any]], *, real: Any, protocol: Any, weights: list[float] | None,
+                   bn_train: bool, cache_dir: Path | None, progress: bool, stored: dict[str, int]) -> ResolvedLabels:
+    """An online teacher committee from the set's specs (also the same-label-source random reference's)."""
+    from dd_bench.teachers.spec import teacher_from_spec
+
+    teachers = [teacher_from_spec(spec, real, cache_dir=cache_dir, progress=progress) for spec in specs]
+    source = TeacherLogits([t.module for t in teachers], temperature=protocol.temperature, weights=weights,
+                           bn_train=bn_train)
+    identity = _teacher_identity([t.key for t in teachers], bn_train, weights)
+    assets = {f"teacher:{spec.get('recipe') or t.model}": t.parameter_bytes for spec, t in zip(specs, teachers)}
+    return ResolvedLabels(source, "teacher", identity, stored, assets, teachers=list(specs))
+
+
+@LABEL_SOURCES.register("teacher")
+def _teacher(ctx: LabelContext) -> ResolvedLabels:
+    _needs_kd("teacher", ctx)
+    specs, section = _set_teachers(ctx, "teacher")
+    return teacher_labels(specs, real=ctx.real, protocol=ctx.protocol, weights=section.get("weights"),
+                          bn_train=bool(section.get("bn_train", False)), cache_dir=ctx.cache_dir,
+                          progress=ctx.progress, stored=ctx.class_id_bytes())
+
+
+@LABEL_SOURCES.register("fkd")
+def _fkd(ctx: LabelContext) -> ResolvedLabels:
+    _needs_kd("fkd", ctx)
+    s = ctx.synset
+    if s.directory is None:
+        raise UserError("label source 'fkd' reads stored labels from the set's directory; save the set first")
+    entry = check_fkd_protocol(s.label_info.get("fkd") or {}, ctx.protocol, s.directory)
+    source = FKDLabels(synset_dir=s.directory, entry=entry, num_images=len(s.images), num_classes=s.num_classes,
+                       temperature=ctx.protocol.temperature, device=s.images.device)
+    stored = {**ctx.class_id_bytes(), f"fkd:{entry['key']}": int(entry["bytes"])}
+    return ResolvedLabels(source, "fkd", f"fkd:{entry['key']}", stored, replay=source,
+                          teachers=list(entry.get("teachers") or []))
+
+
+def label_source_names() -> list[str]:
+    return ["auto", *LABEL_SOURCES.list()]
+
+
+def label_identity(meta: dict[str, Any], kind: str, protocol: Any) -> str:
+    """The identity :func:`resolve_labels` will give, from a set's meta.json alone (before loading anything):
+    records are looked up by it, so a kept record is never one of another label source or teacher."""
+    from dd_bench.labels.fkd import fkd_key
+
+    section = meta.get("labels") or {}
+    own = section.get("source") or ("hard" if meta.get("label_kind", "hard") == "hard" else "learned")
+    kind = own if kind == "auto" else kind
+    if kind not in LABEL_SOURCES:
+        raise UserError(f"Unknown label source '{kind}'; available: {', '.join(label_source_names())}")
+    if kind == "learned":
+        return meta.get("label_kind", "soft_logits")
+    if kind == "teacher":
+        return _teacher_identity([t.get("key") for t in section.get("teachers") or []],
+                                 bool(section.get("bn_train", False)), section.get("weights"))
+    if kind == "fkd":
+        return f"fkd:{fkd_key(protocol)}"
+    return kind
+
+
+def _teacher_identity(keys: list[str], bn_train: bool, weights: list[float] | None) -> str:
+    identity = "teacher:" + ",".join(keys) + (":bn_train" if bn_train else "")
+    if weights:
+        identity += ":w" + ",".join(f"{w:.6g}" for w in weights)
+    return identity
+
+
+def resolve_labels(kind: str, *, synset: Any, real: Any, protocol: Any, cache_dir: Path | None = None,
+                   progress: bool = True) -> ResolvedLabels:
+    """The label source ``kind`` (``auto``: the set's own) for ``synset`` under ``protocol``."""
+    if kind != "auto" and kind not in LABEL_SOURCES:
+        raise UserError(f"Unknown label source '{kind}'; available: {', '.join(label_source_names())}")
+    kind = synset.label_source if kind == "auto" else kind
+    return LABEL_SOURCES.get(kind)(LabelContext(synset, real, protocol, cache_dir, progress))
+

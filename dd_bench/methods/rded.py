@@ -1,0 +1,132 @@
+"""RDED: realistic, diverse and efficient dataset distillation (Sun et al., CVPR 2024; LINs-lab/RDED), §2.2.
+
+Selection, as ``synthesize/main.py`` + ``synthesize/utils.py``: for each class, ``mipc`` random real training
+images (all of a smaller class); from each, ``num_crop`` RandomResizedCrop patches of side ``size / factor`` with
+aspect ratio 1 (torchvision's default scale (0.08, 1); no flip); each patch zero-padded (zero in model space, as
+the official code pads after normalising) to the input size and scored by the observer's cross-entropy for the
+class; each image keeps its lowest-CE patch, the images are sorted by it and the ``ipc * factor^2`` lowest are kept;
+``factor x factor`` of them are stitched into each synthetic image (patch group k fills grid cell k, resized by
+nearest interpolation to the cell, ``mix_images``). Factor 1 (CIFAR, Tiny) means no stitching: each image is its
+best crop resized to the input size.
+
+Labels: the observer online at evaluation, BN in eval mode (RDED's validation code), so the observer is the set's
+evaluation asset. NRR-DD and CV-DD's initialisation reuse :func:`select_patches`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from dd_bench.augment.resized_crop import RandomResizedCropFlip
+from dd_bench.data import RealData
+from dd_bench.errors import UserError
+from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
+from dd_bench.seeding import make_generator
+from dd_bench.synset import SyntheticSet
+from dd_bench.teachers.spec import resolve_teacher, teacher_spec
+
+
+def pad_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Zero-pad (B, C, h, w) patches centred to (B, C, H, W) (the official ``pad``: the extra pixel goes low)."""
+    dh, dw = size[0] - x.shape[2], size[1] - x.shape[3]
+    return F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
+
+
+@torch.no_grad()
+def select_patches(observer: nn.Module, images: torch.Tensor, label: int, *, keep: int, num_crop: int,
+                   factor: int, generator: torch.Generator, crop_scale_min: float = 0.08,
+                   batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``keep`` most representative patches of one class: (keep, C, H/factor, W/factor) and their CE (keep,).
+
+    images: (M, C, H, W) model-space candidates of class ``label``; ``generator`` on their device.
+    """
+    m, _, h, w = images.shape
+    size = (h // factor, w // factor)
+    crop = RandomResizedCropFlip(image_size=(h, w), scale=(crop_scale_min, 1.0), ratio=(1.0, 1.0), flip=False)
+    # One crop per image per round, rounds in sequence: (num_crop, M, C, h', w').
+    patches = torch.stack([crop.apply(images, crop.sample_params(m, generator=generator), output_size=size)
+                           for _ in range(num_crop)])
+    flat = patches.flatten(0, 1)
+    observer.eval()
+    ce = torch.cat([F.cross_entropy(observer(pad_to(flat[i:i + batch_size], (h, w))),
+                                    torch.full((len(flat[i:i + batch_size]),), label, device=flat.device),
+                                    reduction="none") for i in range(0, len(flat), batch_size)])
+    ce = ce.view(num_crop, m)
+    best_ce, best = ce.min(dim=0)  # per image: its lowest-CE crop
+    best_patch = patches[best, torch.arange(m, device=images.device)]
+    order = torch.argsort(best_ce)[:keep]
+    return best_patch[order], best_ce[order]
+
+
+def stitch(patches: torch.Tensor, *, factor: int, n: int, size: tuple[int, int]) -> torch.Tensor:
+    """``factor^2`` groups of ``n`` patches -> n images (n, C, H, W): group k fills grid cell (k // f, k % f)."""
+    c = patches.shape[1]
+    out = torch.zeros((n, c, *size), device=patches.device, dtype=patches.dtype)
+    cell_h = [size[0] // factor + (1 if i < size[0] % factor else 0) for i in range(factor)]
+    cell_w = [size[1] // factor + (1 if j < size[1] % factor else 0) for j in range(factor)]
+    k, top = 0, 0
+    for i in range(factor):
+        left = 0
+        for j in range(factor):
+            part = F.interpolate(patches[k * n:(k + 1) * n], size=(cell_h[i], cell_w[j]))  # nearest, as official
+            out[:, :, top:top + cell_h[i], left:left + cell_w[j]] = part
+            left += cell_w[j]
+            k += 1
+        top += cell_h[i]
+    return out
+
+
+@METHODS.register("rded")
+class RDED(Synthesizer):
+    name = "rded"
+    family = "kd"
+    TEST_OPTIONS = {"teacher": "digits_convnet_bn_w32_d2", "mipc": 20, "num_crop": 2}
+
+    @dataclasses.dataclass
+    class Config:
+        teacher: str = "sre2l_cifar"  # the observer's teacher recipe (dd_bench.teachers)
+        teacher_weights: str | None = None
+        factor: int = 1  # patches per side of a synthetic image (2 on ImageNet; 1 on 32x32: no stitching)
+        num_crop: int = 5  # candidate crops per real image
+        mipc: int = 300  # candidate real images per class
+        crop_scale_min: float = 0.08  # RandomResizedCrop scale (min, 1), ratio 1
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        c = self.cfg
+        if c.factor < 1 or c.num_crop < 1 or c.mipc < 1:
+            raise UserError(f"rded: factor, num_crop and mipc must be >= 1; got {c.factor}, {c.num_crop}, {c.mipc}")
+
+    def distill(self, real: RealData, *, ipc: int, seed: int, progress: bool = True,
+                checkpoint_dir: Path | None = None, cache_dir: Path | None = None) -> SyntheticSet:
+        cfg, device, k = self.cfg, real.device, real.num_classes
+        observer = resolve_teacher(real, recipe=cfg.teacher, weights=cfg.teacher_weights, cache_dir=cache_dir,
+                                   progress=progress)
+        keep = ipc * cfg.factor ** 2
+        g_pick = make_generator(seed, "method", "rded", "pick")
+        g_crop = make_generator(seed, "method", "rded", "crop", device=device)
+        out, scores = [], []
+        for c in tqdm(range(k), desc=f"rded select ipc{ipc}", disable=not progress, leave=False):
+            pool = real.indices_of_class(c).cpu()
+            pool = pool[torch.randperm(len(pool), generator=g_pick)[:cfg.mipc]]
+            if len(pool) < keep:
+                raise UserError(f"rded: class {c} has {len(pool)} candidate images; ipc {ipc} x factor^2 "
+                                f"{cfg.factor ** 2} = {keep} patches are needed (raise mipc or lower ipc)")
+            candidates = real.to_model_space(real.train_images[pool.to(device)])
+            patches, ce = select_patches(observer.module, candidates, c, keep=keep, num_crop=cfg.num_crop,
+                                         factor=cfg.factor, generator=g_crop, crop_scale_min=cfg.crop_scale_min)
+            out.append(stitch(patches, factor=cfg.factor, n=ipc, size=real.image_size))
+            scores.append(ce)
+        images = torch.cat(out)  # (K*ipc, C, H, W) class-major, model space
+        return self.new_synset(
+            real, ipc=ipc, images=images, labels=hard_labels(k, ipc, device), recommended_protocol="kd",
+            label_source="teacher",
+            label_info={"teachers": [teacher_spec(observer)], "weights": None, "bn_train": False},
+            provenance={"teacher": teacher_spec(observer),
+                        "selected_ce_mean": float(torch.cat(scores).mean())})

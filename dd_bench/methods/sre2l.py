@@ -1,0 +1,176 @@
+"""SRe2L: Squeeze, Recover and Relabel (Yin, Xing, Shen, NeurIPS 2023; VILA-Lab/SRe2L), decoupled-methods.md §2.1.
+
+* **Squeeze**: a teacher trained on the real training set with the card's recipe (``teacher=sre2l_cifar``: the
+  CIFAR ResNet-18, SGD 0.1, cosine, 200 epochs), shared through the teacher cache (:mod:`dd_bench.teachers`).
+* **Recover**: images start as standard normal noise in model space and are optimised against the frozen teacher
+  (eval mode): ``L = CE(teacher(x_aug), y) + r_bn * L_BN`` with the BN-statistics loss of §1.2
+  (:mod:`dd_bench.methods.bn_statistics`, first layer x10), Adam(betas 0.5, 0.9, eps 1e-8) with a cosine lr from
+  ``lr`` to 0 over the iterations, and the images clipped to the valid pixel range after every step. Batches are
+  per (class range, ipc id) as in ``recover_cifar.py``: batch j of ipc id i holds one image of each of up to
+  ``batch_size`` consecutive classes, so its BN statistics are its own. Every batch is stepped every iteration
+  (one Adam over all images equals one Adam per batch: Adam is element-wise and a batch's loss only reaches its
+  own images).
+* **Augmentation during recovery**: ``crop=none`` is the CIFAR recipe, "roll jitter only" (``torch.roll`` by offsets
+  in [0, jitter] in H and W, one draw per batch); ``crop=shared`` adds RandomResizedCrop + flip with ONE box and
+  flip per batch, as the official ImageNet/Tiny scripts (torchvision transforms on a 4-D batch); ``per_sample``
+  draws one per image (kornia's default; a deviation, recorded).
+* **Relabel**: ``labels=teacher`` scores the set with the online teacher (the CIFAR script), its BatchNorm in train
+  mode by default (``teacher_bn_train``: the official ``relabel_cifar.py`` never calls ``eval()``);
+  ``labels=fkd`` stores FKD soft labels per protocol (``dd-bench relabel``, run by ``dd-bench run``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from dd_bench.augment.resized_crop import RandomResizedCropFlip
+from dd_bench.data import RealData
+from dd_bench.errors import UserError
+from dd_bench.io import json_sha256
+from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
+from dd_bench.methods.bn_statistics import BNStatisticsLoss
+from dd_bench.methods.loop import run_iterations
+from dd_bench.seeding import make_generator
+from dd_bench.synset import SyntheticSet
+from dd_bench.teachers.spec import resolve_teacher, teacher_spec
+
+
+class Crop(enum.StrEnum):
+    none = "none"  # roll jitter only (the CIFAR recipe)
+    shared = "shared"  # RandomResizedCrop + flip, one draw per batch (the official ImageNet / Tiny code)
+    per_sample = "per_sample"  # one draw per image (kornia's default; a deviation from the official code)
+
+
+class Relabel(enum.StrEnum):
+    teacher = "teacher"  # online teacher at evaluation (the CIFAR recipe)
+    fkd = "fkd"  # stored FKD labels, made per protocol by `dd-bench relabel`
+
+
+def pixel_bounds(real: RealData) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model-space values of pixel 0 and 255 per channel, (1, C, 1, 1) each: the clip range of recovered images."""
+    if real.zca is not None:
+        raise UserError("sre2l recovers images in mean/std model space; dataset.zca=true has no per-pixel valid "
+                        "range to clip to: use dataset.zca=false")
+    lo = real.to_model_space(torch.zeros(1, real.channels, 1, 1, dtype=torch.uint8, device=real.device))
+    hi = real.to_model_space(torch.full((1, real.channels, 1, 1), 255, dtype=torch.uint8, device=real.device))
+    return lo, hi
+
+
+def recovery_batches(num_classes: int, ipc: int, batch_size: int) -> list[torch.Tensor]:
+    """Indices into the class-major set: for each ipc id, chunks of ``batch_size`` consecutive classes."""
+    out = []
+    for i in range(ipc):
+        for first in range(0, num_classes, batch_size):
+            classes = torch.arange(first, min(first + batch_size, num_classes))
+            out.append(classes * ipc + i)
+    return out
+
+
+@METHODS.register("sre2l")
+class SRe2L(Synthesizer):
+    name = "sre2l"
+    family = "kd"
+    TEST_OPTIONS = {"iterations": 3, "teacher": "digits_convnet_bn_w32_d2", "jitter": 1}
+
+    @dataclasses.dataclass
+    class Config:
+        teacher: str = "sre2l_cifar"  # a teacher recipe (dd_bench.teachers)
+        teacher_weights: str | None = None  # a local weights file in the recipe's architecture instead
+        iterations: int = 1000
+        lr: float = 0.25  # Adam lr on the images (model-space units), cosine to 0
+        r_bn: float = 0.01
+        first_bn_multiplier: float = 10.0
+        jitter: int = 4  # roll offsets in [0, jitter] pixels
+        batch_size: int = 100  # consecutive classes per recovery batch (one ipc id)
+        crop: Crop = Crop.none
+        crop_scale_min: float = 0.08  # RandomResizedCrop scale (min, 1) when crop != none
+        labels: Relabel = Relabel.teacher
+        teacher_bn_train: bool = True  # the online teacher's BN on batch statistics (the official CIFAR script)
+        checkpoint_every: int = 100
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        c = self.cfg
+        if c.iterations < 0 or c.batch_size < 1 or c.jitter < 0 or not c.lr > 0:
+            raise UserError(f"sre2l: iterations >= 0, batch_size >= 1, jitter >= 0 and lr > 0 are required; got "
+                            f"{c.iterations}, {c.batch_size}, {c.jitter}, {c.lr}")
+
+    def _config_hash(self, real: RealData, ipc: int, seed: int, teacher_key: str) -> str:
+        cfg = {k: v for k, v in self.config_dict().items() if k not in ("checkpoint_every", "labels",
+                                                                         "teacher_bn_train")}
+        return json_sha256({"cfg": cfg, "data": real.fingerprint(), "ipc": ipc, "seed": seed,
+                            "teacher": teacher_key}, 16)
+
+    def distill(self, real: RealData, *, ipc: int, seed: int, progress: bool = True,
+                checkpoint_dir: Path | None = None, cache_dir: Path | None = None) -> SyntheticSet:
+        cfg, device, k = self.cfg, real.device, real.num_classes
+        lo, hi = pixel_bounds(real)
+        teacher = resolve_teacher(real, recipe=cfg.teacher, weights=cfg.teacher_weights, cache_dir=cache_dir,
+                                  progress=progress)
+        net = teacher.module.eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        g_init = make_generator(seed, "method", "sre2l", "init")
+        g_aug = make_generator(seed, "method", "sre2l", "aug", device=device)
+        labels = hard_labels(k, ipc, device)  # (K*ipc,) class-major
+        images = torch.randn((k * ipc, real.channels, *real.image_size), generator=g_init).to(device)
+        images.requires_grad_(True)
+        opt = torch.optim.Adam([images], lr=cfg.lr, betas=(0.5, 0.9), eps=1e-8)
+        crop = None if cfg.crop == Crop.none else RandomResizedCropFlip(
+            image_size=real.image_size, scale=(cfg.crop_scale_min, 1.0), flip="flip" in real.dsa_strategy)
+        batches = [b.to(device) for b in recovery_batches(k, ipc, cfg.batch_size)]
+        bn = BNStatisticsLoss(net, first_multiplier=cfg.first_bn_multiplier)
+
+        def step(it: int) -> float:
+            for group in opt.param_groups:  # SRe2L's lr_cosine_policy, no warm-up
+                group["lr"] = 0.5 * (1 + math.cos(math.pi * it / max(1, cfg.iterations))) * cfg.lr
+            opt.zero_grad(set_to_none=True)
+            total = 0.0
+            for idx in batches:
+                x = images[idx]
+                if crop is not None:
+                    x = crop.apply(x, crop.sample_params(len(idx), generator=g_aug,
+                                                         same_on_batch=cfg.crop == Crop.shared))
+                offsets = torch.randint(0, cfg.jitter + 1, (2,), generator=g_aug, device=device).tolist()
+                x = torch.roll(x, shifts=(offsets[0], offsets[1]), dims=(2, 3))
+                with bn:
+                    out = net(x)
+                    loss = F.cross_entropy(out, labels[idx]) + cfg.r_bn * bn.loss()
+                loss.backward()
+                total += float(loss.detach())
+            opt.step()
+            with torch.no_grad():
+                images.copy_(torch.maximum(torch.minimum(images, hi), lo))
+            return total / len(batches)
+
+        def save_state() -> tuple[dict[str, torch.Tensor], dict]:
+            tensors = {"g_aug": g_aug.get_state()}
+            state = opt.state.get(images, {})
+            for name in ("exp_avg", "exp_avg_sq"):
+                if name in state:
+                    tensors[f"adam.{name}"] = state[name]
+            return tensors, {"adam_step": float(state["step"]) if "step" in state else None}
+
+        def restore_state(tensors: dict[str, torch.Tensor], state: dict) -> None:
+            g_aug.set_state(tensors["g_aug"].cpu())
+            if state.get("adam_step") is not None:
+                opt.state[images] = {"step": torch.tensor(state["adam_step"]),
+                                     "exp_avg": tensors["adam.exp_avg"].to(device),
+                                     "exp_avg_sq": tensors["adam.exp_avg_sq"].to(device)}
+
+        status = run_iterations(
+            iterations=cfg.iterations, leaves={"images": images}, step=step, save_state=save_state,
+            restore_state=restore_state, checkpoint_dir=checkpoint_dir, checkpoint_every=cfg.checkpoint_every,
+            config_hash=self._config_hash(real, ipc, seed, teacher.key), progress=progress,
+            desc=f"sre2l recover ipc{ipc}", postfix=lambda it, loss: {"loss": f"{loss:.4g}"})
+        return self.new_synset(
+            real, ipc=ipc, images=images.detach(), labels=labels, recommended_protocol="kd",
+            label_source=str(cfg.labels),
+            label_info={"teachers": [teacher_spec(teacher)], "weights": None, "bn_train": cfg.teacher_bn_train},
+            provenance={"distill_status": status, "teacher": teacher_spec(teacher)})

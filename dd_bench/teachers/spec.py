@@ -1,0 +1,49 @@
+"""How a method asks for a teacher, and how a set names the teachers its labels need.
+
+``resolve_teacher(real, recipe=NAME, weights=PATH | None)`` is the one entry point methods use: a suite-trained
+teacher from the cache (trained now if missing), or a local weights file in the recipe's architecture.
+``teacher_spec(teacher)`` is the JSON a set stores in its labels section (recipe, key, architecture, weights path,
+validation accuracy, parameter bytes); ``teacher_from_spec`` rebuilds the same teacher at evaluation time and fails
+clearly when this data would give another one (the key covers the training data, so a different validation split
+or dataset root is caught).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dd_bench.data import RealData
+from dd_bench.errors import UserError
+from dd_bench.teachers.recipe import get_recipe
+from dd_bench.teachers.store import Teacher, get_teacher, load_teacher_weights
+
+
+def resolve_teacher(real: RealData, *, recipe: str, weights: str | Path | None = None,
+                    cache_dir: str | Path | None = None, progress: bool = True) -> Teacher:
+    spec = get_recipe(recipe)
+    if weights is not None:
+        teacher = load_teacher_weights(weights, model=spec.model, real=real, model_kwargs=dict(spec.model_kwargs))
+        teacher.extra["recipe_name"] = recipe
+        return teacher
+    teacher = get_teacher(real, spec, cache_dir=cache_dir, progress=progress)
+    teacher.extra["recipe_name"] = recipe
+    return teacher
+
+
+def teacher_spec(teacher: Teacher) -> dict[str, Any]:
+    return {"recipe": teacher.extra.get("recipe_name"), "key": teacher.key, "model": teacher.model,
+            "model_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in teacher.model_kwargs.items()},
+            "source": teacher.source, "weights": teacher.extra.get("path"),
+            "validation_accuracy": teacher.validation_accuracy, "bytes": teacher.parameter_bytes}
+
+
+def teacher_from_spec(spec: dict[str, Any], real: RealData, *, cache_dir: str | Path | None = None,
+                      progress: bool = True) -> Teacher:
+    teacher = resolve_teacher(real, recipe=spec["recipe"], weights=spec.get("weights"), cache_dir=cache_dir,
+                              progress=progress)
+    if spec.get("source", "trained") == "trained" and teacher.key != spec.get("key"):
+        raise UserError(f"the set's labels need teacher '{spec['recipe']}' with key {str(spec.get('key'))[:12]}, "
+                        f"but on this data the recipe gives key {teacher.key[:12]} (another dataset root, "
+                        "validation split or dd-bench version); evaluate with the data the set was distilled from")
+    return teacher
