@@ -129,9 +129,12 @@ def _registry_list(name: str) -> str:
     from dd_bench.data import DATASETS
     from dd_bench.eval import PROTOCOLS
     from dd_bench.methods import list_methods
+    from dd_bench.labels.sources import label_source_names
     from dd_bench.models import list_models
+    from dd_bench.teachers import TEACHER_RECIPES
 
-    lists = {"methods": list_methods, "datasets": DATASETS.list, "models": list_models, "protocols": PROTOCOLS.list}
+    lists = {"methods": list_methods, "datasets": DATASETS.list, "models": list_models, "protocols": PROTOCOLS.list,
+             "label_sources": label_source_names, "teachers": TEACHER_RECIPES.list}
     if name not in lists:
         raise ValueError(f"Unknown registry '{name}'; available: {', '.join(lists)}")
     return ", ".join(lists[name]())

@@ -54,10 +54,14 @@ if [ "$TINY" = 1 ]; then
   EV="--device cpu --seeds 2 --passes 2 --repeats 3"; TM="--device cpu --ipcs 10 --syn-steps 2 --repeats 1"
   EX="--device cpu --experts 2 --epochs 1 --images 256"
   CHECK="--dataset digits --experts 2 --expert-epochs 4 --max-start 2 --eval-epochs 3 --device cpu --chunk 5"
+  DB="--device cpu --teacher convnet_bn --iterations 2 --epochs 1 --images 128 --repeats 1"
+  DC="--dataset digits --teacher-epochs 2 --iterations 5 --eval-epochs 3 --seeds 2 --student convnet --device cpu"
 else
   EV="--device cuda"; TM="--device cuda --ipcs 10 50 --syn-steps 30 --repeats 2"
   EX="--device cuda --experts 10 --epochs 1 --images 50000"
   CHECK="--dataset cifar10 --zca --data-root ${CIFAR10_ROOT:-} --device cuda"
+  DB="--device cuda --student resnet18_cifar --epochs 3 --repeats 2"
+  DC="--dataset cifar10 --data-root ${CIFAR10_ROOT:-} --device cuda --teacher-epochs 5 --seeds 3"
 fi
 
 # 1. The ranking protocol's evaluator: 5 networks batched vs one at a time (target >= 3x, 5 networks in < 6 s).
@@ -66,7 +70,15 @@ stage bench_evaluator 60 python scripts/bench_evaluator.py $EV --out "$OUT/bench
 stage bench_tm 90 python scripts/bench_tm.py $TM --out "$OUT/bench_tm_gpu.json"
 # 3. Experts several at once vs one at a time (target >= 3x).
 stage bench_experts 60 python scripts/bench_experts.py $EX --out "$OUT/bench_experts_gpu.json"
-# 4. Experts + MTT and DATM at IPC 10 on real CIFAR-10, 5-seed evaluations, in what is left.
+# 4. The decoupled family: recover it/s, relabel img/s, kd steps/s vs plain loops; FKD replay vs online teacher.
+stage bench_decoupled 40 python scripts/bench_decoupled.py $DB --out "$OUT/bench_decoupled_gpu.json"
+# 5. SRe2L and RDED at IPC 10 on real CIFAR-10 (teacher 5 epochs: reduced), kd evaluation with both references.
+if [ "$TINY" = 1 ] || [ -n "${CIFAR10_ROOT:-}" ]; then
+  stage gpu_check_decoupled 100 python scripts/gpu_check_decoupled.py $DC --budget 90 --out "$OUT/gpu_check_decoupled_gpu"
+else
+  echo "== gpu_check_decoupled: skipped, CIFAR10_ROOT is not set"
+fi
+# 6. Experts + MTT and DATM at IPC 10 on real CIFAR-10, 5-seed evaluations, in what is left.
 if [ "$TINY" = 1 ] || [ -n "${CIFAR10_ROOT:-}" ]; then
   check_budget=$(( $(left) - 15 ))
   stage gpu_check_tm "$(( check_budget + 10 ))" python scripts/gpu_check_tm.py $CHECK --budget "$check_budget" \

@@ -256,3 +256,18 @@ def test_run_relabels_fkd_sets_and_scores_the_same_teacher_reference(tmp_path, c
     assert main(["relabel", f"synset={synset}", "eval=kd-quick", "eval.epochs=3", f"results={tmp_path}",
                  "progress=false", "hydra.run.dir=" + str(tmp_path / "h3")]) == 0
     assert main(again) == 0
+
+
+def test_a_validation_split_teacher_is_found_again_at_evaluation(tmp_path, capsys):
+    """Distillation trains the teacher without the held-out images; evaluation (on the whole training set) finds that
+    same teacher by its key in the cache instead of training another one."""
+    from dd_bench.cli import main
+    from dd_bench.results import load_records
+
+    args = ["run", "method=rded", "validation=0.2", "eval=kd-quick", "eval.epochs=2", "models=[mlp]", "seeds=1",
+            "references=[]", f"results={tmp_path}", "progress=false", "hydra.run.dir=" + str(tmp_path / "hydra")]
+    assert main(args) == 0, capsys.readouterr()
+    (rec,) = [r for r in load_records(tmp_path) if r.method == "rded"]
+    (spec,) = rec.extra["teachers"]
+    assert spec["validation_accuracy"] is not None  # trained with a validation split, scored on it
+    assert rec.extra["label_identity"] == f"teacher:{spec['key']}"

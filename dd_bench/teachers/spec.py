@@ -40,6 +40,18 @@ def teacher_spec(teacher: Teacher) -> dict[str, Any]:
 
 def teacher_from_spec(spec: dict[str, Any], real: RealData, *, cache_dir: str | Path | None = None,
                       progress: bool = True) -> Teacher:
+    """The teacher a set names: from the cache by its key when it is there (a teacher trained without a
+    validation split's images is found although ``real`` here is the whole training set), else trained on
+    ``real``, which must then give the same key."""
+    from dd_bench.io import KeyedStore
+    from dd_bench.teachers.store import load_cached
+
+    if spec.get("source", "trained") == "trained" and spec.get("key"):
+        root = KeyedStore("teachers", cache_dir).path(spec["key"])
+        if (root / "weights.safetensors").is_file():
+            teacher = load_cached(root, real, get_recipe(spec["recipe"]), spec["key"])
+            teacher.extra["recipe_name"] = spec["recipe"]
+            return teacher
     teacher = resolve_teacher(real, recipe=spec["recipe"], weights=spec.get("weights"), cache_dir=cache_dir,
                               progress=progress)
     if spec.get("source", "trained") == "trained" and teacher.key != spec.get("key"):

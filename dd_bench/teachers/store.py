@@ -89,7 +89,7 @@ def get_teacher(real: RealData, recipe: TeacherRecipe, *, cache_dir: str | Path 
         with store.lock(key):  # a second job asking for the same teacher waits, then loads it
             if not (root / "weights.safetensors").is_file():
                 _train(root, real, recipe, key=key, progress=progress)
-    return _load_cached(root, real, recipe, key)
+    return load_cached(root, real, recipe, key)
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -172,7 +172,7 @@ def _train(root: Path, real: RealData, recipe: TeacherRecipe, *, key: str, progr
     shutil.rmtree(partial, ignore_errors=True)
 
 
-def _load_cached(root: Path, real: RealData, recipe: TeacherRecipe, key: str) -> Teacher:
+def load_cached(root: Path, real: RealData, recipe: TeacherRecipe, key: str) -> Teacher:
     import json
 
     from safetensors.torch import load_file
