@@ -98,7 +98,7 @@ def test_cifar_forward_and_embed(name: str) -> None:
 @pytest.mark.parametrize("name", NATIVE)
 def test_supports_vmap(name: str) -> None:
     model = build(name, smallest_shape(name))
-    has_bn = name.endswith("_bn") or name == "resnet18_cifar"
+    has_bn = name.endswith("_bn") or name.endswith("_cifar")  # the 32x32-adapted torchvision zoo uses BatchNorm
     assert supports_vmap(model) is not has_bn
 
 
@@ -176,7 +176,7 @@ def test_mnist_first_conv_padding() -> None:
         ("alexnet", (1, 8, 8), {}, r"alexnet needs 32x32"),
         ("lenet", (3, 64, 64), {}, r"lenet needs 32x32"),
         ("convnet", (1, 8, 8), {"depth": 4}, r"depth 4 .* only allow depth <= 3"),
-        ("convnetd4", (1, 8, 8), {}, r"only allow depth <= 3.*Options for 1x8x8: convnet, convnet_bn, mlp"),
+        ("convnetd4", (1, 8, 8), {}, r"only allow depth <= 3.*Options for 1x8x8: convnet, convnet_bn, .*mlp"),
     ],
 )
 def test_resolution_errors(name: str, shape: tuple[int, int, int], kwargs: dict, match: str) -> None:
@@ -260,3 +260,18 @@ def test_timm_unknown_name_and_no_pretrained() -> None:
         build("timm.resnet18x", (3, 32, 32))
     with pytest.raises(ValueError, match="pretrained=False"):
         build("timm.resnet18", (3, 32, 32), pretrained=True)
+
+
+@pytest.mark.parametrize("name", ["resnet50_cifar", "mobilenetv2_cifar", "shufflenetv2_cifar", "efficientnet_b0_cifar",
+                                  "densenet121_cifar"])
+def test_the_cifar_zoo_keeps_32x32_through_the_stem(name: str) -> None:
+    """The CIFAR adaptation: a stride-1 first convolution and no stem max-pool (kuangliu/pytorch-cifar)."""
+    model = create_model(name, num_classes=10, in_channels=3, image_size=(32, 32)).eval()
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    shapes = []
+    handle = convs[1].register_forward_hook(lambda m, i, o: shapes.append(tuple(i[0].shape[-2:])))
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    handle.remove()
+    assert convs[0].stride == (1, 1) and shapes == [(32, 32)]
+    assert not any(isinstance(m, (nn.Dropout, nn.MaxPool2d)) and getattr(m, "p", 0) for m in model.modules())
