@@ -15,22 +15,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from pathlib import Path
 
 from dd_bench.data import load_dataset
 from dd_bench.eval import custom_protocol, get_protocol
 from dd_bench.results import collect_provenance
+from dd_bench.results.bench_report import log_stage as log
 from dd_bench.teachers import TEACHER_RECIPES, get_recipe, get_teacher
 from dd_bench.workflow import distill_to_disk, evaluate_to_records, reference_records, resolve_device
-
-
-def log(out: Path, stage: str, **fields: object) -> None:
-    line = json.dumps({"stage": stage, "time": time.strftime("%H:%M:%S"), **fields}, default=str)
-    print(line, flush=True)
-    with open(out / "stages.jsonl", "a") as f:
-        f.write(line + "\n")
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ CPU smoke run: python scripts/gpu_check_tm.py --dataset digits --experts 2 --exp
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -22,15 +21,8 @@ from dd_bench.data import load_dataset
 from dd_bench.eval import custom_protocol, get_protocol
 from dd_bench.experts import ExpertRecipe, get_experts
 from dd_bench.results import collect_provenance
+from dd_bench.results.bench_report import log_stage as log
 from dd_bench.workflow import distill_to_disk, evaluate_to_records, resolve_device
-
-
-def log(out: Path, stage: str, **fields: object) -> None:
-    """Append one JSON line per finished stage, so a killed run still reports what it finished."""
-    line = json.dumps({"stage": stage, "time": time.strftime("%H:%M:%S"), **fields}, default=str)
-    print(line, flush=True)
-    with open(out / "stages.jsonl", "a") as f:
-        f.write(line + "\n")
 
 
 def main() -> None:

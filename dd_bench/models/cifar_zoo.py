@@ -1,5 +1,6 @@
-"""torchvision architectures adapted to 32x32 inputs, for the decoupled family's teacher committees (CV-DD: ResNet-50,
+"""torchvision architectures adapted to 32x32 inputs, for the decoupled family's teacher committees (CV-DD:
 ShuffleNetV2-0.5, MobileNetV2, DenseNet-121; INFER: MobileNetV2, EfficientNet-B0), decoupled-methods.md §5, §7.2.
+The CIFAR ResNets (18 and 50) are in :mod:`dd_bench.models.resnet_cifar`.
 
 The adaptation is the one the CIFAR repos make (kuangliu/pytorch-cifar and the "modified" ResNets): the stem's
 first convolution gets stride 1 (3x3 where it was 7x7) and the stem's max-pool is removed, so a 32x32 input is not
@@ -18,7 +19,6 @@ from typing import Any
 import torch
 from torch import nn
 from torchvision import models as tvm
-from torchvision.models.resnet import Bottleneck, ResNet
 
 from dd_bench.models.registry import register_model
 
@@ -35,17 +35,6 @@ class _Head:
         finally:
             handle.remove()
         return captured["x"]
-
-
-class CifarResNet50(_Head, ResNet):
-    def __init__(self, *, num_classes: int, in_channels: int) -> None:
-        super().__init__(Bottleneck, [3, 4, 6, 3], num_classes=num_classes)
-        self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
-        self.maxpool = nn.Identity()
-
-    @property
-    def classifier(self) -> nn.Linear:
-        return self.fc
 
 
 class CifarMobileNetV2(_Head, tvm.MobileNetV2):
@@ -91,7 +80,6 @@ def _factory(cls: type):
     return build
 
 
-register_model("resnet50_cifar")(_factory(CifarResNet50))
 register_model("mobilenetv2_cifar")(_factory(CifarMobileNetV2))
 register_model("shufflenetv2_cifar")(_factory(CifarShuffleNetV2))
 register_model("efficientnet_b0_cifar")(_factory(CifarEfficientNetB0))
