@@ -124,3 +124,17 @@ def test_static_logits_are_interpolated_under_mixup():
     t = StaticLogits(z, temperature=30.0).targets(torch.zeros(4, 1, 8, 8), torch.arange(4), 0, params)
     torch.testing.assert_close(t.values, 0.25 * z + 0.75 * z[[1, 0, 3, 2]])
     assert t.loss == Loss("kl", temperature=30.0)
+
+
+def test_sre2l_tiny_protocol_and_teacher_follow_the_authors_scripts():
+    from dd_bench.teachers import get_recipe
+    from dd_bench.train import WarmupCosine
+
+    p = get_protocol("kd-sre2l-tiny")
+    assert (p.epochs, p.batch_size, p.optimizer, p.lr, p.momentum, p.weight_decay, p.mix, p.temperature,
+            p.kl_t_squared, p.crop, p.ranked) == (100, 256, "sgd", 0.2, 0.9, 1e-4, "none", 20.0, True,
+                                                  "resized_crop", False)
+    assert p.lr_schedule() == WarmupCosine(100, 5, 0.01)
+    t = get_recipe("sre2l_tiny")
+    assert (t.model, t.epochs, t.lr, t.weight_decay, t.batch_size, t.schedule, t.warmup_epochs, t.augment) == \
+        ("resnet18_cifar", 50, 0.2, 1e-4, 256, "warmup_cosine", 5, "resized_crop_flip")

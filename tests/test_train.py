@@ -107,3 +107,30 @@ def test_every_seed_is_checked_for_divergence(digits):
                        num_classes=10, passes=1, batch_size=16, optimizer=OptimizerSpec(), lr=0.01,
                        schedule=StepDecay(decay_epoch=0), seeds=[0, 1], augment=None, batched=False,
                        progress=False)
+
+
+def test_warmup_cosine_equals_torchvisions_sequential_lr():
+    from dd_bench.train import WarmupCosine
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=0.2)
+    warm = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=5)
+    cos = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=100 - 5)
+    seq = torch.optim.lr_scheduler.SequentialLR(opt, schedulers=[warm, cos], milestones=[5])
+    ours = WarmupCosine(100, 5, 0.01)
+    for epoch in range(100):
+        assert ours.lr(epoch, 0.2) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-6, abs=1e-12), epoch
+        opt.step()
+        seq.step()
+
+
+def test_the_t_squared_factor_scales_kl_only():
+    from dd_bench.eval.kd import T2Scaled
+    from dd_bench.labels import MixedLabels
+    from dd_bench.labels.static import StaticLogits
+
+    z, s = torch.randn(4, 10), torch.randn(4, 10)
+    scaled = T2Scaled(StaticLogits(z, temperature=20.0), 400.0).targets(torch.zeros(4, 1), torch.arange(4), 0, None)
+    assert float(scaled.loss(s, scaled.values)) == pytest.approx(400.0 * float(kd_kl(s, z, 20.0)), rel=1e-5)
+    hard = T2Scaled(MixedLabels(torch.arange(4), 10), 400.0).targets(torch.zeros(4, 1), torch.arange(4), 0, None)
+    assert hard.loss.scale == 1.0 and hard.loss.kind == "soft_ce"

@@ -17,6 +17,7 @@ images are (soft CE): the row that shows how much of a method's number comes fro
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -30,10 +31,10 @@ from dd_bench.data import RealData
 from dd_bench.errors import UserError
 from dd_bench.labels import LabelSource
 from dd_bench.results.provenance import PeakMemory
-from dd_bench.train import Cosine, HalfCosine, OptimizerSpec, train_networks
+from dd_bench.train import Cosine, HalfCosine, OptimizerSpec, WarmupCosine, train_networks
 from dd_bench.train.loop import Replay, Transform
 
-SCHEDULES = ("cosine", "half_cosine")
+SCHEDULES = ("cosine", "half_cosine", "warmup_cosine")
 MIXES = ("mixup", "cutmix", "none")
 CROPS = ("random_crop", "resized_crop")
 BATCH_RULES = ("fixed", "rded")
@@ -48,8 +49,11 @@ class KDProtocol:
     optimizer: str = "adamw"
     lr: float = 1e-3
     weight_decay: float = 0.01
-    schedule: str = "cosine"  # cosine (T_max = epochs) | half_cosine (eta, decoupled-methods.md §1.5)
+    momentum: float = 0.9  # sgd only
+    schedule: str = "cosine"  # cosine (T_max = epochs) | half_cosine (eta, §1.5) | warmup_cosine (linear warm-up)
     eta: float = 2.0
+    warmup_epochs: int = 5  # warmup_cosine
+    warmup_start: float = 0.01  # warmup_cosine: the first epoch's lr factor
     crop: str = "random_crop"  # random_crop (RandomCrop(size, pad) + flip) | resized_crop (RandomResizedCrop + flip)
     crop_pad: int | None = None  # random_crop: None = image size / 8
     crop_scale_min: float = 0.08  # resized_crop: scale (min, 1)
@@ -57,6 +61,7 @@ class KDProtocol:
     mix_alpha: float = 0.8
     batch_rule: str = "fixed"  # fixed (batch_size) | rded (RDED's argument.py: by IPC and class count)
     temperature: float = 30.0
+    kl_t_squared: bool = False  # multiply the KL by T^2 (Hinton's factor; SRe2L's Tiny-ImageNet student)
     test_batch_size: int = 512
     ranked: bool = True
     description: str = ""
@@ -105,8 +110,28 @@ class KDProtocol:
         batch *= 2 if num_classes >= 100 else 1
         return min(batch, num_images)
 
-    def lr_schedule(self) -> Cosine | HalfCosine:
+    def lr_schedule(self) -> Cosine | HalfCosine | WarmupCosine:
+        if self.schedule == "warmup_cosine":
+            return WarmupCosine(self.epochs, self.warmup_epochs, self.warmup_start)
         return Cosine(t_max=self.epochs) if self.schedule == "cosine" else HalfCosine(self.epochs, self.eta)
+
+
+@dataclass
+class T2Scaled:
+    """A label source whose KL is multiplied by ``factor`` (T^2): the recipes that keep Hinton's factor."""
+
+    source: LabelSource
+    factor: float
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    def targets(self, x_aug: torch.Tensor, idx: torch.Tensor, epoch: int, aug_params: dict | None):
+        t = self.source.targets(x_aug, idx, epoch, aug_params)
+        if t.loss.kind != "kl":  # hard labels under the same recipe keep their plain (soft) CE
+            return t
+        return dataclasses.replace(t, loss=dataclasses.replace(t.loss, scale=t.loss.scale * self.factor))
 
 
 def kd_train_and_score(*, model: str, images: torch.Tensor | list[torch.Tensor],
@@ -116,6 +141,9 @@ def kd_train_and_score(*, model: str, images: torch.Tensor | list[torch.Tensor],
     """Distil one fresh student per seed from ``labels`` under ``protocol`` and score each on the test set."""
     from dd_bench.eval.evaluate import score
 
+    if protocol.kl_t_squared:
+        labels = ([T2Scaled(s, protocol.temperature ** 2) for s in labels] if isinstance(labels, (list, tuple))
+                  else T2Scaled(labels, protocol.temperature ** 2))
     tracker = PeakMemory(real.device)
     start = time.perf_counter()
     with tracker:
@@ -123,7 +151,8 @@ def kd_train_and_score(*, model: str, images: torch.Tensor | list[torch.Tensor],
             model=model, images=images, labels=labels, num_classes=real.num_classes, passes=protocol.epochs,
             batch_size=protocol.batch_for(len(images[0] if isinstance(images, (list, tuple)) else images),
                                           real.num_classes),
-            optimizer=OptimizerSpec(protocol.optimizer, weight_decay=protocol.weight_decay), lr=protocol.lr,
+            optimizer=OptimizerSpec(protocol.optimizer, momentum=protocol.momentum,
+                                    weight_decay=protocol.weight_decay), lr=protocol.lr,
             schedule=protocol.lr_schedule(), seeds=seeds, augment=protocol.augment(real), transform=transform,
             batched=batched, progress=progress, desc=desc, replay=replay)
         accuracies = score(trained, real, protocol)

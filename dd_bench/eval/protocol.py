@@ -116,6 +116,14 @@ def _register_kd() -> None:
                     "T=20, batch by IPC (10/50/100, x2 for 100 classes); final epoch (RDED reports its best); "
                     "not ranked"))
     _register(KDProtocol(
+        name="kd-sre2l-tiny", version=1, epochs=100, batch_size=256, optimizer="sgd", lr=0.2, momentum=0.9,
+        weight_decay=1e-4, schedule="warmup_cosine", warmup_epochs=5, warmup_start=0.01, crop="resized_crop",
+        crop_scale_min=0.08, mix="none", temperature=20.0, kl_t_squared=True, ranked=False,
+        description="SRe2L's Tiny-ImageNet paper comparison (zeyuanyin/tiny-imagenet train_kd.sh + train_kd.py): "
+                    "100 epochs, batch 256, SGD 0.2 / 0.9 / wd 1e-4, 5 linear warm-up epochs from 0.01x then cosine, "
+                    "RandomResizedCrop + flip, no mix, the teacher on the same batch, KL at T=20 times T^2; "
+                    "not ranked"))
+    _register(KDProtocol(
         name="kd-infer", version=1, epochs=400, batch_size=64, ranked=False,
         description="INFER paper comparison: 400 epochs, batch 64, AdamW 1e-3 / wd 0.01, cosine, RandomCrop + flip, "
                     "MixUp 0.8 (static labels interpolated as logits), KL at T=30; not ranked"))

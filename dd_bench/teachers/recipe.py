@@ -31,8 +31,8 @@ from dd_bench.train import OPTIMIZER_KINDS
 
 # Bump when a code change alters the weights a recipe produces: cached teachers then get a new key.
 TEACHERS_CODE_VERSION = 1
-SCHEDULES = ("cosine", "constant")
-AUGMENTS = ("crop_flip", "none")
+SCHEDULES = ("cosine", "warmup_cosine", "constant")
+AUGMENTS = ("crop_flip", "resized_crop_flip", "none")
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,11 @@ class TeacherRecipe:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 128
-    schedule: str = "cosine"  # cosine (T_max = epochs, stepped per epoch) | constant
-    augment: str = "crop_flip"  # RandomCrop(size, pad) + flip (no flip where the dataset's DSA drops it) | none
+    schedule: str = "cosine"  # cosine (T_max = epochs, stepped per epoch) | warmup_cosine | constant
+    warmup_epochs: int = 0  # warmup_cosine: linear warm-up epochs from warmup_start x lr (torchvision reference)
+    warmup_start: float = 0.01
+    # RandomCrop(size, pad) + flip (no flip where the dataset's DSA drops it) | RandomResizedCrop(0.08, 1) + flip | none
+    augment: str = "crop_flip"
     crop_pad: int | None = None  # None: image size / 8 (4 on 32x32, 1 on 8x8)
     seed: int = 0
 
@@ -83,6 +86,12 @@ TEACHER_RECIPES.register("cvdd_cifar")(TeacherRecipe(optimizer="adam", lr=1e-3, 
 for _arch in ("resnet50", "shufflenetv2", "mobilenetv2", "densenet121"):
     TEACHER_RECIPES.register(f"cvdd_cifar_{_arch}")(TeacherRecipe(model=f"{_arch}_cifar", optimizer="adam", lr=1e-3,
                                                                    weight_decay=1e-4, batch_size=512))
+# SRe2L's Tiny-ImageNet teacher (zeyuanyin/tiny-imagenet script/train_rn18.sh, the "E50" model): the modified
+# ResNet-18, SGD 0.2 / 0.9 / wd 1e-4, batch 256, 50 epochs, 5 linear warm-up epochs from 0.01x then cosine; the
+# torchvision reference's RandomResizedCrop + flip (train.py's transforms were not read: unverified).
+TEACHER_RECIPES.register("sre2l_tiny")(TeacherRecipe(epochs=50, lr=0.2, weight_decay=1e-4, batch_size=256,
+                                                     schedule="warmup_cosine", warmup_epochs=5,
+                                                     augment="resized_crop_flip"))
 for _arch in ("resnet18", "mobilenetv2", "efficientnet_b0"):
     TEACHER_RECIPES.register(f"infer_cifar_{_arch}")(TeacherRecipe(model=f"{_arch}_cifar"))
 for _width in (32, 64):

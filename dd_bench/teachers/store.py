@@ -25,6 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dd_bench.augment.crop_flip import RandomCropFlip, crop_flip_for
+from dd_bench.augment.resized_crop import RandomResizedCropFlip
 from dd_bench.data import RealData
 from dd_bench.errors import UserError, UserFileNotFoundError
 from dd_bench.io import KeyedStore, atomic_save_safetensors, atomic_write_json, load_checkpoint, save_checkpoint
@@ -32,7 +33,7 @@ from dd_bench.labels import HardLabels
 from dd_bench.models import create_model
 from dd_bench.seeding import make_generator
 from dd_bench.teachers.recipe import TeacherRecipe
-from dd_bench.train import Cosine, OptimizerSpec
+from dd_bench.train import Cosine, OptimizerSpec, WarmupCosine
 from dd_bench.train.loop import train_epoch
 from dd_bench.train.optimizers import set_lr
 
@@ -63,7 +64,9 @@ def teacher_model_kwargs(real: RealData, recipe: TeacherRecipe) -> dict[str, Any
             **dict(recipe.model_kwargs)}
 
 
-def _augment(real: RealData, recipe: TeacherRecipe) -> RandomCropFlip | None:
+def _augment(real: RealData, recipe: TeacherRecipe) -> RandomCropFlip | RandomResizedCropFlip | None:
+    if recipe.augment == "resized_crop_flip":
+        return RandomResizedCropFlip(image_size=real.image_size, flip="flip" in real.dsa_strategy)
     return None if recipe.augment == "none" else crop_flip_for(real, recipe.crop_pad)
 
 
@@ -126,7 +129,8 @@ def _train(root: Path, real: RealData, recipe: TeacherRecipe, *, key: str, progr
     module = create_model(recipe.model, generator=make_generator(recipe.seed, "teacher", "init"), **kwargs).to(device)
     spec = OptimizerSpec(recipe.optimizer, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     opt = spec.make(list(module.parameters()), recipe.lr)
-    schedule = Cosine(t_max=recipe.epochs) if recipe.schedule == "cosine" else None
+    schedule = {"cosine": Cosine(t_max=recipe.epochs), "constant": None,
+                "warmup_cosine": WarmupCosine(recipe.epochs, recipe.warmup_epochs, recipe.warmup_start)}[recipe.schedule]
     data_gen = make_generator(recipe.seed, "teacher", "data")
     aug_gen = make_generator(recipe.seed, "teacher", "aug", device=device)
     augment, labels = _augment(real, recipe), HardLabels(real.train_labels)

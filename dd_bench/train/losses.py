@@ -39,10 +39,12 @@ def kd_kl(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
 
 @dataclass(frozen=True)
 class Loss:
-    """A named loss; ``temperature`` is used by ``kl`` only."""
+    """A named loss; ``temperature`` is used by ``kl`` only; ``scale`` multiplies it (T^2 for the recipes that
+    use Hinton's factor, e.g. SRe2L's Tiny-ImageNet student)."""
 
     kind: str = "ce"
     temperature: float = 1.0
+    scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind not in LOSS_KINDS:
@@ -55,7 +57,7 @@ class Loss:
             return cross_entropy(logits, targets)
         if self.kind == "soft_ce":
             return soft_cross_entropy(logits, targets)
-        return kd_kl(logits, targets, self.temperature)
+        return self.scale * kd_kl(logits, targets, self.temperature)
 
 
 def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,10 @@
   multiplied by ``factor`` and a **fresh** optimiser is created (momentum reset), also when ``factor`` is 1.
 * :class:`Cosine` (`kd`): ``torch.optim.lr_scheduler.CosineAnnealingLR(T_max=epochs)`` stepped once per epoch:
   ``lr(e) = lr0 * 0.5 * (1 + cos(pi * e / T_max))``.
+* :class:`WarmupCosine` (the torchvision classification reference, SRe2L's Tiny-ImageNet teacher and student):
+  ``LinearLR(start_factor, total_iters=warmup)`` then ``CosineAnnealingLR(T_max=epochs - warmup)`` through
+  ``SequentialLR``: ``lr(e) = lr0 * (s + (1 - s) * e / W)`` for ``e < W``, then ``lr0 * 0.5 * (1 + cos(pi * (e - W) /
+  (E - W)))``.
 * :class:`HalfCosine` (RDED, EDC, CV-DD, decoupled-methods.md §1.5): ``lr(e) = lr0 * 0.5 * (1 + cos(pi * e /
   (E * eta)))``; eta = 2 ends at half of lr0.
 """
@@ -50,4 +54,19 @@ class HalfCosine:
         return False
 
 
-Schedule = StepDecay | Cosine | HalfCosine
+@dataclass(frozen=True)
+class WarmupCosine:
+    epochs: int
+    warmup: int = 5
+    start_factor: float = 0.01
+
+    def lr(self, epoch: int, base_lr: float) -> float:
+        if epoch < self.warmup:
+            return base_lr * (self.start_factor + (1.0 - self.start_factor) * epoch / self.warmup)
+        return base_lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - self.warmup) / max(1, self.epochs - self.warmup)))
+
+    def fresh_optimizer(self, epoch: int) -> bool:
+        return False
+
+
+Schedule = StepDecay | Cosine | HalfCosine | WarmupCosine
