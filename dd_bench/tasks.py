@@ -90,8 +90,9 @@ def plan_distill(cfg: DictConfig, real) -> DistillPlan:
     if cfg.validation is not None:
         from dd_bench.data import split_validation
 
-        # ZCA stays the full-training-set fit the evaluator uses (label-free preprocessing, as in the papers).
-        real, val = split_validation(real, fraction=cfg.validation, seed=cfg.seed, refit_zca=False)
+        # Everything fitted to data (experts, teachers, the ZCA whitening) sees the training set minus the split;
+        # the evaluator whitens with that same matrix (evaluation_real).
+        real, val = split_validation(real, fraction=cfg.validation, seed=cfg.seed, refit_zca=True)
         holdout = {"fraction": cfg.validation, "seed": cfg.seed, "num_images": len(val["indices"]),
                    "indices": [int(i) for i in val["indices"]]}
     digest = set_hash(method=name, method_config=options, dataset=config["dataset"],
@@ -99,6 +100,29 @@ def plan_distill(cfg: DictConfig, real) -> DistillPlan:
     out = Path(cfg.out) if cfg.out else Path(cfg.results) / "synsets" / set_dirname(
         method=name, dataset=real.name, ipc=cfg.ipc, seed=cfg.seed, set_hash_hex=digest)
     return DistillPlan(method=name, options=options, real=real, holdout=holdout, set_hash=digest, out=out)
+
+
+def evaluation_real(real, meta: dict[str, Any]):
+    """The data a set is scored against: ``real``, except that a set distilled with a validation split in ZCA space
+    was whitened by a ZCA fitted without the held-out images, so the evaluator refits that same matrix (checked by
+    its SHA-256) and whitens the test images with it."""
+    space = meta.get("image_space") or {}
+    validation = (meta.get("provenance") or {}).get("validation")
+    if real.zca is None or space.get("space") != "zca" or not validation or space.get("sha256") == real.zca.sha256:
+        return real
+    import dataclasses
+
+    import torch
+
+    from dd_bench.data.zca import fit_zca
+
+    keep = torch.ones(len(real.train_labels), dtype=torch.bool)
+    keep[torch.as_tensor(validation["indices"], dtype=torch.long)] = False
+    zca = fit_zca(real.train_images[keep.to(real.device)].float().div(255.0), eps=real.zca.eps)
+    if zca.sha256 != space.get("sha256"):
+        raise UserError("the set's ZCA matrix (fitted without its validation split) could not be reproduced from "
+                        "this data: evaluate with the dataset the set was distilled from")
+    return dataclasses.replace(real, zca=zca)
 
 
 def task_distill(cfg: DictConfig, real=None) -> dict[str, Any]:
@@ -130,7 +154,7 @@ def task_evaluate(cfg: DictConfig, synset_dir: Path | None = None, real=None, sh
     check_label_source(cfg.label_source)
     meta = read_meta(synset_dir)
     protocol = protocol_of(cfg)
-    real = real if real is not None else load_real(cfg, dataset_name=meta["dataset"])
+    real = evaluation_real(real if real is not None else load_real(cfg, dataset_name=meta["dataset"]), meta)
     seeds = list(range(cfg.seeds))
     new, kept = evaluate_to_records(synset_dir=synset_dir, real=real, protocol=protocol, models=list(cfg.models),
                                     seeds=seeds, results_dir=Path(cfg.results), config=job_config(cfg),

@@ -292,3 +292,23 @@ def test_validation_split_is_held_out_of_distillation(compose_cfg, tmp_path):
 
     chosen = set(load_synset(out).extras["source_indices"].tolist())
     assert chosen.isdisjoint(held_out)
+
+
+def test_zca_with_a_validation_split_is_fitted_without_it_and_the_evaluator_uses_that_matrix(compose_cfg, tmp_path):
+    from dd_bench.data import load_dataset
+    from dd_bench.synset import read_meta
+
+    out = tmp_path / "set"
+    result = run(compose_cfg("task=run", "method=dm", "method.iterations=2", "dataset.zca=true", "validation=0.1",
+                             f"out={out}", "eval=quick", "eval.epochs=1", "models=[mlp]", "seeds=1",
+                             "references=[]"))
+    meta = read_meta(out)
+    full = load_dataset("digits", zca=True, progress=False)
+    assert meta["image_space"]["space"] == "zca" and meta["image_space"]["sha256"] != full.zca.sha256
+    assert result["evaluated"] == 1  # scored: the evaluator refitted the set's own matrix
+    from dd_bench.eval import evaluate, get_protocol
+    from dd_bench.synset import SynsetError, load_synset
+
+    with pytest.raises(SynsetError, match="different ZCA matrix"):  # the full-training-set fit is another space
+        evaluate(load_synset(out), real=full, protocol=get_protocol("quick"), models=["mlp"], seeds=[0],
+                 progress=False)
