@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from dd_bench.augment import DSA
 from dd_bench.data import RealData
 from dd_bench.errors import UserError
+from dd_bench.eval.kd import kd_train_and_score
 from dd_bench.eval.protocol import EvalProtocol
+from dd_bench.eval.scoring import score
 from dd_bench.eval.trainer import Transform, train_networks
 from dd_bench.labels.sources import ResolvedLabels, resolve_labels
 from dd_bench.results.provenance import PeakMemory
@@ -89,12 +91,6 @@ def synset_targets(synset: SyntheticSet) -> torch.Tensor:
     return synset.soft_labels.float()
 
 
-def score(trained, real: RealData, protocol: EvalProtocol) -> list[float]:
-    preds = trained.predict(real.test_images, transform=real.to_model_space, batch_size=protocol.test_batch_size)
-    correct = (preds == real.test_labels.unsqueeze(0)).float().mean(dim=1)
-    return [round(100.0 * float(c), 4) for c in correct]
-
-
 def train_and_score(
     *,
     model: str,
@@ -117,7 +113,6 @@ def train_and_score(
     ``label_source`` (e.g. an online teacher) is given; ``replay``: stored batches to replay (FKD labels).
     """
     if protocol.family == "kd":
-        from dd_bench.eval.kd import kd_train_and_score
         from dd_bench.labels import MixedLabels
 
         if label_source is None:

@@ -29,6 +29,7 @@ from dd_bench.augment.mix import CutMix, KDAugment, MixUp
 from dd_bench.augment.resized_crop import RandomResizedCropFlip
 from dd_bench.data import RealData
 from dd_bench.errors import UserError
+from dd_bench.eval.scoring import score
 from dd_bench.labels import LabelSource
 from dd_bench.results.provenance import PeakMemory
 from dd_bench.train import Cosine, HalfCosine, OptimizerSpec, WarmupCosine, train_networks
@@ -139,8 +140,6 @@ def kd_train_and_score(*, model: str, images: torch.Tensor | list[torch.Tensor],
                        seeds: list[int], transform: Transform | None, batched: bool | None = None,
                        progress: bool = True, desc: str = "", replay: Replay | None = None) -> dict[str, Any]:
     """Distil one fresh student per seed from ``labels`` under ``protocol`` and score each on the test set."""
-    from dd_bench.eval.evaluate import score
-
     if protocol.kl_t_squared:
         labels = ([T2Scaled(s, protocol.temperature ** 2) for s in labels] if isinstance(labels, (list, tuple))
                   else T2Scaled(labels, protocol.temperature ** 2))

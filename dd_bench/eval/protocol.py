@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dd_bench.errors import UserError
+from dd_bench.eval.kd import KDProtocol
 from dd_bench.registry import Registry
 
 PROTOCOLS: Registry = Registry("protocol")
@@ -96,8 +97,6 @@ _register(EvalProtocol(
 
 
 def _register_kd() -> None:
-    from dd_bench.eval.kd import KDProtocol
-
     _register(KDProtocol(
         name="kd", version=1,
         description="SRe2L's CIFAR recipe: 400 epochs, batch 128, AdamW 1e-3 / wd 0.01, cosine, RandomCrop + flip, "
