@@ -14,7 +14,7 @@ fkd        stored per-epoch fp16 teacher logits, replayed batches   class ids + 
 ========== ======================================================= =========================== ====================
 
 A new kind (HeLlO's ``projector``, NRR-DD's ``distance``) registers a builder here; its source returns the targets
-**and** the loss they go with (:class:`~dd_bench.labels.base.Targets`), so it can bring its own loss.
+**and** the loss they go with (:class:`~dd_bench.train.targets.Targets`), so it can bring its own loss.
 ``identity`` goes into the record hash: a set scored with another source, or another teacher, is another record.
 """
 
@@ -28,7 +28,7 @@ from typing import Any
 import torch.nn.functional as F
 
 from dd_bench.errors import UserError
-from dd_bench.labels.base import HardLabels, LabelSource, StoredProbabilities
+from dd_bench.train.targets import HardLabels, LabelSource, StoredProbabilities
 from dd_bench.labels.fkd import FKDLabels, check_fkd_protocol
 from dd_bench.labels.static import StaticLogits
 from dd_bench.labels.teacher import MixedLabels, TeacherLogits

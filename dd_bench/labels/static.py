@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from dd_bench.labels.base import Targets
+from dd_bench.train.targets import Targets
 from dd_bench.train.losses import Loss
 
 

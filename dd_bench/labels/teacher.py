@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dd_bench.labels.base import Targets
+from dd_bench.train.targets import Targets
 from dd_bench.train.losses import Loss
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from dd_bench.data import RealData
-from dd_bench.labels import HardLabels
+from dd_bench.train.targets import HardLabels
 from dd_bench.methods.base import Synthesizer, source_indices
 from dd_bench.models import embed
 from dd_bench.seeding import make_generator

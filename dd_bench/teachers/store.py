@@ -29,7 +29,7 @@ from dd_bench.augment.resized_crop import RandomResizedCropFlip
 from dd_bench.data import RealData
 from dd_bench.errors import UserError, UserFileNotFoundError
 from dd_bench.io import KeyedStore, atomic_save_safetensors, atomic_write_json, load_checkpoint, save_checkpoint
-from dd_bench.labels import HardLabels
+from dd_bench.train.targets import HardLabels
 from dd_bench.models import create_model
 from dd_bench.seeding import make_generator
 from dd_bench.teachers.recipe import TeacherRecipe

@@ -36,7 +36,7 @@ from dd_bench.train.optimizers import OptimizerSpec, set_lr
 from dd_bench.train.schedules import Schedule
 
 if TYPE_CHECKING:
-    from dd_bench.labels import LabelSource
+    from dd_bench.train.targets import LabelSource
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
