@@ -271,3 +271,19 @@ def test_a_validation_split_teacher_is_found_again_at_evaluation(tmp_path, capsy
     (spec,) = rec.extra["teachers"]
     assert spec["validation_accuracy"] is not None  # trained with a validation split, scored on it
     assert rec.extra["label_identity"] == f"teacher:{spec['key']}"
+
+
+def test_a_teacher_file_of_other_classes_fails_in_one_line(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    from dd_bench.cli import main
+    from dd_bench.models import create_model
+
+    net = create_model("convnet_bn", num_classes=5, in_channels=1, image_size=(8, 8), width=32, depth=2)
+    path = tmp_path / "five.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    code = main(["distill", "method=rded", f"method.teacher_weights={path}", f"results={tmp_path}", "progress=false",
+                 "hydra.run.dir=" + str(tmp_path / "hydra")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert f"teacher.weights={path} does not fit" in err and "for 10 classes" in err
