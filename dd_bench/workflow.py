@@ -174,6 +174,7 @@ def records_from_results(
             extra={"eval_lr": r.lr, "batched": r.batched, "protocol": protocol.to_dict(),
                    "label_source": r.extra.get("label_source"), "label_identity": r.extra.get("label_identity"),
                    "teachers": r.extra.get("teachers"),
+                   "best_during_training": r.extra.get("best_during_training"),
                    "distill_status": synset.provenance.get("distill_status", {}),
                    "preset_verified": config.get("verified"), "preset_published": config.get("published")},
             **prov))

@@ -138,3 +138,21 @@ def test_sre2l_tiny_protocol_and_teacher_follow_the_authors_scripts():
     t = get_recipe("sre2l_tiny")
     assert (t.model, t.epochs, t.lr, t.weight_decay, t.batch_size, t.schedule, t.warmup_epochs, t.augment) == \
         ("resnet18_cifar", 50, 0.2, 1e-4, 256, "warmup_cosine", 5, "resized_crop_flip")
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_the_best_during_training_is_recorded_beside_the_final_number_without_changing_it(digits, batched):
+    import dataclasses
+
+    synset = create_method("random").distill(digits, ipc=1, seed=0, progress=False)
+    plain = custom_protocol("kd-quick", epochs=6)
+    tracked = dataclasses.replace(plain, best_every=2, best_from=0.5)
+    kw = dict(real=digits, models=["mlp"], seeds=[0, 1], progress=False, batched=batched)
+    (a,) = evaluate(synset, protocol=plain, **kw)
+    (b,) = evaluate(synset, protocol=tracked, **kw)
+    assert b.accuracies == a.accuracies  # scoring along the way neither trains nor draws random numbers
+    best = b.extra["best_during_training"]
+    assert best["epochs_checked"] == [4, 6] and "never ranked" in best["note"]
+    assert all(x >= y for x, y in zip(best["accuracies"], b.accuracies))
+    assert "best_during_training" not in a.extra
+    assert get_protocol("kd-rded").best_every == 10

@@ -122,8 +122,11 @@ def train_and_score(
                                  seeds=seeds, transform=transform, batched=batched, progress=progress, desc=desc,
                                  replay=replay)
         first = label_source[0] if isinstance(label_source, (list, tuple)) else label_source
+        extra = {"label_source": getattr(first, "name", "hard")}
+        if "best_during_training" in out:
+            extra["best_during_training"] = out.pop("best_during_training")
         return EvalResult(model=model, protocol=protocol.name, protocol_version=protocol.version, seeds=list(seeds),
-                          lr=protocol.lr, extra={"label_source": getattr(first, "name", "hard")}, **out)
+                          lr=protocol.lr, extra=extra, **out)
     if label_source is not None:
         raise UserError(f"protocol '{protocol.name}' trains on the set's own labels; a label source needs a kd "
                         "protocol (eval=kd, eval=kd-quick)")

@@ -145,6 +145,10 @@ def _note(record: RunRecord) -> str:
     notes = []
     if record.legacy:
         notes.append("legacy record (written before config hashes)")
+    best = record.extra.get("best_during_training")
+    if best and best.get("accuracies"):
+        values = best["accuracies"]
+        notes.append(f"best during training {sum(values) / len(values):.2f} (test set, as papers report; not ranked)")
     recorded = record.extra.get("recorded_reference")
     if recorded:
         notes.append(f"recorded reference: {recorded.split(', by ')[0]}")  # the command is in extra.command

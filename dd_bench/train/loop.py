@@ -130,6 +130,7 @@ def train_networks(
     desc: str = "",
     model_kwargs: dict | None = None,
     replay: Replay | None = None,
+    after_pass: Callable[[int, TrainedNetworks], None] | None = None,
 ) -> TrainedNetworks:
     """Train one fresh ``model`` per seed for ``passes`` passes over ``images``.
 
@@ -141,6 +142,8 @@ def train_networks(
     max_steps: stop after this many optimiser steps (for equivalence tests); None trains every pass.
     replay: stored batches (FKD labels, :mod:`dd_bench.labels.fkd`): every seed takes the replay's order and
         augmentation parameters instead of drawing its own; ``augment`` still applies them.
+    after_pass: called as ``after_pass(pass_index, networks)`` after every pass with the networks of the group just
+        trained (all seeds when batched, one when sequential); it must not draw random numbers or train.
     """
     if not seeds:
         raise ValueError("seeds must not be empty")
@@ -212,6 +215,12 @@ def train_networks(
                 if bad:
                     raise FloatingPointError(f"training '{model}' diverged for seed(s) {bad} (losses "
                                              f"{[float(v) for v in last_loss]}) at pass {ep}, lr {current_lr}")
+                if after_pass is not None:
+                    view = state if batched else TrainedNetworks(seeds=[seeds[group[0]]], template=modules[group[0]],
+                                                                 modules=[state.modules[group[0]]])
+                    after_pass(ep, view)
+                    if batched:
+                        template.train()  # predict() put the shared template in eval mode
                 bar.update(1)
                 if budget is not None and budget < steps_per_pass:
                     break
