@@ -150,6 +150,8 @@ def task_evaluate(cfg: DictConfig, synset_dir: Path | None = None, real=None, sh
     synset_dir = synset_dir or (Path(cfg.synset) if cfg.synset else None)
     if synset_dir is None:
         raise UserError("evaluate needs synset=DIR (a directory written by `dd-bench distill`)")
+    from dd_bench.labels.sources import check_label_source
+
     check_models(list(cfg.models))
     check_label_source(cfg.label_source)
     meta = read_meta(synset_dir)
@@ -175,14 +177,9 @@ def task_evaluate(cfg: DictConfig, synset_dir: Path | None = None, real=None, sh
     return {"records": [r.to_dict() for r in records], "evaluated": len(new), "kept": len(kept)}
 
 
-def check_label_source(name: str) -> None:
-    from dd_bench.labels.sources import LABEL_SOURCES, label_source_names
-
-    if name != "auto" and name not in LABEL_SOURCES:
-        raise UserError(f"Unknown label source '{name}'; available: {', '.join(label_source_names())}")
-
-
 def task_run(cfg: DictConfig, real=None, show: bool = True) -> dict[str, Any]:
+    from dd_bench.labels.sources import check_label_source
+
     check_models(list(cfg.models))
     check_label_source(cfg.label_source)
     protocol_of(cfg)  # fail on a bad protocol before distilling

@@ -71,6 +71,8 @@ def reference_result(
     if kind == "random_subset" and ipc is None:
         raise ValueError("random_subset references need ipc")
     store = KeyedStore("references", cache_dir)
+    from dd_bench.labels.sources import teacher_identity
+
     labels = "hard" if teachers is None else teacher_identity(teachers)
     if teachers is not None and (kind != "random_subset" or protocol.family != "kd"):
         raise UserError("teacher-labelled references are random subsets under a kd protocol")
@@ -87,13 +89,6 @@ def reference_result(
                           teachers=teachers, cache_dir=cache_dir)
         atomic_write_json(path, result.to_dict(), indent=None)
     return result, False
-
-
-def teacher_identity(section: dict) -> str:
-    from dd_bench.labels.sources import _teacher_identity
-
-    return _teacher_identity([t.get("key") for t in section["teachers"]], bool(section.get("bn_train", False)),
-                             section.get("weights"))
 
 
 def _compute(kind: str, real: RealData, *, protocol: EvalProtocol, model: str, seeds: list[int], ipc: int | None,

@@ -160,6 +160,12 @@ def label_source_names() -> list[str]:
     return ["auto", *LABEL_SOURCES.list()]
 
 
+def check_label_source(name: str) -> None:
+    """``auto`` or a registered kind; anything else fails naming the options (before any work is done)."""
+    if name != "auto" and name not in LABEL_SOURCES:
+        raise UserError(f"Unknown label source '{name}'; available: {', '.join(label_source_names())}")
+
+
 def label_identity(meta: dict[str, Any], kind: str, protocol: Any) -> str:
     """The identity :func:`resolve_labels` will give, from a set's meta.json alone (before loading anything):
     records are looked up by it, so a kept record is never one of another label source or teacher."""
@@ -167,17 +173,21 @@ def label_identity(meta: dict[str, Any], kind: str, protocol: Any) -> str:
 
     section = meta.get("labels") or {}
     own = section.get("source") or ("hard" if meta.get("label_kind", "hard") == "hard" else "learned")
+    check_label_source(kind)
     kind = own if kind == "auto" else kind
-    if kind not in LABEL_SOURCES:
-        raise UserError(f"Unknown label source '{kind}'; available: {', '.join(label_source_names())}")
     if kind == "learned":
         return meta.get("label_kind", "soft_logits")
     if kind == "teacher":
-        return _teacher_identity([t.get("key") for t in section.get("teachers") or []],
-                                 bool(section.get("bn_train", False)), section.get("weights"))
+        return teacher_identity(section)
     if kind == "fkd":
         return f"fkd:{fkd_key(protocol)}"
     return kind
+
+
+def teacher_identity(section: dict[str, Any]) -> str:
+    """The identity of a labels section's teachers (keys, BN mode, committee weights): what the record hash covers."""
+    return _teacher_identity([t.get("key") for t in section.get("teachers") or []],
+                             bool(section.get("bn_train", False)), section.get("weights"))
 
 
 def _teacher_identity(keys: list[str], bn_train: bool, weights: list[float] | None) -> str:
@@ -190,8 +200,7 @@ def _teacher_identity(keys: list[str], bn_train: bool, weights: list[float] | No
 def resolve_labels(kind: str, *, synset: Any, real: Any, protocol: Any, cache_dir: Path | None = None,
                    progress: bool = True) -> ResolvedLabels:
     """The label source ``kind`` (``auto``: the set's own) for ``synset`` under ``protocol``."""
-    if kind != "auto" and kind not in LABEL_SOURCES:
-        raise UserError(f"Unknown label source '{kind}'; available: {', '.join(label_source_names())}")
+    check_label_source(kind)
     kind = synset.label_source if kind == "auto" else kind
     return LABEL_SOURCES.get(kind)(LabelContext(synset, real, protocol, cache_dir, progress))
 

@@ -33,7 +33,7 @@ class StepDecay:
 
 @dataclass(frozen=True)
 class Cosine:
-    t_max: int  # epochs
+    t_max: float  # epochs
 
     def lr(self, epoch: int, base_lr: float) -> float:
         return base_lr * 0.5 * (1.0 + math.cos(math.pi * epoch / self.t_max))
@@ -48,7 +48,7 @@ class HalfCosine:
     eta: float = 2.0
 
     def lr(self, epoch: int, base_lr: float) -> float:
-        return base_lr * 0.5 * (1.0 + math.cos(math.pi * epoch / (self.epochs * self.eta)))
+        return Cosine(t_max=self.epochs * self.eta).lr(epoch, base_lr)  # a cosine whose period outlasts training
 
     def fresh_optimizer(self, epoch: int) -> bool:
         return False
