@@ -200,6 +200,37 @@ def test_batched_equals_sequential(digits, optimizer: str) -> None:
     torch.testing.assert_close(results[True], results[False], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("optimizer,momentum", [("sgd", 0.0), ("sgd", 0.9), ("gsam", 0.9)])
+def test_shared_loop_trains_the_flat_reference_trajectory(digits, optimizer: str, momentum: float) -> None:
+    """The experts run the shared training loop's step; a hand-written flat-vector loop (MTT's buffer.py order:
+    reshuffle, DSA per batch, step) with the pure GSAM/SGD functions gives the same trajectory, bit for bit."""
+    from dd_bench.experts.gsam import gradient
+
+    recipe = ExpertRecipe(model_kwargs=TINY, epochs=2, optimizer=optimizer, momentum=momentum, weight_decay=5e-4)
+    flat = expert_flat_model(digits, recipe)
+    (state,) = train_expert_epochs([init_expert_state(digits, recipe, 0, flat=flat)], real=digits, recipe=recipe,
+                                   flat=flat, batched=False)
+    ref = init_expert_state(digits, recipe, 0, flat=flat)
+    augment, w, buf = make_expert_augment(digits, recipe), ref.theta, None
+    for _ in range(recipe.epochs):
+        perm = torch.randperm(len(digits.train_labels), generator=ref.data_gen)
+        for start in range(0, len(perm), recipe.batch_size):
+            idx = perm[start:start + recipe.batch_size]
+            x = augment.apply(digits.to_model_space(digits.train_images[idx]),
+                              augment.sample_params(len(idx), generator=ref.aug_gen))
+            loss_fn = lambda theta: F.cross_entropy(flat.forward(theta, x), digits.train_labels[idx])  # noqa: E731
+            if optimizer == "gsam":
+                w, buf, _ = gsam_step(w, loss_fn, lr=recipe.lr, rho=recipe.rho, alpha=recipe.alpha,
+                                      adaptive=recipe.adaptive, momentum=momentum,
+                                      weight_decay=recipe.weight_decay, momentum_buffer=buf)
+            else:
+                w, buf = sgd_update(w, gradient(w, loss_fn)[0], lr=recipe.lr, momentum=momentum,
+                                    weight_decay=recipe.weight_decay, momentum_buffer=buf)
+        ref.snapshots.append(w.clone())
+    assert torch.equal(torch.stack(state.snapshots), torch.stack(ref.snapshots))
+    assert not torch.equal(state.snapshots[0], state.snapshots[-1])
+
+
 def test_get_experts_caches_and_grows(digits, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     recipe = ExpertRecipe(model_kwargs=TINY, epochs=2)
     first = get_experts(digits, recipe, num_experts=1, cache_dir=tmp_path, progress=False)

@@ -37,7 +37,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["GSAM_EPS", "LossClosure", "gradient", "gsam_direction", "gsam_step", "sgd_update"]
+__all__ = ["GSAM", "GSAM_EPS", "LossClosure", "gradient", "gsam_direction", "gsam_step", "sgd_update"]
 
 # FTD's GSAM(perturb_eps=1e-12): keeps the divisions finite when a gradient vanishes.
 GSAM_EPS = 1e-12
@@ -79,15 +79,23 @@ def gsam_direction(
     """
     g, loss = gradient(w, loss_fn)
     w = w.detach()
+    g_adv, _ = gradient(w + _perturbation(w, g, rho=rho, adaptive=adaptive, eps=eps), loss_fn)
+    return _combine(g, g_adv, alpha=alpha, eps=eps), loss
+
+
+def _perturbation(w: torch.Tensor, g: torch.Tensor, *, rho: float, adaptive: bool, eps: float) -> torch.Tensor:
+    """e: the ascent step from ``w`` along the gradient ``g`` (both (P,) or (E, P))."""
     if adaptive:
-        e = g * (rho / (_norm(w.abs() * g) + eps)) * w.pow(2)
-    else:
-        e = g * (rho / (_norm(g) + eps))
-    g_adv, _ = gradient(w + e, loss_fn)  # g' at the perturbed weights
+        return g * (rho / (_norm(w.abs() * g) + eps)) * w.pow(2)
+    return g * (rho / (_norm(g) + eps))
+
+
+def _combine(g: torch.Tensor, g_adv: torch.Tensor, *, alpha: float, eps: float) -> torch.Tensor:
+    """d = g' - alpha * g_perp, from the gradients at w (g) and at w + e (g')."""
     g_norm, g_adv_norm = _norm(g), _norm(g_adv)
     cosine = _dot(g, g_adv) / (g_adv_norm * g_norm + eps)
     g_perp = g - cosine * g_norm * g_adv / (g_adv_norm + eps)
-    return g_adv - alpha * g_perp, loss
+    return g_adv - alpha * g_perp
 
 
 def sgd_update(
@@ -130,3 +138,44 @@ def gsam_step(
     w_new, buf = sgd_update(w, d, lr=lr, momentum=momentum, weight_decay=weight_decay,
                             momentum_buffer=momentum_buffer)
     return w_new, buf, loss
+
+
+class GSAM(torch.optim.Optimizer):
+    """GSAM with SGD as its base, as a ``torch.optim.Optimizer`` over ONE flat parameter ``(P,)`` or ``(E, P)``.
+
+    What the shared training loop (dd_bench/train/loop.py) drives: ``step(closure)`` calls the closure (zero the
+    gradient, forward, backward, return the loss) at ``w`` and again at ``w + e``, restores ``w`` exactly, and takes
+    the SGD step along :func:`gsam_direction`'s ``d``; the same arithmetic as :func:`gsam_step`, so a trajectory
+    does not depend on which of the two drove it. Returns the loss at ``w``. The momentum buffer lives in
+    ``state[theta]["momentum_buffer"]`` as torch.optim.SGD keeps it.
+    """
+
+    def __init__(self, params: list[torch.Tensor], *, lr: float, rho: float, alpha: float, adaptive: bool = True,
+                 momentum: float = 0.0, weight_decay: float = 0.0, eps: float = GSAM_EPS) -> None:
+        params = list(params)
+        if len(params) != 1 or params[0].dim() not in (1, 2):
+            raise ValueError(f"GSAM takes one flat parameter (P,) or (E, P); got {[tuple(p.shape) for p in params]}")
+        super().__init__(params, dict(lr=lr, rho=rho, alpha=alpha, adaptive=adaptive, momentum=momentum,
+                                      weight_decay=weight_decay, eps=eps))
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:  # type: ignore[override]
+        if closure is None:
+            raise ValueError("GSAM needs a closure: it evaluates the same batch at w and at w + e")
+        group = self.param_groups[0]
+        (theta,) = group["params"]
+        with torch.enable_grad():
+            loss = closure()
+        g = theta.grad.detach().clone()
+        w = theta.detach().clone()
+        theta.add_(_perturbation(w, g, rho=group["rho"], adaptive=group["adaptive"], eps=group["eps"]))
+        with torch.enable_grad():
+            closure()
+        d = _combine(g, theta.grad.detach(), alpha=group["alpha"], eps=group["eps"])
+        state = self.state[theta]
+        new_w, buf = sgd_update(w, d, lr=group["lr"], momentum=group["momentum"],
+                                weight_decay=group["weight_decay"], momentum_buffer=state.get("momentum_buffer"))
+        theta.copy_(new_w)
+        if buf is not None:
+            state["momentum_buffer"] = buf
+        return loss.detach()

@@ -5,11 +5,13 @@ batches of 256 from a reshuffled training set every epoch (the last batch may be
 batch, parameters recorded at init (epoch 0) and after every epoch. FTD/DATM (§2c, §3c) swap SGD for GSAM
 (dd_bench/experts/gsam.py) with SGD as its base optimizer.
 
-Parameters are flat vectors (dd_bench/experts/flat_model.py). Several experts train at once when asked
-(``batched``): their vectors are stacked to ``(E, P)``, one ``vmap``-ed forward runs all of them on an
-``(E, B, C, H, W)`` batch, the loss is the sum of the per-expert mean losses (so row e of the gradient is
-expert e's own gradient), and SGD/GSAM act row-wise with per-row norms. The sequential path trains one expert
-after the other with the same functions on ``(P,)`` vectors.
+The steps are the shared training layer's (dd_bench/train/loop.py: ``train_epoch`` for one expert,
+``train_epoch_batched`` for several), the loop every evaluation protocol and teacher runs; what is the experts'
+own is the parameterisation and the optimiser. Parameters are one flat vector (dd_bench/experts/flat_model.py),
+wrapped as a module's single parameter (sequential) or stacked to ``(E, P)`` for one ``vmap``-ed forward on an
+``(E, B, C, H, W)`` batch (``batched``): the loss is then the sum of the per-expert mean losses, so row e of the
+gradient is expert e's own gradient, and SGD (``torch.optim.SGD``) and GSAM (dd_bench/experts/gsam.py:GSAM) act
+row-wise with per-row norms.
 
 Expert i draws from its own CPU generators ``make_generator(recipe.seed, "expert", i, "init" | "data" | "aug")``:
 initialisation, the shuffle of every epoch, and the DSA params of every batch, in the same order on either
@@ -23,16 +25,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+from torch import nn
 
 from dd_bench.data import RealData
 from dd_bench.experts.flat_model import FlatModel
-from dd_bench.experts.gsam import gradient, gsam_direction, sgd_update
+from dd_bench.experts.gsam import GSAM
 from dd_bench.experts.recipe import ExpertRecipe, make_expert_augment, template_kwargs
 from dd_bench.models import create_model
 from dd_bench.seeding import make_generator
+from dd_bench.train.loop import train_epoch, train_epoch_batched
+from dd_bench.train.targets import HardLabels
 
-__all__ = ["ExpertState", "auto_batched_experts", "expert_flat_model", "init_expert_state", "train_expert_epochs"]
+__all__ = ["ExpertState", "FlatNetwork", "auto_batched_experts", "expert_flat_model", "init_expert_state",
+           "make_expert_optimizer", "train_expert_epochs"]
 
 
 @dataclass
@@ -74,23 +79,30 @@ def auto_batched_experts(device: torch.device, n_experts: int) -> bool:
     return device.type == "cuda" and n_experts > 1
 
 
-def _cross_entropy_per_expert(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """logits (E, B, K), labels (E, B) -> the sum over experts of each expert's mean CE (a scalar)."""
-    e, b = labels.shape
-    return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view(e, b).mean(1).sum()
+class FlatNetwork(nn.Module):
+    """One expert as a module whose only parameter is its flat vector ``theta`` (P,), for the sequential step."""
+
+    def __init__(self, flat: FlatModel, theta: torch.Tensor) -> None:
+        super().__init__()
+        self.flat = flat
+        self.theta = nn.Parameter(theta.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.flat.forward(self.theta, x)
 
 
-def _loss_closure(flat: FlatModel, x: torch.Tensor, y: torch.Tensor, *, stacked: bool) -> Callable:
-    """theta -> loss on this batch; GSAM calls it twice (at w and w + e) on the same augmented batch."""
-    if stacked:
-        return lambda theta: _cross_entropy_per_expert(flat.forward_batched(theta, x), y)
-    return lambda theta: F.cross_entropy(flat.forward(theta, x), y)
-
-
-def _direction(w: torch.Tensor, loss_fn: Callable, recipe: ExpertRecipe) -> tuple[torch.Tensor, torch.Tensor]:
+def make_expert_optimizer(theta: torch.Tensor, recipe: ExpertRecipe,
+                          momentum_buffer: torch.Tensor | None) -> torch.optim.Optimizer:
+    """The recipe's optimiser over the flat parameter ``theta`` (P,) or (E, P), resuming its momentum buffer."""
     if recipe.optimizer == "gsam":
-        return gsam_direction(w, loss_fn, rho=recipe.rho, alpha=recipe.alpha, adaptive=recipe.adaptive)
-    return gradient(w, loss_fn)
+        opt: torch.optim.Optimizer = GSAM([theta], lr=recipe.lr, rho=recipe.rho, alpha=recipe.alpha,
+                                          adaptive=recipe.adaptive, momentum=recipe.momentum,
+                                          weight_decay=recipe.weight_decay)
+    else:
+        opt = torch.optim.SGD([theta], lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    if momentum_buffer is not None:
+        opt.state[theta]["momentum_buffer"] = momentum_buffer.to(theta.device, copy=True)
+    return opt
 
 
 def _stack_buffers(states: Sequence[ExpertState]) -> torch.Tensor | None:
@@ -153,48 +165,54 @@ def _train_group(
     max_steps: int | None,
     on_epoch_end: Callable[[ExpertState], None] | None,
 ) -> None:
-    """Train ``group`` in lockstep: stacked (E, P) with a vmap forward, or a single expert on (P,)."""
+    """Train ``group`` in lockstep through the shared loop: stacked (E, P) with a vmap forward, or one expert."""
     device = real.device
     n, e = len(real.train_labels), len(group)
+    labels = [HardLabels(real.train_labels)] * e
+    data_gens, aug_gens = [s.data_gen for s in group], [s.aug_gen for s in group]
     if stacked:
-        w = torch.stack([s.theta.to(device) for s in group])  # (E, P)
-        buf = _stack_buffers(group)
+        theta = nn.Parameter(torch.stack([s.theta.to(device) for s in group]))  # (E, P)
+        net = None
+        call = lambda params, buffers, x: flat.forward_batched(params["theta"], x)  # noqa: E731
     else:
-        w, buf = group[0].theta.to(device), group[0].momentum_buffer
+        net = FlatNetwork(flat, group[0].theta.to(device))
+        theta = net.theta
+    opt = make_expert_optimizer(theta, recipe, _stack_buffers(group) if stacked else group[0].momentum_buffer)
+    steps_per_epoch = -(-n // recipe.batch_size)
     steps = 0
     for _ in range(epochs):
-        perms = [torch.randperm(n, generator=s.data_gen).to(device) for s in group]  # (N,) each
-        loss = torch.zeros(())
-        for start in range(0, n, recipe.batch_size):
-            if max_steps is not None and steps >= max_steps:
-                _write_back(group, w, buf, stacked)
-                return
-            idx = torch.cat([p[start:start + recipe.batch_size] for p in perms])  # (E*B,), expert-major
-            b = len(idx) // e
-            x = real.to_model_space(real.train_images[idx])  # (E*B, C, H, W) float32
-            params = [augment.sample_params(b, generator=s.aug_gen) for s in group]
-            params = {k: v.to(device) for k, v in type(augment).cat_params(params, [b] * e).items()}
-            x = augment.apply(x, params)
-            y = real.train_labels[idx]  # (E*B,)
-            if stacked:
-                x, y = x.view(e, b, *x.shape[1:]), y.view(e, b)  # (E, B, C, H, W), (E, B)
-            d, loss = _direction(w, _loss_closure(flat, x, y, stacked=stacked), recipe)
-            w, buf = sgd_update(w, d, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
-                                momentum_buffer=buf)
-            steps += 1
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"expert training diverged (loss {float(loss)}) for expert(s) "
-                                     f"{[s.index for s in group]} in epoch {group[0].epochs_done + 1}; lr {recipe.lr}")
-        _write_back(group, w, buf, stacked)
-        snapshot = w.detach().to("cpu", copy=True)  # (E, P) or (P,)
+        budget = None if max_steps is None else max_steps - steps
+        epoch = group[0].epochs_done
+        if net is None:
+            losses = train_epoch_batched(call, {"theta": theta}, {}, opt, images_of=[real.train_images] * e,
+                                         per_seed=False, labels_of=labels, epoch=epoch, batch_size=recipe.batch_size,
+                                         augment=augment, data_gens=data_gens, aug_gens=aug_gens,
+                                         transform=real.to_model_space, max_steps=budget)
+        else:
+            losses = [train_epoch(net, images=real.train_images, labels=labels[0], epoch=epoch,
+                                  batch_size=recipe.batch_size, optimizer=opt, augment=augment,
+                                  data_gen=data_gens[0], aug_gen=aug_gens[0], transform=real.to_model_space,
+                                  max_steps=budget)]
+        steps += steps_per_epoch
+        if budget is not None and budget < steps_per_epoch:
+            _write_back(group, theta, opt, stacked)  # stopped mid-epoch: no snapshot (equivalence tests only)
+            return
+        if not all(torch.isfinite(v) for v in losses):
+            raise FloatingPointError(f"expert training diverged (losses {[float(v) for v in losses]}) for expert(s) "
+                                     f"{[s.index for s in group]} in epoch {epoch + 1}; lr {recipe.lr}")
+        _write_back(group, theta, opt, stacked)
+        snapshot = theta.detach().to("cpu", copy=True)  # (E, P) or (P,)
         for i, s in enumerate(group):
             s.snapshots.append(snapshot[i].clone() if stacked else snapshot)
             if on_epoch_end is not None:
                 on_epoch_end(s)
 
 
-def _write_back(group: list[ExpertState], w: torch.Tensor, buf: torch.Tensor | None, stacked: bool) -> None:
+def _write_back(group: list[ExpertState], theta: torch.Tensor, opt: torch.optim.Optimizer, stacked: bool) -> None:
     """Store the current parameters and momentum buffers back into the per-expert states."""
+    w = theta.detach().clone()
+    buf = opt.state[theta].get("momentum_buffer")
+    buf = None if buf is None else buf.detach().clone()
     for i, s in enumerate(group):
         s.theta = w[i] if stacked else w
         s.momentum_buffer = None if buf is None else (buf[i] if stacked else buf)

@@ -36,7 +36,7 @@ from dd_bench.train.optimizers import OptimizerSpec, set_lr
 from dd_bench.train.schedules import Schedule
 
 if TYPE_CHECKING:
-    from dd_bench.train.targets import LabelSource
+    from dd_bench.train.targets import LabelSource, Targets
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -201,7 +201,7 @@ def train_networks(
                 if budget is not None and budget <= 0:
                     break
                 if batched:
-                    last_loss = _batched_epoch(call, params, buffers, opt, images_of=images_of, per_seed=per_seed,
+                    last_loss = train_epoch_batched(call, params, buffers, opt, images_of=images_of, per_seed=per_seed,
                                                labels_of=labels_of, epoch=ep, batch_size=batch_size,
                                                augment=augment, data_gens=data_gens, aug_gens=aug_gens,
                                                transform=transform, max_steps=budget, replay=replay)
@@ -250,19 +250,29 @@ def train_epoch(module: nn.Module, *, images: torch.Tensor, labels: LabelSource,
         if replay is not None:
             aug = replay.params(epoch, start, start + len(idx))
         elif augment is not None:
-            aug = augment.sample_params(len(idx), generator=aug_gen)
+            aug = _on_device(augment.sample_params(len(idx), generator=aug_gen), x.device)
         if augment is not None:
             x = augment.apply(x, aug)
         t = labels.targets(x, idx, epoch, aug)
-        loss = t.loss(module(x), t.values)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss = loss.detach()
+
+        def closure(x: torch.Tensor = x, t: Targets = t) -> torch.Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            step_loss = t.loss(module(x), t.values)
+            step_loss.backward()
+            return step_loss
+
+        loss = optimizer.step(closure).detach()
     return loss
 
 
-def _batched_epoch(call: Callable, params: dict, buffers: dict, optimizer: torch.optim.Optimizer, *,
+def _on_device(params: object, device: torch.device) -> object:
+    """Augmentation params drawn from a generator on another device (the experts' CPU streams), moved to ``device``."""
+    if isinstance(params, dict):
+        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in params.items()}
+    return params
+
+
+def train_epoch_batched(call: Callable, params: dict, buffers: dict, optimizer: torch.optim.Optimizer, *,
                    images_of: list[torch.Tensor], per_seed: bool, labels_of: list, epoch: int, batch_size: int,
                    augment: object | None, data_gens: list[torch.Generator], aug_gens: list[torch.Generator],
                    transform: Transform | None, max_steps: int | None,
@@ -287,15 +297,21 @@ def _batched_epoch(call: Callable, params: dict, buffers: dict, optimizer: torch
         elif augment is not None:
             aug_params = [augment.sample_params(b, generator=g) for g in aug_gens]
         if augment is not None:
-            x = augment.apply(x, type(augment).cat_params(aug_params, [b] * seeds))
+            x = augment.apply(x, _on_device(type(augment).cat_params(aug_params, [b] * seeds), x.device))
         x = x.view(seeds, b, *x.shape[1:])
-        logits = call(params, buffers, x)
-        losses = []
-        for s in range(seeds):
-            t = labels_of[s].targets(x[s], idx[s], epoch, aug_params[s])
-            losses.append(t.loss(logits[s], t.values))
-        optimizer.zero_grad(set_to_none=True)
-        sum(losses).backward()
-        optimizer.step()
-        losses = [loss.detach() for loss in losses]
+        targets = [labels_of[s].targets(x[s], idx[s], epoch, aug_params[s]) for s in range(seeds)]
+        first: list[torch.Tensor] = []  # per-seed losses at the weights before the step (GSAM calls twice)
+
+        def closure(x: torch.Tensor = x, targets: list[Targets] = targets) -> torch.Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            logits = call(params, buffers, x)
+            per_seed = [t.loss(logits[s], t.values) for s, t in enumerate(targets)]
+            if not first:
+                first.extend(v.detach() for v in per_seed)
+            total = sum(per_seed)
+            total.backward()
+            return total
+
+        optimizer.step(closure)
+        losses = first
     return losses
