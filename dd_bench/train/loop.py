@@ -101,13 +101,19 @@ def vmapped_forward(template: nn.Module) -> Callable:
     return torch.func.vmap(forward, in_dims=(0, 0, 0), randomness="different")
 
 
-def auto_batched(device: torch.device, n_seeds: int, module: nn.Module) -> bool:
+def auto_batched(device: torch.device, n_seeds: int, module: nn.Module, *, pass_pixels: int | None = None,
+                 cpu_batched_up_to: int = 0) -> bool:
     """Batch seeds with vmap on CUDA, where small sets leave the GPU idle; train them one by one on the CPU.
 
     On the CPU training is compute-bound: scripts/bench_evaluator.py measured the vmap path 1.3-2x slower than
-    the sequential one on 2 cores (vmap's grouped convolutions are no faster than S separate ones there).
+    the sequential one on 2 cores (vmap's grouped convolutions are no faster than S separate ones there). A caller
+    whose steps are overhead-bound on tiny sets names ``cpu_batched_up_to``: the CPU batches seeds too when a
+    pass holds at most that many pixels (``pass_pixels`` = images x H x W).
     """
-    return device.type == "cuda" and n_seeds > 1 and supports_vmap(module)
+    if n_seeds < 2 or not supports_vmap(module):
+        return False
+    tiny = pass_pixels is not None and pass_pixels <= cpu_batched_up_to
+    return device.type == "cuda" or tiny
 
 
 def train_networks(
@@ -131,6 +137,7 @@ def train_networks(
     model_kwargs: dict | None = None,
     replay: Replay | None = None,
     after_pass: Callable[[int, TrainedNetworks], None] | None = None,
+    cpu_batched_up_to: int = 0,
 ) -> TrainedNetworks:
     """Train one fresh ``model`` per seed for ``passes`` passes over ``images``.
 
@@ -144,6 +151,8 @@ def train_networks(
         augmentation parameters instead of drawing its own; ``augment`` still applies them.
     after_pass: called as ``after_pass(pass_index, networks)`` after every pass with the networks of the group just
         trained (all seeds when batched, one when sequential); it must not draw random numbers or train.
+    cpu_batched_up_to: with ``batched=None``, batch on the CPU too when a pass holds at most this many pixels
+        (:func:`auto_batched`).
     """
     if not seeds:
         raise ValueError("seeds must not be empty")
@@ -158,7 +167,8 @@ def train_networks(
     modules = [create_model(model, generator=make_generator(s, "eval", "init", model), **kwargs).to(device)
                for s in seeds]
     if batched is None:
-        batched = auto_batched(device, len(seeds), modules[0])
+        batched = auto_batched(device, len(seeds), modules[0], pass_pixels=n * h * w,
+                               cpu_batched_up_to=cpu_batched_up_to)
     if batched and not supports_vmap(modules[0]):
         raise UserError(f"model '{model}' cannot be trained batched (it has BatchNorm); use batched=False")
     data_gens = [make_generator(s, "eval", "data") for s in seeds]  # CPU: randperm of every pass
