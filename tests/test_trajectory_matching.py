@@ -133,3 +133,88 @@ def test_distills_from_imported_official_replay_buffers(digits, tmp_path):
     with pytest.raises(FileNotFoundError, match="matches no file"):
         create_method("mtt", **{**TINY, "expert_buffers": str(tmp_path / "none_*.pt")}).distill(
             digits, ipc=1, seed=0, progress=False)
+
+
+def _indexed_dataset() -> RealData:
+    """20 training images per class for 2 classes; image i is the constant pixel value i (so a classifier can
+    tell which image it sees)."""
+    images = torch.arange(40, dtype=torch.uint8).view(40, 1, 1, 1).expand(40, 1, 4, 4).contiguous()
+    labels = torch.arange(2).repeat_interleave(20)
+    return RealData(name="indexed", train_images=images, train_labels=labels, test_images=images[:4],
+                    test_labels=labels[:4], class_names=["a", "b"], mean=(0.0,), std=(1.0,), dsa_strategy="")
+
+
+def _classifier_right_on(real: RealData, right: set[int]):
+    """Logits (B, 2) that name the true class exactly for the training images whose index is in ``right``."""
+    def classify(x: torch.Tensor) -> torch.Tensor:
+        index = (x[:, 0, 0, 0] * 255).round().long()  # mean 0, std 1: model space is pixel / 255
+        true = real.train_labels[index]
+        pred = torch.where(torch.tensor([int(i) in right for i in index]), true, 1 - true)
+        return torch.nn.functional.one_hot(pred, 2).float()
+    return classify
+
+
+def test_correct_init_cycles_to_the_next_expert_before_filling():
+    """DATM.py L190-232: a class the first expert gets mostly wrong is completed by the next expert's correct
+    images (what the first found is kept); only when every expert is used up is it filled, and counted."""
+    from dd_bench.methods.tm_labels import correctly_classified_init
+
+    real = _indexed_dataset()
+    first = _classifier_right_on(real, {0, 1} | set(range(20, 40)))  # class 0: only images 0 and 1
+    second = _classifier_right_on(real, {5, 6, 7})
+    idx, info = correctly_classified_init(real, ipc=4, classifiers=[first, second],
+                                          generator=torch.Generator().manual_seed(0), batch_size=8)
+    class0 = set(idx[:4].tolist())
+    assert {0, 1} <= class0 and len(class0 - {0, 1} - {5, 6, 7}) == 0 and len(class0) == 4
+    assert all(20 <= i < 40 for i in idx[4:].tolist())
+    assert info == {"experts_used": [2, 1], "filled": [0, 0]}
+    idx, info = correctly_classified_init(real, ipc=6, classifiers=[first, second],
+                                          generator=torch.Generator().manual_seed(0))
+    assert {0, 1, 5, 6, 7} <= set(idx[:6].tolist()) and info["filled"] == [1, 0]
+
+
+def test_datm_real_init_takes_one_experts_logits_as_labels(digits, monkeypatch):
+    """DATM.py L309-319: with random real images the learned labels start as expert 0's final-epoch logits on
+    them, unfiltered and unaveraged (a hand-built buffer of two different experts tells the rules apart)."""
+    from dd_bench.experts import ExpertTrajectories, FlatModel
+    from dd_bench.models import create_model
+
+    kwargs = {"num_classes": 10, "in_channels": 1, "image_size": (8, 8), "width": 8}
+    nets = [create_model("convnet", generator=torch.Generator().manual_seed(s), **kwargs) for s in range(4)]
+    flat = FlatModel(nets[0])
+    params = torch.stack([torch.stack([flat.flatten(nets[2 * e]), flat.flatten(nets[2 * e + 1])]) for e in range(2)])
+    experts = ExpertTrajectories(params=params, model="convnet", model_kwargs=kwargs, key="hand-built",
+                                 source="imported")
+    options = {**TINY, "num_experts": 2, "labels": "learned", "init": "real", "lr_img": 0.0, "lr_lr": 0.0,
+               "lr_label": 0.0}
+    method = create_method("datm", **options)
+    monkeypatch.setattr(method, "load_experts", lambda real, **kw: experts)
+    synset = method.distill(digits, ipc=1, seed=0, progress=False)
+    expected = flat.forward(params[0, -1], synset.images)
+    torch.testing.assert_close(synset.soft_labels, expected, rtol=1e-5, atol=1e-6)
+    other = flat.forward(params[1, -1], synset.images)
+    assert not torch.allclose(synset.soft_labels, (expected + other) / 2, atol=1e-3)
+    assert synset.provenance["distill_status"]["init"]["label_init"] == "expert 0"
+
+
+def test_experts_are_sampled_once_per_pass_without_replacement(digits):
+    """MTT distill.py L305-322: shuffled experts taken in order, reshuffled when all are used; --load_all draws
+    with replacement. The method records how often each expert was matched."""
+    from dd_bench.methods.tm_schedule import ExpertSampler
+
+    sampler = ExpertSampler(5, "without_replacement", torch.Generator().manual_seed(0))
+    draws = [sampler.next() for _ in range(15)]
+    assert all(sorted(draws[i:i + 5]) == list(range(5)) for i in range(0, 15, 5))
+    assert draws[:5] != draws[5:10] or draws[5:10] != draws[10:]  # reshuffled between passes
+    replaced = ExpertSampler(5, "with_replacement", torch.Generator().manual_seed(0))
+    assert any(sorted(replaced.next() for _ in range(5)) != list(range(5)) for _ in range(5))
+    # A resumed sampler continues the pass it was in.
+    resumed = ExpertSampler(5, "without_replacement", torch.Generator().manual_seed(0))
+    for _ in range(7):
+        resumed.next()
+    again = ExpertSampler(5, "without_replacement", sampler.generator)
+    again.load_state(resumed.state())
+    assert again.order == resumed.order and again.position == 2
+    options = {**TINY, "num_experts": 2, "iterations": 4}
+    synset = create_method("mtt", **options).distill(digits, ipc=1, seed=0, progress=False)
+    assert synset.provenance["distill_status"]["expert_sampling"] == {"mode": "without_replacement", "uses": [2, 2]}

@@ -14,6 +14,8 @@ of ``batch_syn``, and matches ``tau_e[s + expert_epochs]`` (dd_bench/methods/tm_
 * ``update_threshold``: DATM skips the update of an iteration whose loss exceeds it;
 * ``ema_decay`` > 0: FTD's EMA of X, which the set stores as ``images`` (the raw X rides along as an extra);
 * ``fyi``: FYI's flipped concatenation inside the matching loop and flip-aware DSA (experts too);
+* ``expert_sampling``: ``without_replacement`` (each expert once per pass over shuffled experts, the official
+  loaders' default; dd_bench/methods/tm_schedule.py) or ``with_replacement`` (their ``--load_all``);
 * experts: SGD (MTT) or GSAM (FTD, DATM), trained once and cached (dd_bench/experts), or imported official
   ``replay_buffer_*.pt`` files (``expert_buffers``).
 """
@@ -39,8 +41,14 @@ from dd_bench.io import json_sha256
 from dd_bench.methods.base import Synthesizer, hard_labels
 from dd_bench.methods.loop import run_iterations
 from dd_bench.methods.tm_gradient import GradMode, InnerStep, matching_gradient
-from dd_bench.methods.tm_labels import HardTargets, LearnedTargets, correctly_classified_init, expert_logit_labels
-from dd_bench.methods.tm_schedule import start_epoch_upper
+from dd_bench.methods.tm_labels import (
+    HardTargets,
+    LearnedTargets,
+    correctly_classified_init,
+    expert_logit_labels,
+    single_expert_logit_labels,
+)
+from dd_bench.methods.tm_schedule import ExpertSampler, ExpertSampling, start_epoch_upper
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
 
@@ -81,6 +89,8 @@ class TrajectoryMatching(Synthesizer):
         expansion_end_epoch: int = 0  # iterations over which the window grows
         update_threshold: Optional[float] = None  # DATM: skip the update when the loss exceeds this
         ema_decay: float = 0.0  # FTD: EMA of the images (0 = off)
+        # Each expert once per pass over shuffled experts (the official default), or drawn with replacement (--load_all)
+        expert_sampling: ExpertSampling = ExpertSampling.without_replacement
         grad_mode: GradMode = GradMode.recompute  # recompute (exact, flat memory) | unrolled (exact) | tesla (flat, approximate)
         fyi: bool = False  # FYI: flip concatenation in the matching loop + flip-aware DSA (experts too)
         dsa: bool = True
@@ -156,18 +166,26 @@ class TrajectoryMatching(Synthesizer):
             theta = traj[e, -1].to(device)
             return lambda x: flat.forward(theta, x)
 
+        init_info: dict[str, Any] = {}
         if c.init == "noise":
             images = torch.randn((k * ipc, real.channels, *real.image_size), generator=g_init).to(device)
         else:
-            idx = (class_balanced_indices(real.train_labels, ipc, k, generator=g_init) if c.init == "real" else
-                   correctly_classified_init(real, ipc=ipc, classify=classifier(0), generator=g_init))
+            if c.init == "real":
+                idx = class_balanced_indices(real.train_labels, ipc, k, generator=g_init)
+            else:
+                idx, init_info = correctly_classified_init(
+                    real, ipc=ipc, classifiers=[classifier(e) for e in range(len(traj))], generator=g_init)
             images = real.to_model_space(real.train_images[idx])
         images = images.clone().requires_grad_(True)  # X: (K*ipc, C, H, W)
         alpha = torch.tensor(c.lr_teacher, device=device, requires_grad=True)
         optimisers = {"images": torch.optim.SGD([images], lr=c.lr_img, momentum=0.5),
                       "alpha": torch.optim.SGD([alpha], lr=c.lr_lr, momentum=0.5)}
         if c.labels == "learned":
-            logits = expert_logit_labels(images.detach(), labels, [classifier(e) for e in range(len(traj))])
+            # DATM.py: random real images take expert 0's logits as they are; correctly-classified (and noise, where
+            # DATM has no rule) images the mean over the experts that classify each image correctly.
+            logits = (single_expert_logit_labels(images.detach(), classifier(0)) if c.init == "real" else
+                      expert_logit_labels(images.detach(), labels, [classifier(e) for e in range(len(traj))]))
+            init_info["label_init"] = "expert 0" if c.init == "real" else "mean over correct experts"
             targets = LearnedTargets(logits.clone().requires_grad_(True))
             optimisers["labels"] = torch.optim.SGD([targets.leaf], lr=c.lr_label, momentum=c.label_momentum)
         else:
@@ -181,12 +199,13 @@ class TrajectoryMatching(Synthesizer):
             batch = max(1, batch // 2)
 
         state: dict[str, Any] = {"iteration": 0, "skipped": 0, "losses": []}  # JSON, checkpointed
+        experts_sampler = ExpertSampler(len(traj), c.expert_sampling, g_sample)
 
         def step(it: int) -> float:
             upper = start_epoch_upper(it, max_start=c.max_start_epoch, current_max=c.current_max_start_epoch,
                                       expansion_end=c.expansion_end_epoch, sequential=c.sequential_generation)
             start = int(torch.randint(c.min_start_epoch, max(upper, c.min_start_epoch + 1), (1,), generator=g_sample))
-            e = int(torch.randint(len(traj), (1,), generator=g_sample))
+            e = experts_sampler.next()
             plan = self._plan(n_syn, batch, augment, g_sample, g_aug, device)
             for opt in optimisers.values():
                 opt.zero_grad(set_to_none=True)
@@ -216,11 +235,12 @@ class TrajectoryMatching(Synthesizer):
                     tensors[f"momentum.{name}"] = buf
             if ema is not None:
                 tensors["ema"] = ema
-            return tensors, {"skipped": state["skipped"], "losses": state["losses"]}
+            return tensors, {"skipped": state["skipped"], "losses": state["losses"], "experts": experts_sampler.state()}
 
         def restore_state(tensors: dict[str, torch.Tensor], saved: dict[str, Any]) -> None:
             self._restore(tensors, leaves, optimisers, ema, (g_sample, g_aug), device)
             state.update(iteration=saved["iteration"], skipped=saved["skipped"], losses=saved["losses"])
+            experts_sampler.load_state(saved["experts"])
 
         status = run_iterations(
             iterations=c.iterations, leaves=leaves, step=step, save_state=save_state, restore_state=restore_state,
@@ -229,6 +249,9 @@ class TrajectoryMatching(Synthesizer):
             desc=f"{self.set_name} ipc{ipc}", after_step=after_step,
             postfix=lambda it, loss: {"loss": f"{loss:.3f}", "lr": f"{float(alpha.detach()):.4g}",
                                       "skipped": state["skipped"]})
+        if init_info:
+            status["init"] = init_info
+        status["expert_sampling"] = {"mode": str(c.expert_sampling), "uses": experts_sampler.counts}
         status.update(skipped_updates=state["skipped"], iterations_done=state["iteration"],
                       mean_loss_last_100=sum(state["losses"]) / max(1, len(state["losses"])),
                       experts={"key": experts.key, "source": experts.source, "count": int(traj.shape[0]),
