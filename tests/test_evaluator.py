@@ -48,7 +48,7 @@ def test_mtt_protocol_is_the_official_recipe():
     assert quick.passes == 300 and quick.decay_epoch == 150 and not quick.ranked
     assert get_protocol("mtt-datm").batch_size == 128 and not get_protocol("mtt-datm").ranked
     with pytest.raises(ValueError, match="available: kd, kd-infer, kd-quick, kd-rded, kd-sre2l-tiny, mtt, mtt-datm, "
-                                         "mtt-fyi, quick"):
+                                         "mtt-ftd-warm, mtt-fyi, quick"):
         get_protocol("mttt")
     custom = custom_protocol("mtt", epochs=10)
     assert custom.name == "mtt+custom" and not custom.ranked

@@ -166,6 +166,9 @@ def test_fyi_preset(path: Path, published: pd.DataFrame):
     _, method, dataset, ipc_tag = path.stem.split("_", 3)
     assert cfg["experiment"] == path.stem and cfg["method"]["fyi"] is True and cfg["verified"] is False
     assert "override /eval: mtt-fyi" in path.read_text() and cfg["method"]["grad_mode"] == "tesla"
+    assert cfg["method"]["iterations"] == 10000  # FYI's MTT/distill.py default; its scripts pass no --Iteration
+    if method == "ftd":
+        assert "No official code exists for FTD+FYI" in path.read_text()
     if method == "datm":  # an extension: FYI's table has no DATM row, and the preset says so
         assert cfg["published"].startswith("none")
         assert _row(published, "datm_fyi", dataset, int(ipc_tag[3:]), "convnet") is None

@@ -218,3 +218,40 @@ def test_experts_are_sampled_once_per_pass_without_replacement(digits):
     options = {**TINY, "num_experts": 2, "iterations": 4}
     synset = create_method("mtt", **options).distill(digits, ipc=1, seed=0, progress=False)
     assert synset.provenance["distill_status"]["expert_sampling"] == {"mode": "without_replacement", "uses": [2, 2]}
+
+
+def test_ftd_warm_protocol_continues_the_raw_images_networks(digits, monkeypatch):
+    """distill_FTD.py L223-242: the network trained on the raw images is trained again (warm) on the EMA images;
+    mtt-ftd-warm does that per seed, with fresh streams for the second stage, and fails on sets without raw images."""
+    import sys
+
+    from dd_bench.errors import UserError
+    from dd_bench.eval import custom_protocol
+
+    evaluate_module = sys.modules["dd_bench.eval.evaluate"]  # the package re-exports the function under this name
+    synset = create_method("ftd", **{**TINY, "ema_decay": 0.9}).distill(digits, ipc=1, seed=0, progress=False)
+    calls = []
+    real_train = evaluate_module.train_networks
+
+    def spy(**kw):
+        trained = real_train(**kw)
+        calls.append((kw["images"], kw.get("start"), kw.get("stage", 0), trained))
+        return trained
+
+    monkeypatch.setattr(evaluate_module, "train_networks", spy)
+    protocol = custom_protocol("mtt-ftd-warm", epochs=1)
+    (warm,) = evaluate(synset, real=digits, protocol=protocol, models=["mlp"], seeds=[0, 1], progress=False)
+    (raw_call, ema_call) = calls
+    assert torch.equal(raw_call[0], synset.extras["images_raw"]) and raw_call[1] is None
+    assert torch.equal(ema_call[0], synset.images) and ema_call[1] is raw_call[3] and ema_call[2] == 1
+    # The second stage started from the first stage's weights: its seed-0 network differs from a fresh one's.
+    calls.clear()
+    evaluate(synset, real=digits, protocol=custom_protocol("mtt", epochs=1), models=["mlp"],
+             seeds=[0, 1], progress=False)
+    (only,) = calls
+    a, b = ema_call[3].seed_parameters(0), only[3].seed_parameters(0)
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    assert warm.protocol == "mtt-ftd-warm+custom" and len(warm.accuracies) == 2
+    plain = create_method("mtt", **TINY).distill(digits, ipc=1, seed=0, progress=False)
+    with pytest.raises(UserError, match="has none .*ema_decay > 0.*eval=mtt"):
+        evaluate(plain, real=digits, protocol=protocol, models=["mlp"], seeds=[0], progress=False)

@@ -106,6 +106,7 @@ def train_and_score(
     desc: str = "",
     label_source=None,
     replay=None,
+    warm_images: torch.Tensor | None = None,
 ) -> EvalResult:
     """Train one network per seed and score each once on the real test set, timing it and its peak memory.
 
@@ -134,10 +135,12 @@ def train_and_score(
     tracker = PeakMemory(device)
     start = time.perf_counter()
     with tracker:
-        trained = train_networks(
-            model=model, images=images, targets=targets, num_classes=real.num_classes, protocol=protocol, lr=lr,
-            seeds=seeds, augment=make_augment(real, protocol), transform=transform, batched=batched,
-            progress=progress, desc=desc)
+        common = dict(model=model, targets=targets, num_classes=real.num_classes, protocol=protocol, lr=lr,
+                      seeds=seeds, augment=make_augment(real, protocol), transform=transform, batched=batched,
+                      progress=progress)
+        # mtt-ftd-warm: the networks first learn the raw images, then continue (fresh SGD and schedule) on these.
+        warm = None if warm_images is None else train_networks(images=warm_images, desc=f"{desc} (raw)", **common)
+        trained = train_networks(images=images, desc=desc, start=warm, stage=0 if warm is None else 1, **common)
         accuracies = score(trained, real, protocol)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -209,13 +212,19 @@ def evaluate(
         raise UserError(f"label source '{labels.kind}' distils by KD: it needs a kd protocol (eval=kd, "
                         f"eval=kd-quick); protocol '{protocol.name}' trains on the set's own labels")
     source = labels.source if protocol.family == "kd" else None
+    warm_images = None
+    if getattr(protocol, "warm_start", None) == "ftd":
+        warm_images = synset.extras.get("images_raw")
+        if warm_images is None:
+            raise UserError(f"protocol '{protocol.name}' trains on the set's raw images before its EMA images; this "
+                            f"{synset.method} set has none (only FTD sets with ema_decay > 0 keep them): use eval=mtt")
     storage = storage_with_labels(synset, labels)
     results = []
     for model in models:
         result = train_and_score(
             model=model, images=synset.images, targets=targets, real=real, protocol=protocol, lr=lr, seeds=seeds,
             transform=transform, batched=batched, progress=progress, label_source=source, replay=labels.replay,
-            desc=f"eval {synset.method} ipc{synset.ipc} {model}")
+            desc=f"eval {synset.method} ipc{synset.ipc} {model}", warm_images=warm_images)
         result.extra.update(label_source=labels.kind, label_identity=labels.identity, storage=storage,
                             teachers=labels.teachers)
         results.append(result)

@@ -8,7 +8,9 @@ created (momentum reset), batch 256, lr = the set's learned lr when present else
 field means a new version.
 
 Other protocols exist for paper comparison or the CPU demo and are never ranked beside ``mtt``: ``mtt-fyi`` is
-``mtt`` with FYI's modified DSA (trajectory-matching.md section 4e-f), the evaluator of FYI's own tables.
+``mtt`` with FYI's modified DSA (trajectory-matching.md section 4e-f), the evaluator of FYI's own tables;
+``mtt-ftd-warm`` is FTD's evaluation of its EMA images (a network warm from the raw images), the number FTD's
+EMA rows report; ``mtt`` scores the EMA images on fresh networks.
 """
 
 from __future__ import annotations
@@ -77,6 +79,17 @@ class EvalProtocol:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class WarmStartProtocol(EvalProtocol):
+    """FTD's EMA number (distill_FTD.py: ``evaluate_synset`` trains ``net_eval`` on the raw images, then the SAME,
+    already trained network again on the EMA images, with a fresh optimiser and lr schedule): each seed's network is
+    trained under the protocol on the set's raw images (``extras["images_raw"]``), then again on its images, and
+    scored after the second stage. A subclass, so the fields of the other protocols (and their hashes) are unchanged.
+    """
+
+    warm_start: str = "ftd"
+
+
 def _register(protocol: EvalProtocol) -> None:
     PROTOCOLS.register(protocol.name)(protocol)
 
@@ -94,6 +107,10 @@ _register(EvalProtocol(
     name="mtt-fyi", version=1, epochs=1000, augment="dsa_fyi", ranked=False,
     description="FYI paper comparison: mtt with FYI's DSA (flip p=0.5 on every batch + one other DSA family); "
                 "datasets whose strategy has flip only; not ranked"))
+_register(WarmStartProtocol(
+    name="mtt-ftd-warm", version=1, epochs=1000, ranked=False,
+    description="FTD paper comparison: mtt on the raw images, then the same networks (warm) on the EMA images, "
+                "as distill_FTD.py scores its EMA sets; FTD sets only (ema_decay > 0); not ranked"))
 
 
 def _register_kd() -> None:

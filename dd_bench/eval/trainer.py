@@ -40,6 +40,8 @@ def train_networks(
     progress: bool = True,
     desc: str = "",
     model_kwargs: dict | None = None,
+    start: TrainedNetworks | None = None,
+    stage: int = 0,
 ) -> TrainedNetworks:
     """Train one fresh ``model`` per seed on ``(images, targets)`` under an `mtt`-family ``protocol``.
 
@@ -52,4 +54,4 @@ def train_networks(
         model=model, images=images, labels=labels, num_classes=num_classes, passes=protocol.passes,
         batch_size=protocol.batch_size, optimizer=protocol_optimizer(protocol), lr=lr,
         schedule=protocol_schedule(protocol), seeds=seeds, augment=augment, transform=transform, batched=batched,
-        max_steps=max_steps, progress=progress, desc=desc, model_kwargs=model_kwargs)
+        max_steps=max_steps, progress=progress, desc=desc, model_kwargs=model_kwargs, start=start, stage=stage)

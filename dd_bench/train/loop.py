@@ -63,6 +63,15 @@ class TrainedNetworks:
     def batched(self) -> bool:
         return self.params is not None
 
+    def seed_state(self, i: int) -> dict[str, torch.Tensor]:
+        """The i-th seed's network as a state dict (parameters and buffers), to continue training it."""
+        if self.params is not None:
+            assert self.buffers is not None
+            return {**{k: v[i].detach() for k, v in self.params.items()},
+                    **{k: v[i].detach() for k, v in self.buffers.items()}}
+        assert self.modules is not None
+        return {k: v.detach() for k, v in self.modules[i].state_dict().items()}
+
     def seed_parameters(self, i: int) -> dict[str, torch.Tensor]:
         """Parameters of the i-th seed's network as a name -> tensor dict (for equivalence checks)."""
         if self.params is not None:
@@ -138,6 +147,8 @@ def train_networks(
     replay: Replay | None = None,
     after_pass: Callable[[int, TrainedNetworks], None] | None = None,
     cpu_batched_up_to: int = 0,
+    start: TrainedNetworks | None = None,
+    stage: int = 0,
 ) -> TrainedNetworks:
     """Train one fresh ``model`` per seed for ``passes`` passes over ``images``.
 
@@ -153,6 +164,9 @@ def train_networks(
         trained (all seeds when batched, one when sequential); it must not draw random numbers or train.
     cpu_batched_up_to: with ``batched=None``, batch on the CPU too when a pass holds at most this many pixels
         (:func:`auto_batched`).
+    start: networks of the same seeds to continue training instead of fresh ones (FTD's warm evaluation,
+        ``mtt-ftd-warm``). stage: > 0 gives each seed fresh data and augmentation streams for a later stage of
+        training, so it does not replay the batches of the stage before.
     """
     if not seeds:
         raise ValueError("seeds must not be empty")
@@ -166,13 +180,19 @@ def train_networks(
     kwargs = dict(num_classes=num_classes, in_channels=c, image_size=(h, w), **(model_kwargs or {}))
     modules = [create_model(model, generator=make_generator(s, "eval", "init", model), **kwargs).to(device)
                for s in seeds]
+    if start is not None:
+        if list(start.seeds) != list(seeds):
+            raise ValueError(f"start networks are seeds {start.seeds}, not {list(seeds)}")
+        for i, m in enumerate(modules):
+            m.load_state_dict(start.seed_state(i))
     if batched is None:
         batched = auto_batched(device, len(seeds), modules[0], pass_pixels=n * h * w,
                                cpu_batched_up_to=cpu_batched_up_to)
     if batched and not supports_vmap(modules[0]):
         raise UserError(f"model '{model}' cannot be trained batched (it has BatchNorm); use batched=False")
-    data_gens = [make_generator(s, "eval", "data") for s in seeds]  # CPU: randperm of every pass
-    aug_gens = [make_generator(s, "eval", "aug", device=device) for s in seeds]
+    streams = ("eval",) if stage == 0 else ("eval", "stage", stage)
+    data_gens = [make_generator(s, *streams, "data") for s in seeds]  # CPU: randperm of every pass
+    aug_gens = [make_generator(s, *streams, "aug", device=device) for s in seeds]
 
     if batched:
         params, buffers = torch.func.stack_module_state(modules)
