@@ -113,7 +113,9 @@ class SyntheticSet:
             labels += self.soft_labels.numel() * self.soft_labels.element_size()
         if self.learned_lr is not None:
             labels += 4  # one float32 scalar
-        extras = sum(t.numel() * t.element_size() for t in self.extras.values())
+        # The papers' test-selected copy (paper_selection) is not part of the set: it only feeds its own column.
+        extras = sum(t.numel() * t.element_size() for k, t in self.extras.items()
+                     if not k.startswith("paper_selected."))
         return {
             "images_bytes": images,
             "labels_bytes": labels,

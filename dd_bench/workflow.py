@@ -86,8 +86,12 @@ def distill_to_disk(
         tracker = PeakMemory(real.device)
         start = time.perf_counter()
         with tracker:
-            synset = synthesizer.distill(real, ipc=ipc, seed=seed, progress=progress,
-                                         checkpoint_dir=out / ".checkpoint", cache_dir=cache_dir)
+            # Distillation never holds the test split: nothing in it can be selected on the test set.
+            # paper_selection: the test split goes to the checkpoint selector alone, for a never-ranked column.
+            paper = ({"paper_test": (real.test_images, real.test_labels)}
+                     if getattr(synthesizer.cfg, "paper_selection", False) else {})
+            synset = synthesizer.distill(real.without_test(), ipc=ipc, seed=seed, progress=progress,
+                                         checkpoint_dir=out / ".checkpoint", cache_dir=cache_dir, **paper)
         seconds = time.perf_counter() - start
         synset.preset = preset
         synset.set_hash = set_hash
@@ -175,6 +179,7 @@ def records_from_results(
                    "label_source": r.extra.get("label_source"), "label_identity": r.extra.get("label_identity"),
                    "teachers": r.extra.get("teachers"),
                    "best_during_training": r.extra.get("best_during_training"),
+                   "acc_test_selected": r.extra.get("acc_test_selected"),
                    "distill_status": synset.provenance.get("distill_status", {}),
                    "preset_verified": config.get("verified"), "preset_published": config.get("published")},
             **prov))

@@ -143,3 +143,25 @@ def test_dm_beats_random_real_at_ipc1_on_digits(digits):
         (res,) = evaluate(synset, real=digits, protocol=protocol, models=["convnet"], seeds=[0, 1, 2], progress=False)
         scores[name] = statistics.fmean(res.accuracies)
     assert scores["dm"] >= scores["random"] + 5.0, scores
+
+
+def test_distillation_never_holds_the_test_split(digits, tmp_path, monkeypatch):
+    """Structural: distill_to_disk hands every method the data WITHOUT its test tensors (nothing can be selected
+    on the test set), with the full data's fingerprint so caches and resume keys are unchanged."""
+    from dd_bench.methods.random_real import RandomReal
+    from dd_bench.workflow import distill_to_disk
+
+    seen = []
+    original = RandomReal.distill
+
+    def spy(self, real, **kw):
+        seen.append(real)
+        return original(self, real, **kw)
+
+    monkeypatch.setattr(RandomReal, "distill", spy)
+    distill_to_disk(method="random", method_kwargs={}, real=digits, ipc=1, seed=0, out=tmp_path / "set",
+                    progress=False)
+    (given,) = seen
+    assert len(given.test_images) == 0 and len(given.test_labels) == 0 and len(digits.test_images) > 0
+    assert given.fingerprint() == digits.fingerprint() == given.to("cpu").fingerprint()
+    assert torch.equal(given.train_images, digits.train_images)

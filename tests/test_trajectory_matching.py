@@ -255,3 +255,98 @@ def test_ftd_warm_protocol_continues_the_raw_images_networks(digits, monkeypatch
     plain = create_method("mtt", **TINY).distill(digits, ipc=1, seed=0, progress=False)
     with pytest.raises(UserError, match="has none .*ema_decay > 0.*eval=mtt"):
         evaluate(plain, real=digits, protocol=protocol, models=["mlp"], seeds=[0], progress=False)
+
+
+def test_checkpoint_selection_keeps_the_best_validation_state(digits, monkeypatch):
+    """eval_every scores the set on the validation split (a scripted curve here) and the best state becomes the set:
+    its images equal those of a run stopped at that iteration; the curve is in the provenance; eval_from skips
+    earlier candidates; without a validation split it fails in one line."""
+    import dd_bench.eval as eval_package
+    from dd_bench.data.validation import split_validation
+    from dd_bench.errors import UserError
+    from dd_bench.eval import EvalResult
+
+    real, _ = split_validation(digits, fraction=0.1, seed=0)
+    real = real.without_test()
+    curve = iter([50.0, 80.0, 60.0])
+    seen = []
+
+    def scripted(synset, *, real, protocol, models, seeds, progress):
+        seen.append((len(real.test_labels), protocol.name, len(seeds)))
+        acc = next(curve)
+        return [EvalResult(model=models[0], protocol=protocol.name, protocol_version=1, seeds=seeds,
+                           accuracies=[acc] * len(seeds), eval_seconds=0.0, peak_memory={}, lr=0.01, batched=False)]
+
+    monkeypatch.setattr(eval_package, "evaluate", scripted)
+    options = {**TINY, "iterations": 6, "eval_every": 2, "eval_networks": 2, "eval_protocol": "quick",
+               "eval_epochs": 1}
+    selected = create_method("mtt", **options).distill(real, ipc=1, seed=0, progress=False)
+    selection = selected.provenance["distill_status"]["selection"]
+    assert selection["curve"] == [[2, 50.0], [4, 80.0], [6, 60.0]] and selection["best_iteration"] == 4
+    assert selection["split"] == "validation" and 0.0 <= selection["share_of_wall_time"] <= 1.0
+    assert seen == [(len(real.val_labels), "quick+custom", 2)] * 3  # scored on the validation images only
+    at_four = create_method("mtt", **{**TINY, "iterations": 4}).distill(real, ipc=1, seed=0, progress=False)
+    last = create_method("mtt", **{**TINY, "iterations": 6}).distill(real, ipc=1, seed=0, progress=False)
+    assert torch.equal(selected.images, at_four.images) and not torch.equal(selected.images, last.images)
+    assert selected.learned_lr == at_four.learned_lr
+
+    curve = iter([70.0, 65.0])
+    late = create_method("mtt", **{**options, "eval_from": 4}).distill(real, ipc=1, seed=0, progress=False)
+    assert late.provenance["distill_status"]["selection"]["curve"] == [[4, 70.0], [6, 65.0]]
+    with pytest.raises(UserError, match="validation=0.1"):
+        create_method("mtt", **options).distill(digits, ipc=1, seed=0, progress=False)
+
+
+def test_checkpoint_selection_resumes_with_its_best_state(digits, monkeypatch, tmp_path):
+    import dd_bench.eval as eval_package
+    from dd_bench.data.validation import split_validation
+    from dd_bench.eval import EvalResult
+
+    real, _ = split_validation(digits, fraction=0.1, seed=0)
+    accuracies = {2: 50.0, 4: 80.0, 6: 60.0}  # by iteration: the curve both runs see
+
+    def scripted(synset, *, real, protocol, models, seeds, progress):
+        acc = accuracies[scripted.calls.pop(0)]
+        return [EvalResult(model=models[0], protocol=protocol.name, protocol_version=1, seeds=seeds,
+                           accuracies=[acc] * len(seeds), eval_seconds=0.0, peak_memory={}, lr=0.01, batched=False)]
+
+    monkeypatch.setattr(eval_package, "evaluate", scripted)
+    options = {**TINY, "iterations": 6, "eval_every": 2, "eval_epochs": 1, "eval_protocol": "quick",
+               "checkpoint_every": 2}
+    scripted.calls = [2, 4, 6]
+    whole = create_method("mtt", **options).distill(real, ipc=1, seed=0, progress=False)
+    scripted.calls = [2, 4]
+    create_method("mtt", **{**options, "iterations": 4}).distill(real, ipc=1, seed=0, progress=False,
+                                                                  checkpoint_dir=tmp_path)
+    scripted.calls = [6]
+    resumed = create_method("mtt", **options).distill(real, ipc=1, seed=0, progress=False, checkpoint_dir=tmp_path)
+    assert resumed.provenance["distill_status"]["resumed_from"] == 4
+    assert resumed.provenance["distill_status"]["selection"]["curve"] == [[2, 50.0], [4, 80.0], [6, 60.0]]
+    assert torch.equal(resumed.images, whole.images) and resumed.learned_lr == whole.learned_lr
+
+
+def test_paper_selection_reports_the_test_selected_score_apart(digits, tmp_path, capsys):
+    """paper_selection: `run` hands the test split to the selector alone; the set stays the validation-selected one,
+    and the record carries the test-selected checkpoint's score in its own column, shown on the leaderboard."""
+    from dd_bench.cli import main
+    from dd_bench.results import load_records
+
+    tiny = [f"method.{k}={v}" for k, v in TINY.items()]
+    args = ["run", "method=mtt", *tiny, "method.iterations=4", "method.eval_every=2", "method.eval_networks=1",
+            "method.eval_protocol=quick", "method.eval_epochs=1", "method.eval_model=mlp", "method.paper_selection=true",
+            "validation=0.2", "eval=quick", "eval.epochs=1", "models=[mlp]", "seeds=1", "references=[]",
+            f"results={tmp_path}", "progress=false", "hydra.run.dir=" + str(tmp_path / "hydra")]
+    assert main(args) == 0, capsys.readouterr()
+    (rec,) = [r for r in load_records(tmp_path) if r.method == "mtt"]
+    selection = rec.extra["distill_status"]["selection"]
+    assert [p[0] for p in selection["curve"]] == [2, 4] and selection["split"] == "validation"
+    assert [p[0] for p in selection["paper_selection"]["curve"]] == [2, 4]
+    selected = rec.extra["acc_test_selected"]
+    assert len(selected["accuracies"]) == 1 and selected["iteration"] in (2, 4) and "never ranked" in selected["note"]
+    assert rec.storage["extras_bytes"] == 0  # the test-selected copy is not part of the set
+    assert main(["leaderboard", f"results={tmp_path}"]) == 0
+    assert "test-selected % (not ranked)" in capsys.readouterr().out
+    from dd_bench.errors import UserError
+
+    with pytest.raises(UserError, match="paper_selection .* needs eval_every > 0"):
+        create_method("mtt", **{**TINY, "paper_selection": True}).distill(digits, ipc=1, seed=0, progress=False)

@@ -73,6 +73,8 @@ class RealData:
         """
         from dd_bench.io import json_sha256, tensors_sha256
 
+        if "_fingerprint_of_full_data" in self.__dict__:  # a without_test() copy names the data it came from
+            return self.__dict__["_fingerprint_of_full_data"]
         tensor_sha = self.__dict__.get("_tensor_sha256")
         if tensor_sha is None:
             tensor_sha = tensors_sha256([self.train_images, self.train_labels, self.test_images, self.test_labels])
@@ -106,7 +108,7 @@ class RealData:
         return x.clamp(0.0, 1.0)
 
     def to(self, device: torch.device | str) -> RealData:
-        return replace(
+        moved = replace(
             self,
             train_images=self.train_images.to(device),
             train_labels=self.train_labels.to(device),
@@ -116,3 +118,22 @@ class RealData:
             val_images=None if self.val_images is None else self.val_images.to(device),
             val_labels=None if self.val_labels is None else self.val_labels.to(device),
         )
+        for key in ("_tensor_sha256", "_fingerprint_of_full_data"):  # the same data: its fingerprint carries over
+            if key in self.__dict__:
+                moved.__dict__[key] = self.__dict__[key]
+        return moved
+
+    def without_test(self) -> RealData:
+        """This data with an EMPTY test split, for distillation: a method cannot select anything on the test set
+        because it never holds it. The fingerprint is the full data's (caches and resume keys are unchanged)."""
+        fingerprint = self.fingerprint()
+        out = replace(self, test_images=self.test_images[:0], test_labels=self.test_labels[:0])
+        out.__dict__["_fingerprint_of_full_data"] = fingerprint
+        return out
+
+    def validation_view(self) -> RealData:
+        """The validation split in the place of the test split (and no test data): what checkpoint selection
+        scores on. Raises ValueError without a validation split."""
+        if self.val_images is None or self.val_labels is None:
+            raise ValueError("this data has no validation split")
+        return replace(self, test_images=self.val_images, test_labels=self.val_labels)

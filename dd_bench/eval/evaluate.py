@@ -5,6 +5,7 @@ Every method's set is scored by this one function under a named protocol; method
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -219,6 +220,7 @@ def evaluate(
             raise UserError(f"protocol '{protocol.name}' trains on the set's raw images before its EMA images; this "
                             f"{synset.method} set has none (only FTD sets with ema_decay > 0 keep them): use eval=mtt")
     storage = storage_with_labels(synset, labels)
+    paper = _paper_selected(synset) if protocol.family != "kd" else None
     results = []
     for model in models:
         result = train_and_score(
@@ -227,5 +229,25 @@ def evaluate(
             desc=f"eval {synset.method} ipc{synset.ipc} {model}", warm_images=warm_images)
         result.extra.update(label_source=labels.kind, label_identity=labels.identity, storage=storage,
                             teachers=labels.teachers)
+        if paper is not None:
+            tested = train_and_score(
+                model=model, images=paper.images, targets=synset_targets(paper), real=real, protocol=protocol,
+                lr=protocol.lr_for(paper.learned_lr), seeds=seeds, transform=transform, batched=batched,
+                progress=progress, desc=f"eval {synset.method} ipc{synset.ipc} {model} (test-selected)")
+            result.extra["acc_test_selected"] = {
+                "accuracies": tested.accuracies, "mean": statistics.fmean(tested.accuracies),
+                "iteration": synset.provenance.get("distill_status", {}).get("selection", {})
+                .get("paper_selection", {}).get("best_iteration"),
+                "note": "the checkpoint the papers would pick: best on the TEST set; labelled, never ranked"}
         results.append(result)
     return results
+
+
+def _paper_selected(synset: SyntheticSet) -> SyntheticSet | None:
+    """The papers' test-selected checkpoint a set carries under ``paper_selection`` (else None), as a set."""
+    if "paper_selected.images" not in synset.extras:
+        return None
+    soft = synset.extras.get("paper_selected.soft_labels")
+    return dataclasses.replace(synset, images=synset.extras["paper_selected.images"],
+                               learned_lr=float(synset.extras["paper_selected.learned_lr"].item()),
+                               soft_labels=soft if soft is not None else synset.soft_labels, extras={})

@@ -26,6 +26,7 @@ import dataclasses
 import enum
 import glob
 import math
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -49,6 +50,7 @@ from dd_bench.methods.tm_labels import (
     single_expert_logit_labels,
 )
 from dd_bench.methods.tm_schedule import ExpertSampler, ExpertSampling, start_epoch_upper
+from dd_bench.methods.tm_selection import CheckpointSelector
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
 
@@ -106,6 +108,16 @@ class TrajectoryMatching(Synthesizer):
         expert_model_width: int = 128  # ConvNet width (128 in every paper setting)
         expert_buffers: Optional[str] = None  # glob of official replay_buffer_*.pt files to import instead
         checkpoint_every: int = 100
+        # Checkpoint selection on the validation split (dd_bench/methods/tm_selection.py): 0 = the last iterate.
+        eval_every: int = 0  # score the set every this many iterations (and after the last)
+        eval_from: int = 0  # earlier iterations are not candidates (FYI: 5000)
+        eval_networks: int = 2  # fresh networks per check
+        eval_model: str = "convnet"
+        eval_protocol: str = "mtt"
+        eval_epochs: Optional[int] = None  # the check's epochs instead of the protocol's (CPU, tests)
+        # Also select on the TEST split as the papers do, only to report that set's score in its own labelled,
+        # never-ranked column (acc_test_selected); the set itself stays the validation-selected one.
+        paper_selection: bool = False
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -149,8 +161,20 @@ class TrajectoryMatching(Synthesizer):
                             "experts": experts_key}, 16)
 
     def distill(self, real: RealData, *, ipc: int, seed: int, progress: bool = True,
-                checkpoint_dir: Path | None = None, cache_dir: Path | None = None) -> SyntheticSet:
+                checkpoint_dir: Path | None = None, cache_dir: Path | None = None,
+                paper_test: tuple[torch.Tensor, torch.Tensor] | None = None) -> SyntheticSet:
+        """``paper_test``: the test split (images, labels), handed by the workflow to the checkpoint selector alone
+        when ``paper_selection`` is set (the ``real`` a method receives has no test split)."""
         c, device, k = self.cfg, real.device, real.num_classes
+        began = time.perf_counter()
+        if c.paper_selection and (c.eval_every <= 0 or paper_test is None):
+            raise UserError("paper_selection tracks the papers' test-selected checkpoint beside the validation-"
+                            "selected one: it needs eval_every > 0 and the test split, which `dd-bench run` / "
+                            "`distill` hand to the selector")
+        selector = (CheckpointSelector(real, every=c.eval_every, start=c.eval_from, iterations=c.iterations,
+                                       networks=c.eval_networks, model=c.eval_model, protocol=c.eval_protocol,
+                                       epochs=c.eval_epochs, paper_test=paper_test if c.paper_selection else None)
+                    if c.eval_every > 0 else None)
         experts = self.load_experts(real, progress=progress, cache_dir=cache_dir)
         traj = experts.params  # (E, T+1, P) float32, CPU
         if traj.shape[1] < c.max_start_epoch + c.expert_epochs:
@@ -220,12 +244,18 @@ class TrajectoryMatching(Synthesizer):
             state["skipped"] += int(skip)
             return loss
 
+        def current() -> dict[str, torch.Tensor]:
+            return {**leaves, **({"ema": ema} if ema is not None else {})}
+
         def after_step(it: int, loss: float) -> None:
             if ema is not None:
                 with torch.no_grad():
                     ema.mul_(c.ema_decay).add_(images.detach(), alpha=1.0 - c.ema_decay)
             state["iteration"] = it + 1
             state["losses"] = (state["losses"] + [loss])[-100:]
+            if selector is not None and selector.due(it + 1):
+                selector.check(it + 1, lambda: self._result(real, ipc, images, alpha, targets, ema, labels, {}),
+                               current())
 
         def save_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             tensors = {"g_sample": g_sample.get_state(), "g_aug": g_aug.get_state()}
@@ -235,12 +265,19 @@ class TrajectoryMatching(Synthesizer):
                     tensors[f"momentum.{name}"] = buf
             if ema is not None:
                 tensors["ema"] = ema
-            return tensors, {"skipped": state["skipped"], "losses": state["losses"], "experts": experts_sampler.state()}
+            extra: dict[str, Any] = {}
+            if selector is not None:
+                best, extra["selection"] = selector.state()
+                tensors.update(best)
+            return tensors, {"skipped": state["skipped"], "losses": state["losses"],
+                             "experts": experts_sampler.state(), **extra}
 
         def restore_state(tensors: dict[str, torch.Tensor], saved: dict[str, Any]) -> None:
             self._restore(tensors, leaves, optimisers, ema, (g_sample, g_aug), device)
             state.update(iteration=saved["iteration"], skipped=saved["skipped"], losses=saved["losses"])
             experts_sampler.load_state(saved["experts"])
+            if selector is not None:
+                selector.load_state(tensors, saved["selection"])
 
         status = run_iterations(
             iterations=c.iterations, leaves=leaves, step=step, save_state=save_state, restore_state=restore_state,
@@ -251,12 +288,27 @@ class TrajectoryMatching(Synthesizer):
                                       "skipped": state["skipped"]})
         if init_info:
             status["init"] = init_info
+        if selector is not None and selector.best:
+            with torch.no_grad():  # the best validation checkpoint becomes the set
+                for name, tensor in current().items():
+                    tensor.copy_(selector.best[name].to(tensor.device))
+        paper_extras: dict[str, torch.Tensor] = {}
+        if selector is not None:
+            status["selection"] = selector.summary(time.perf_counter() - began)
+            if selector.test_best:  # the papers' test-selected state rides along, for its own column only
+                best = selector.test_best
+                paper_extras = {"paper_selected.images": best["ema" if ema is not None else "images"].clone(),
+                                "paper_selected.learned_lr": best["alpha"].reshape(1).clone()}
+                if "labels" in best:
+                    paper_extras["paper_selected.soft_labels"] = best["labels"].clone()
         status["expert_sampling"] = {"mode": str(c.expert_sampling), "uses": experts_sampler.counts}
         status.update(skipped_updates=state["skipped"], iterations_done=state["iteration"],
                       mean_loss_last_100=sum(state["losses"]) / max(1, len(state["losses"])),
                       experts={"key": experts.key, "source": experts.source, "count": int(traj.shape[0]),
                                "epochs": int(traj.shape[1] - 1)})
-        return self._result(real, ipc, images, alpha, targets, ema, labels, status)
+        synset = self._result(real, ipc, images, alpha, targets, ema, labels, status)
+        synset.extras.update({k: v.to(device) for k, v in paper_extras.items()})
+        return synset
 
     def _plan(self, n_syn: int, batch: int, augment: DSA | None, g_sample: torch.Generator,
               g_aug: torch.Generator, device: torch.device) -> list[InnerStep]:

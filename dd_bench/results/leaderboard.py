@@ -40,7 +40,7 @@ PUBLISHED_CSV = Path(__file__).resolve().parents[2] / "baselines" / "published.c
 COLUMNS = (
     "protocol", "protocol_version", "ranked", "dataset", "ipc", "model", "rank", "method", "variant", "kind",
     "preset", "n_seeds", "acc_mean", "acc_std", "acc_mean_std", "published", "published_std", "published_verified",
-    GAP_COLUMN, "published_source", "label_source", "images_bytes", "labels_bytes", "eval_assets_bytes",
+    GAP_COLUMN, "published_source", "acc_test_selected", "label_source", "images_bytes", "labels_bytes", "eval_assets_bytes",
     "eval_assets", "storage_bytes", "storage_dtype", "distill_seconds", "eval_seconds",
     "peak_memory_bytes", "peak_memory_kind", "device", "note", "record_id", "set_hash",
 )  # fmt: skip
@@ -192,6 +192,8 @@ def _row(record: RunRecord, variant: str, published: dict[str, Any] | None) -> d
         "published_verified": None if published is None else published["verified"],
         GAP_COLUMN: float(record.acc_mean) - pub_mean,  # NaN when no published row matched
         "published_source": None if published is None else published["source"],
+        # paper_selection: the test-selected checkpoint's score (the papers' way), beside the honest one; never ranked
+        "acc_test_selected": _nan_if_none((record.extra.get("acc_test_selected") or {}).get("mean")),
         "label_source": _label_display(record),
         "images_bytes": _nan_if_none(record.storage.get("images_bytes")),
         "labels_bytes": _nan_if_none(record.storage.get("labels_bytes")),
@@ -335,6 +337,7 @@ _DISPLAY = (
     ("published", _fmt_published),
     ("verified", lambda r: _text(r["published_verified"])),
     (GAP_COLUMN, lambda r: _fmt_number(r[GAP_COLUMN], 2, sign=True)),
+    ("test-selected % (not ranked)", lambda r: _fmt_number(r["acc_test_selected"], 2)),
     ("labels", lambda r: _text(r["label_source"])),
     ("images", lambda r: _fmt_bytes(r["images_bytes"])),
     ("label bytes", lambda r: _fmt_bytes(r["labels_bytes"])),
@@ -345,6 +348,9 @@ _DISPLAY = (
     ("peak memory", _fmt_peak),
     ("note", lambda r: _text(r["note"])),
 )  # fmt: skip
+
+
+_OPTIONAL_DISPLAY = frozenset({"test-selected % (not ranked)"})
 
 
 def _render_table(headers: list[str], rows: list[list[str]], *, markdown: bool) -> list[str]:
@@ -386,12 +392,15 @@ def _render(df: pd.DataFrame, *, markdown: bool) -> str:
     if df.empty:
         return "No run records.\n"
     out: list[str] = []
-    headers = [name for name, _ in _DISPLAY]
     for (protocol, version, ranked), table in df.groupby(["protocol", "protocol_version", "ranked"], sort=False):
         header = _table_header(str(protocol), int(version), bool(ranked))
         out += [("## " if markdown else "== ") + header[0], *header[1:]]
         rows = [[fmt(row) for _, fmt in _DISPLAY] for _, row in table.iterrows()]
-        out += _render_table(headers, rows, markdown=markdown) + [""]
+        # A column only some runs fill (paper_selection's) is shown in the tables where a run filled it.
+        keep = [i for i, (name, _) in enumerate(_DISPLAY)
+                if name not in _OPTIONAL_DISPLAY or any(row[i] for row in rows)]
+        out += _render_table([_DISPLAY[i][0] for i in keep], [[row[i] for i in keep] for row in rows],
+                             markdown=markdown) + [""]
     return "\n".join(out)
 
 
