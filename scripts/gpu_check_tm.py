@@ -9,6 +9,8 @@ records, the sets and a stage log under --out after every stage.
 Usage (GPU): python scripts/gpu_check_tm.py --data-root /tmp/c10 --out $OUT --budget 280
 CPU smoke run: python scripts/gpu_check_tm.py --dataset digits --experts 2 --expert-epochs 4 --max-start 2 \
     --eval-epochs 3 --budget 60 --device cpu --out /tmp/gpu_check
+``--selection`` (issue 8) adds MTT's honest checkpoint selection on a validation split and the papers'
+test-selected number beside it (``acc_test_selected``, and their difference ``test_selection_bias``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from pathlib import Path
 
 from dd_bench.data import load_dataset
+from dd_bench.data.validation import split_validation
 from dd_bench.eval import custom_protocol, get_protocol
 from dd_bench.experts import ExpertRecipe, get_experts
 from dd_bench.results import collect_provenance
@@ -39,6 +42,14 @@ def main() -> None:
     parser.add_argument("--ipc", type=int, default=10)
     parser.add_argument("--eval-epochs", type=int, default=None, help="shorter evaluation (an unranked protocol)")
     parser.add_argument("--chunk", type=int, default=20, help="distillation iterations between time checks")
+    parser.add_argument("--selection", action="store_true",
+                        help="issue 8: hold out --val-fraction of the training set (experts train without it), select "
+                             "MTT's checkpoint on it every --select-every iterations, and track the papers' "
+                             "test-selected checkpoint beside it (the honest and the test-selected number)")
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--select-every", type=int, default=100, help="MTT's eval_it")
+    parser.add_argument("--select-networks", type=int, default=2)
+    parser.add_argument("--select-epochs", type=int, default=None, help="epochs of each selection check")
     args = parser.parse_args()
     start = time.perf_counter()
     out = args.out
@@ -48,7 +59,10 @@ def main() -> None:
     log(out, "start", provenance=collect_provenance(device), args=vars(args), reduced=reduced)
 
     real = load_dataset(args.dataset, root=args.data_root, zca=args.zca, progress=False).to(device)
-    log(out, "data", seconds=time.perf_counter() - start, train=len(real.train_labels), test=len(real.test_labels))
+    if args.selection:  # everything (experts, ZCA, distillation) trains without the held-out split
+        real, _ = split_validation(real, fraction=args.val_fraction, seed=0)
+    log(out, "data", seconds=time.perf_counter() - start, train=len(real.train_labels), test=len(real.test_labels),
+        validation=0 if real.val_labels is None else len(real.val_labels))
 
     recipes = {"mtt": ExpertRecipe(epochs=args.expert_epochs, optimizer="sgd"),
                "datm": ExpertRecipe(epochs=args.expert_epochs, optimizer="gsam", rho=0.01, alpha=0.3)}
@@ -65,6 +79,13 @@ def main() -> None:
     methods = {"mtt": dict(common, lr_img=100.0),
                "datm": dict(common, lr_img=100.0, lr_teacher=0.01, syn_steps=80, current_max_start_epoch=args.max_start // 2,
                             expansion_end_epoch=1000, lr_label=2.0)}
+    chunks = {name: args.chunk for name in methods}
+    if args.selection:
+        # A chunk's last iteration is always a candidate (it ends that call's run): chunks of the selection interval.
+        methods["mtt"] = dict(methods["mtt"], eval_every=args.select_every, eval_networks=args.select_networks,
+                              eval_epochs=args.select_epochs, paper_selection=True,
+                              checkpoint_every=args.select_every)
+        chunks["mtt"] = args.select_every
     for i, (name, options) in enumerate(methods.items()):
         # Each method gets half of what is left, minus a reserve for its evaluation.
         left = args.budget - (time.perf_counter() - start)
@@ -72,20 +93,30 @@ def main() -> None:
         eval_reserve = 0.35 * share
         set_dir = out / f"{name}-{args.dataset}-ipc{args.ipc}"
         iterations, t = 0, time.perf_counter()
-        while time.perf_counter() - t < share - eval_reserve:
-            iterations += args.chunk
+        while iterations == 0 or time.perf_counter() - t < share - eval_reserve:  # at least one chunk
+            iterations += chunks[name]
             distill_to_disk(method=name, method_kwargs=dict(options, iterations=iterations), real=real, ipc=args.ipc,
                             seed=0, out=set_dir, preset="gpu_check" + ("_reduced" if reduced else ""), progress=False)
         log(out, f"distill_{name}", iterations=iterations, seconds=time.perf_counter() - t,
             seconds_per_iteration=(time.perf_counter() - t) / max(iterations, 1))
         t = time.perf_counter()
-        records, _ = evaluate_to_records(synset_dir=set_dir, real=real, protocol=protocol, models=["convnet"],
-                                         seeds=list(range(5)), results_dir=out, progress=False,
-                                         config={"script": "scripts/gpu_check_tm.py", "args": vars(args),
-                                                 "method": {"name": name, **options, "iterations": iterations},
-                                                 "reduced": reduced})
+        try:
+            records, _ = evaluate_to_records(synset_dir=set_dir, real=real, protocol=protocol, models=["convnet"],
+                                             seeds=list(range(5)), results_dir=out, progress=False,
+                                             config={"script": "scripts/gpu_check_tm.py", "args": vars(args),
+                                                     "method": {"name": name, **options, "iterations": iterations},
+                                                     "reduced": reduced})
+        except FloatingPointError as err:  # a diverged set is a finding of the check: record it, go on
+            log(out, f"evaluate_{name}", seconds=time.perf_counter() - t, protocol=protocol.name, error=str(err))
+            continue
+        selected = records[0].extra.get("acc_test_selected")
+        selection = records[0].extra.get("distill_status", {}).get("selection")
         log(out, f"evaluate_{name}", seconds=time.perf_counter() - t, protocol=protocol.name,
-            accuracies=records[0].accuracies, acc_mean=records[0].acc_mean, acc_std=records[0].acc_std)
+            accuracies=records[0].accuracies, acc_mean=records[0].acc_mean, acc_std=records[0].acc_std,
+            **({} if selected is None else {
+                "acc_test_selected": selected["mean"], "test_selection_bias": selected["mean"] - records[0].acc_mean,
+                "validation_curve": selection["curve"], "test_curve": selection["paper_selection"]["curve"],
+                "selection_seconds": selection["seconds"], "selection_share": selection["share_of_wall_time"]}))
     log(out, "done", seconds=time.perf_counter() - start)
 
 

@@ -53,7 +53,7 @@ PY
 if [ "$TINY" = 1 ]; then
   EV="--device cpu --seeds 2 --passes 2 --repeats 3"; TM="--device cpu --ipcs 10 --syn-steps 2 --repeats 1"
   EX="--device cpu --experts 2 --epochs 1 --images 256"
-  CHECK="--dataset digits --experts 2 --expert-epochs 4 --max-start 2 --eval-epochs 3 --device cpu --chunk 5"
+  CHECK="--dataset digits --experts 2 --expert-epochs 4 --max-start 2 --eval-epochs 3 --device cpu --chunk 5 --select-every 5 --select-epochs 3"
   DB="--device cpu --teacher convnet_bn --iterations 2 --epochs 1 --images 128 --repeats 1"
   DC="--dataset digits --teacher-epochs 2 --iterations 5 --eval-epochs 3 --seeds 2 --student convnet --device cpu"
 else
@@ -82,7 +82,7 @@ fi
 if [ "$TINY" = 1 ] || [ -n "${CIFAR10_ROOT:-}" ]; then
   check_budget=$(( $(left) - 15 ))
   stage gpu_check_tm "$(( check_budget + 10 ))" python scripts/gpu_check_tm.py $CHECK --budget "$check_budget" \
-    --out "$OUT/gpu_check_tm_gpu"
+    --selection --out "$OUT/gpu_check_tm_gpu"
 else
   echo "== gpu_check_tm: skipped, CIFAR10_ROOT is not set (unpack .gpu/c10 and point CIFAR10_ROOT at it)"
 fi
@@ -115,7 +115,11 @@ if ex:
 stages = out / "gpu_check_tm_gpu" / "stages.jsonl"
 for line in stages.read_text().splitlines() if stages.is_file() else []:
     d = json.loads(line)
-    if d["stage"].startswith("evaluate_"):
-        print(f"gpu_check_tm {d['stage']}: {d['acc_mean']:.2f} +- {d['acc_std']:.2f} under {d['protocol']}")
+    if d["stage"].startswith("evaluate_") and "error" in d:
+        print(f"gpu_check_tm {d['stage']}: {d['error']}")
+    elif d["stage"].startswith("evaluate_"):
+        selected = (f"; test-selected {d['acc_test_selected']:.2f} (bias {d['test_selection_bias']:+.2f}, not ranked)"
+                    if "acc_test_selected" in d else "")
+        print(f"gpu_check_tm {d['stage']}: {d['acc_mean']:.2f} +- {d['acc_std']:.2f} under {d['protocol']}{selected}")
 PY
 echo "== gpu_checks: $(( $(date +%s) - start )) s of ${BUDGET}"

@@ -350,3 +350,28 @@ def test_paper_selection_reports_the_test_selected_score_apart(digits, tmp_path,
 
     with pytest.raises(UserError, match="paper_selection .* needs eval_every > 0"):
         create_method("mtt", **{**TINY, "paper_selection": True}).distill(digits, ipc=1, seed=0, progress=False)
+
+
+def test_a_candidate_that_cannot_be_trained_is_no_candidate(digits, monkeypatch):
+    """A check whose networks diverge (or whose learned lr went non-positive) shows None in the curve and is
+    skipped; the run goes on and the best trainable candidate is the set."""
+    import dd_bench.eval as eval_package
+    from dd_bench.data.validation import split_validation
+    from dd_bench.eval import EvalResult
+
+    real, _ = split_validation(digits, fraction=0.1, seed=0)
+    outcomes = iter([FloatingPointError("diverged"), 40.0, 30.0])
+
+    def scripted(synset, *, real, protocol, models, seeds, progress):
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return [EvalResult(model=models[0], protocol=protocol.name, protocol_version=1, seeds=seeds,
+                           accuracies=[outcome] * len(seeds), eval_seconds=0.0, peak_memory={}, lr=0.01,
+                           batched=False)]
+
+    monkeypatch.setattr(eval_package, "evaluate", scripted)
+    options = {**TINY, "iterations": 6, "eval_every": 2, "eval_epochs": 1, "eval_protocol": "quick"}
+    synset = create_method("mtt", **options).distill(real, ipc=1, seed=0, progress=False)
+    selection = synset.provenance["distill_status"]["selection"]
+    assert selection["curve"] == [[2, None], [4, 40.0], [6, 30.0]] and selection["best_iteration"] == 4

@@ -5,7 +5,8 @@ with 5 fresh networks **on the test set** and reports the best checkpoint. dd-be
 **validation split** (``validation=`` must hold one out of the training set): every ``every`` iterations from
 ``start`` on, and after the last, the current set is trained under ``protocol`` on ``networks`` fresh networks and
 scored on the validation images; the best-scoring state (ties: the earlier one) becomes the set, and the curve
-``[[iteration, validation accuracy %], ...]`` goes into its provenance. The method never holds the test split
+``[[iteration, validation accuracy %], ...]`` goes into its provenance (None where a candidate could not be
+trained: a non-positive learned lr or a diverged network). The method never holds the test split
 (``RealData.without_test``), so nothing here can look at it.
 """
 
@@ -62,26 +63,34 @@ class CheckpointSelector:
 
     def check(self, done: int, make_set: Callable[[], SyntheticSet], state: dict[str, torch.Tensor]) -> float:
         """Score the set of this state on the validation split; keep ``state`` (copied) when it is the best."""
-        from dd_bench.eval import evaluate
-
         began = time.perf_counter()
-        (result,) = evaluate(make_set(), real=self.view, protocol=self.protocol, models=[self.model],
-                             seeds=list(range(self.networks)), progress=False)
-        accuracy = statistics.fmean(result.accuracies)
+        accuracy = self._score(make_set, self.view)
         self.curve.append([done, accuracy])
-        if accuracy > self.best_accuracy:
+        if accuracy is not None and accuracy > self.best_accuracy:
             self.best_iteration, self.best_accuracy = done, accuracy
             self.best = {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
         if self.test_view is not None:  # the papers' way: fresh networks scored on the test split
-            (tested,) = evaluate(make_set(), real=self.test_view, protocol=self.protocol, models=[self.model],
-                                 seeds=list(range(self.networks)), progress=False)
-            test_accuracy = statistics.fmean(tested.accuracies)
+            test_accuracy = self._score(make_set, self.test_view)
             self.test_curve.append([done, test_accuracy])
-            if test_accuracy > self.test_best_accuracy:
+            if test_accuracy is not None and test_accuracy > self.test_best_accuracy:
                 self.test_best_iteration, self.test_best_accuracy = done, test_accuracy
                 self.test_best = {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
         self.seconds += time.perf_counter() - began
         return accuracy
+
+    def _score(self, make_set: Callable[[], SyntheticSet], view: RealData) -> float | None:
+        """Mean accuracy of fresh networks trained on the candidate and scored on ``view``'s test slot; None when
+        the candidate cannot be trained (its learned lr went non-positive, or training diverged): it is then no
+        candidate, and the curve shows None there instead of the run dying at a check."""
+        from dd_bench.eval import evaluate
+        from dd_bench.synset import SynsetError
+
+        try:
+            (result,) = evaluate(make_set(), real=view, protocol=self.protocol, models=[self.model],
+                                 seeds=list(range(self.networks)), progress=False)
+        except (FloatingPointError, SynsetError):
+            return None
+        return statistics.fmean(result.accuracies)
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """What a checkpoint keeps: the best state's tensors and the curve."""
