@@ -31,7 +31,9 @@ METHOD_KEYS: dict[str, tuple[type, ...]] = {
     "expansion_end_epoch": INT, "update_threshold": FLOAT + NONE, "ema_decay": FLOAT, "grad_mode": STR, "fyi": BOOL,
     "dsa": BOOL, "num_experts": INT, "expert_train_epochs": INT, "expert_optimizer": STR, "expert_lr": FLOAT,
     "expert_rho": FLOAT, "expert_alpha": FLOAT, "expert_batch": INT, "expert_seed": INT, "expert_model": STR,
-    "expert_model_width": INT, "expert_buffers": STR + NONE, "checkpoint_every": INT,
+    "expert_model_width": INT, "expert_buffers": STR + NONE, "checkpoint_every": INT, "expert_sampling": STR,
+    "eval_every": INT, "eval_from": INT, "eval_networks": INT, "eval_model": STR, "eval_protocol": STR,
+    "eval_epochs": INT + NONE, "paper_selection": BOOL,
 }  # fmt: skip
 CHOICES = {
     "init": {"real", "noise", "correct"},
@@ -43,7 +45,7 @@ CHOICES = {
 # Every preset names its own per-setting values instead of leaning on method defaults.
 REQUIRED_METHOD_KEYS = {"syn_steps", "expert_epochs", "max_start_epoch", "lr_img", "lr_lr", "lr_teacher"}
 DEFAULT_EXPERT_EPOCHS = {"mtt": 50, "ftd": 50, "tesla": 50, "datm": 100}
-TOP_KEYS = {"defaults", "experiment", "ipc", "models", "seeds", "verified", "published", "dataset", "method"}
+TOP_KEYS = {"defaults", "experiment", "ipc", "models", "seeds", "verified", "published", "dataset", "method", "validation"}
 PUBLISHED_RE = re.compile(r"^(\d+(?:\.\d+)?) \+- (\d+(?:\.\d+)?)$")
 
 # (method, dataset, ipc, model) cells with no published row on purpose (baselines/README.md, "Known gaps"): MTT's own
@@ -109,6 +111,10 @@ def test_preset_shape(path: Path):
         assert key not in CHOICES or value in CHOICES[key], f"method.{key}={value!r}"
     assert REQUIRED_METHOD_KEYS <= set(opts), REQUIRED_METHOD_KEYS - set(opts)
     assert opts.get("expert_model", "convnet") == EVAL_MODEL[dataset]
+    # Issue 8: the papers' checkpoint selection, on a validation split; the check trains the preset's student.
+    interval = {"datm": 1000 if path.stem in ("datm_cifar10_ipc500", "datm_cifar10_ipc1000") else 500}.get(method, 100)
+    assert opts["eval_every"] == interval and opts["eval_networks"] == 2 and cfg["validation"] == 0.1
+    assert opts.get("eval_model", "convnet") == EVAL_MODEL[dataset]
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
@@ -167,6 +173,8 @@ def test_fyi_preset(path: Path, published: pd.DataFrame):
     assert cfg["experiment"] == path.stem and cfg["method"]["fyi"] is True and cfg["verified"] is False
     assert "override /eval: mtt-fyi" in path.read_text() and cfg["method"]["grad_mode"] == "tesla"
     assert cfg["method"]["iterations"] == 10000  # FYI's MTT/distill.py default; its scripts pass no --Iteration
+    assert cfg["method"]["eval_from"] == 5000 and cfg["method"]["eval_protocol"] == "mtt-fyi"  # FYI's L34
+    assert cfg["validation"] == 0.1
     if method == "ftd":
         assert "No official code exists for FTD+FYI" in path.read_text()
     if method == "datm":  # an extension: FYI's table has no DATM row, and the preset says so
