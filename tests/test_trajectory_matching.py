@@ -62,6 +62,14 @@ def test_bad_options_fail_before_work():
         create_method("mtt", expert_train_epochs=10, max_start_epoch=20, expert_epochs=2)
     with pytest.raises(ValueError, match="Unknown labels"):
         create_method("datm", labels="soft")
+    with pytest.raises(ValueError, match="eval_every >= 0 .* got -1"):
+        create_method("mtt", eval_every=-1)
+    with pytest.raises(ValueError, match="Unknown model 'convnett' .*eval_model; available: .*convnet"):
+        create_method("mtt", eval_every=10, eval_model="convnett")
+    with pytest.raises(ValueError, match="Unknown protocol 'mttt'; available: .*mtt-ftd-warm"):
+        create_method("mtt", eval_every=10, eval_protocol="mttt")
+    with pytest.raises(ValueError, match="Unknown expert_sampling"):
+        create_method("mtt", expert_sampling="sometimes")
 
 
 def test_datm_defaults_are_its_own():

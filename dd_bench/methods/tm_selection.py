@@ -29,16 +29,17 @@ class CheckpointSelector:
     """Scores candidate sets on the validation split and keeps the best state's tensors (CPU copies)."""
 
     def __init__(self, real: RealData, *, every: int, start: int, iterations: int, networks: int, model: str,
-                 protocol: str, epochs: int | None, paper_test: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+                 protocol: str, epochs: int | None,
+                 paper_test: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         from dd_bench.eval.protocol import custom_protocol, get_protocol
 
         if real.val_images is None:
             raise UserError("eval_every selects the checkpoint on the validation split, and this run has none: set "
                             "validation=0.1 (a held-out fraction of the training set), or eval_every=0 for the last "
                             "iterate")
-        if every < 1 or networks < 1 or start < 0:
-            raise UserError(f"eval_every >= 1, eval_networks >= 1 and eval_from >= 0 are required; got {every}, "
-                            f"{networks}, {start}")
+        if every < 1 or networks < 1 or start < 0 or (epochs is not None and epochs < 0):
+            raise UserError(f"eval_every >= 1, eval_networks >= 1, eval_from >= 0 and eval_epochs >= 0 are required; "
+                            f"got {every}, {networks}, {start}, {epochs}")
         self.view = real.validation_view()
         self.protocol = get_protocol(protocol) if epochs is None else custom_protocol(protocol, epochs=epochs)
         self.every, self.start, self.iterations = every, start, iterations

@@ -91,7 +91,7 @@ class TrajectoryMatching(Synthesizer):
         expansion_end_epoch: int = 0  # iterations over which the window grows
         update_threshold: Optional[float] = None  # DATM: skip the update when the loss exceeds this
         ema_decay: float = 0.0  # FTD: EMA of the images (0 = off)
-        # Each expert once per pass over shuffled experts (the official default), or drawn with replacement (--load_all)
+        # Each expert once per pass over shuffled experts (the official default), or with replacement (--load_all)
         expert_sampling: ExpertSampling = ExpertSampling.without_replacement
         grad_mode: GradMode = GradMode.recompute  # recompute (exact, flat memory) | unrolled (exact) | tesla (flat, approximate)
         fyi: bool = False  # FYI: flip concatenation in the matching loop + flip-aware DSA (experts too)
@@ -129,6 +129,15 @@ class TrajectoryMatching(Synthesizer):
                              f"{c.max_start_epoch - 1} + expert_epochs {c.expert_epochs}; raise expert_train_epochs")
         if not 0.0 <= c.ema_decay < 1.0:
             raise UserError(f"ema_decay must be in [0, 1); got {c.ema_decay}")
+        bad_epochs = c.eval_epochs is not None and c.eval_epochs < 0
+        if c.eval_every < 0 or c.eval_networks < 1 or c.eval_from < 0 or bad_epochs:
+            raise UserError(f"eval_every >= 0 (0: the last iterate), eval_networks >= 1, eval_from >= 0 and "
+                            f"eval_epochs >= 0 are required; got {c.eval_every}, {c.eval_networks}, {c.eval_from}, "
+                            f"{c.eval_epochs}")
+        if c.eval_every > 0:  # an unknown protocol fails here, naming the options, not at the first check
+            from dd_bench.eval.protocol import get_protocol
+
+            get_protocol(c.eval_protocol)
 
     @property
     def set_name(self) -> str:
