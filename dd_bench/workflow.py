@@ -122,7 +122,7 @@ def relabel_to_disk(*, synset_dir: Path, real: RealData, protocol: EvalProtocol,
     entry written to meta.json (an existing entry for this protocol is returned as it is)."""
     from dd_bench.eval.evaluate import check_compatible
     from dd_bench.labels.fkd import fkd_key, relabel_fkd
-    from dd_bench.labels.sources import teacher_labels
+    from dd_bench.labels.sources import section_teacher_labels
     from dd_bench.synset import add_stored_labels
 
     if protocol.family != "kd":
@@ -138,9 +138,8 @@ def relabel_to_disk(*, synset_dir: Path, real: RealData, protocol: EvalProtocol,
                         f"'{section.get('source', meta.get('label_kind'))}'): there is nothing to relabel with")
     synset = load_synset(synset_dir, device=real.device)
     check_compatible(synset, real)
-    labels = teacher_labels(section["teachers"], real=real, protocol=protocol, weights=section.get("weights"),
-                            bn_train=bool(section.get("bn_train", False)), cache_dir=cache_dir, progress=progress,
-                            stored={})
+    labels = section_teacher_labels(section, real=real, protocol=protocol, cache_dir=cache_dir, progress=progress,
+                                    stored={})
     transform = real.to_model_space if synset.image_encoding == "uint8" else None
     entry = relabel_fkd(synset_dir=synset_dir, images=synset.images, teacher=labels.source, protocol=protocol,
                         augment=protocol.augment(real), num_classes=real.num_classes, transform=transform,

@@ -102,11 +102,10 @@ def _compute(kind: str, real: RealData, *, protocol: EvalProtocol, model: str, s
         extra = {"subset_indices": [i.cpu().tolist() for i in subsets]}
     source = None
     if teachers is not None:
-        from dd_bench.labels.sources import teacher_labels
+        from dd_bench.labels.sources import section_teacher_labels
 
-        resolved = teacher_labels(teachers["teachers"], real=real, protocol=protocol, weights=teachers.get("weights"),
-                                  bn_train=bool(teachers.get("bn_train", False)), cache_dir=cache_dir,
-                                  progress=progress, stored={})
+        resolved = section_teacher_labels(teachers, real=real, protocol=protocol, cache_dir=cache_dir,
+                                          progress=progress, stored={})
         source = [resolved.source] * len(seeds)
         extra = {**extra, "label_source": "teacher", "label_identity": resolved.identity,
                  "eval_assets": resolved.assets}

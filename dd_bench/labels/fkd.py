@@ -97,7 +97,7 @@ def relabel_fkd(*, synset_dir: str | Path, images: torch.Tensor, teacher: Any, p
     return {"dir": f"{FKD_DIR}/{key}", "key": key, "protocol": protocol.to_dict(), "epochs": protocol.epochs,
             "batch_size": b, "seed": seed, "num_images": n, "shards": shards, "bytes": total,
             "teachers": teachers_spec or [], "bn_train": bool(getattr(teacher, "bn_train", False)),
-            "weights": getattr(teacher, "weights", None)}
+            "weights": getattr(teacher, "weights", None), "bn_split": int(getattr(teacher, "bn_split", 1))}
 
 
 class FKDLabels:

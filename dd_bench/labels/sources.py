@@ -121,14 +121,15 @@ def _set_teachers(ctx: LabelContext, kind: str) -> tuple[list[dict[str, Any]], d
 
 
 def teacher_labels(specs: list[dict[str, Any]], *, real: Any, protocol: Any, weights: list[float] | None,
-                   bn_train: bool, cache_dir: Path | None, progress: bool, stored: dict[str, int]) -> ResolvedLabels:
+                   bn_train: bool, cache_dir: Path | None, progress: bool, stored: dict[str, int],
+                   bn_split: int = 1) -> ResolvedLabels:
     """An online teacher committee from the set's specs (also the same-label-source random reference's)."""
     from dd_bench.teachers.spec import teacher_from_spec
 
     teachers = [teacher_from_spec(spec, real, cache_dir=cache_dir, progress=progress) for spec in specs]
     source = TeacherLogits([t.module for t in teachers], temperature=protocol.temperature, weights=weights,
-                           bn_train=bn_train)
-    identity = _teacher_identity([t.key for t in teachers], bn_train, weights)
+                           bn_train=bn_train, bn_split=bn_split)
+    identity = _teacher_identity([t.key for t in teachers], bn_train, weights, bn_split)
     assets = {f"teacher:{spec.get('recipe') or t.model}": t.parameter_bytes for spec, t in zip(specs, teachers)}
     return ResolvedLabels(source, "teacher", identity, stored, assets, teachers=list(specs))
 
@@ -137,9 +138,16 @@ def teacher_labels(specs: list[dict[str, Any]], *, real: Any, protocol: Any, wei
 def _teacher(ctx: LabelContext) -> ResolvedLabels:
     _needs_kd("teacher", ctx)
     specs, section = _set_teachers(ctx, "teacher")
-    return teacher_labels(specs, real=ctx.real, protocol=ctx.protocol, weights=section.get("weights"),
-                          bn_train=bool(section.get("bn_train", False)), cache_dir=ctx.cache_dir,
-                          progress=ctx.progress, stored=ctx.class_id_bytes())
+    return section_teacher_labels(section, real=ctx.real, protocol=ctx.protocol, cache_dir=ctx.cache_dir,
+                                  progress=ctx.progress, stored=ctx.class_id_bytes())
+
+
+def section_teacher_labels(section: dict[str, Any], *, real: Any, protocol: Any, cache_dir: Path | None,
+                           progress: bool, stored: dict[str, int]) -> ResolvedLabels:
+    """:func:`teacher_labels` with everything a labels section says (teachers, weights, BN mode and split)."""
+    return teacher_labels(section["teachers"], real=real, protocol=protocol, weights=section.get("weights"),
+                          bn_train=bool(section.get("bn_train", False)), cache_dir=cache_dir, progress=progress,
+                          stored=stored, bn_split=int(section.get("bn_split", 1)))
 
 
 @LABEL_SOURCES.register("fkd")
@@ -187,11 +195,14 @@ def label_identity(meta: dict[str, Any], kind: str, protocol: Any) -> str:
 def teacher_identity(section: dict[str, Any]) -> str:
     """The identity of a labels section's teachers (keys, BN mode, committee weights): what the record hash covers."""
     return _teacher_identity([t.get("key") for t in section.get("teachers") or []],
-                             bool(section.get("bn_train", False)), section.get("weights"))
+                             bool(section.get("bn_train", False)), section.get("weights"),
+                             int(section.get("bn_split", 1)))
 
 
-def _teacher_identity(keys: list[str], bn_train: bool, weights: list[float] | None) -> str:
+def _teacher_identity(keys: list[str], bn_train: bool, weights: list[float] | None, bn_split: int = 1) -> str:
     identity = "teacher:" + ",".join(keys) + (":bn_train" if bn_train else "")
+    if bn_train and bn_split > 1:
+        identity += f":split{bn_split}"
     if weights:
         identity += ":w" + ",".join(f"{w:.6g}" for w in weights)
     return identity

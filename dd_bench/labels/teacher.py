@@ -3,7 +3,8 @@
 * :class:`TeacherLogits`: every augmented (and mixed) batch goes through the teachers; the target is the
   weighted mean of their logits, compared with the student by KL at temperature T (no T^2 factor). BN in eval mode
   by default; ``bn_train=True`` runs the teachers' BatchNorm on the batch's own statistics, as SRe2L's CIFAR
-  relabel script does by accident and CV-DD does on purpose ("BSSL"). The teachers are evaluation assets.
+  relabel script does by accident and CV-DD does on purpose ("BSSL", on half-batches: ``bn_split=2``). The
+  teachers are evaluation assets.
 * :class:`MixedLabels`: the class of each image (or its stored probabilities), mixed as the images were
   (``lam * onehot(y) + (1 - lam) * onehot(y[perm])``), with soft CE: what a hard-label row means under MixUp.
 """
@@ -28,6 +29,9 @@ class TeacherLogits:
     temperature: float
     weights: list[float] | None = None  # committee weights (sum to 1); None: equal
     bn_train: bool = False
+    # With bn_train: the batch is split into this many consecutive parts, each through the teachers on its own, so
+    # BN normalises with a part's statistics (CV-DD's relabel: batch 16 in 2 halves of 8). 1: the whole batch.
+    bn_split: int = 1
     name: str = "teacher"
     _weights: torch.Tensor = field(init=False, repr=False)
 
@@ -36,6 +40,8 @@ class TeacherLogits:
         if len(w) != len(self.teachers) or abs(sum(w) - 1.0) > 1e-6:
             raise ValueError(f"need one weight per teacher summing to 1; got {w} for {len(self.teachers)} teachers")
         self._weights = torch.tensor(w, dtype=torch.float32)
+        if self.bn_split < 1:
+            raise ValueError(f"bn_split must be >= 1; got {self.bn_split}")
         if self.bn_train:
             # Train-mode BN normalises with the batch's statistics and would also update the running ones in
             # place: private copies with momentum 0 keep the cached teachers (and every later seed) unchanged.
@@ -48,6 +54,11 @@ class TeacherLogits:
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Weighted mean of the teachers' logits on ``x``: (B, K)."""
+        if self.bn_train and self.bn_split > 1 and len(x) > 1:
+            return torch.cat([self._logits(part) for part in x.tensor_split(self.bn_split)])
+        return self._logits(x)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
         out = None
         for w, teacher in zip(self._weights.tolist(), self.teachers):
             teacher.train(self.bn_train)

@@ -23,28 +23,18 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from dd_bench.augment.resized_crop import RandomResizedCropFlip
 from dd_bench.data import RealData
 from dd_bench.errors import UserError
 from dd_bench.io import json_sha256
 from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
-from dd_bench.methods.bn_statistics import BNStatisticsLoss
-from dd_bench.methods.loop import run_iterations
+from dd_bench.methods.recovery import Crop, RecoveryBatch, frozen_voters, recover
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
 from dd_bench.teachers.spec import resolve_teacher, teacher_spec
-
-
-class Crop(enum.StrEnum):
-    none = "none"  # roll jitter only (the CIFAR recipe)
-    shared = "shared"  # RandomResizedCrop + flip, one draw per batch (the official ImageNet / Tiny code)
-    per_sample = "per_sample"  # one draw per image (kornia's default; a deviation from the official code)
 
 
 class Relabel(enum.StrEnum):
@@ -113,62 +103,20 @@ class SRe2L(Synthesizer):
         lo, hi = pixel_bounds(real)
         teacher = resolve_teacher(real, recipe=cfg.teacher, weights=cfg.teacher_weights, cache_dir=cache_dir,
                                   progress=progress)
-        net = teacher.module.eval()
-        for p in net.parameters():
-            p.requires_grad_(False)
         g_init = make_generator(seed, "method", "sre2l", "init")
         g_aug = make_generator(seed, "method", "sre2l", "aug", device=device)
         labels = hard_labels(k, ipc, device)  # (K*ipc,) class-major
         images = torch.randn((k * ipc, real.channels, *real.image_size), generator=g_init).to(device)
         images.requires_grad_(True)
-        opt = torch.optim.Adam([images], lr=cfg.lr, betas=(0.5, 0.9), eps=1e-8)
-        crop = None if cfg.crop == Crop.none else RandomResizedCropFlip(
-            image_size=real.image_size, scale=(cfg.crop_scale_min, 1.0), flip="flip" in real.dsa_strategy)
-        batches = [b.to(device) for b in recovery_batches(k, ipc, cfg.batch_size)]
-        bn = BNStatisticsLoss(net, first_multiplier=cfg.first_bn_multiplier)
-
-        def step(it: int) -> float:
-            for group in opt.param_groups:  # SRe2L's lr_cosine_policy, no warm-up
-                group["lr"] = 0.5 * (1 + math.cos(math.pi * it / max(1, cfg.iterations))) * cfg.lr
-            opt.zero_grad(set_to_none=True)
-            total = 0.0
-            for idx in batches:
-                x = images[idx]
-                if crop is not None:
-                    x = crop.apply(x, crop.sample_params(len(idx), generator=g_aug,
-                                                         same_on_batch=cfg.crop == Crop.shared))
-                offsets = torch.randint(0, cfg.jitter + 1, (2,), generator=g_aug, device=device).tolist()
-                x = torch.roll(x, shifts=(offsets[0], offsets[1]), dims=(2, 3))
-                with bn:
-                    out = net(x)
-                    loss = F.cross_entropy(out, labels[idx]) + cfg.r_bn * bn.loss()
-                loss.backward()
-                total += float(loss.detach())
-            opt.step()
-            with torch.no_grad():
-                images.copy_(torch.maximum(torch.minimum(images, hi), lo))
-            return total / len(batches)
-
-        def save_state() -> tuple[dict[str, torch.Tensor], dict]:
-            tensors = {"g_aug": g_aug.get_state()}
-            state = opt.state.get(images, {})
-            for name in ("exp_avg", "exp_avg_sq"):
-                if name in state:
-                    tensors[f"adam.{name}"] = state[name]
-            return tensors, {"adam_step": float(state["step"]) if "step" in state else None}
-
-        def restore_state(tensors: dict[str, torch.Tensor], state: dict) -> None:
-            g_aug.set_state(tensors["g_aug"].cpu())
-            if state.get("adam_step") is not None:
-                opt.state[images] = {"step": torch.tensor(state["adam_step"]),
-                                     "exp_avg": tensors["adam.exp_avg"].to(device),
-                                     "exp_avg_sq": tensors["adam.exp_avg_sq"].to(device)}
-
-        status = run_iterations(
-            iterations=cfg.iterations, leaves={"images": images}, step=step, save_state=save_state,
-            restore_state=restore_state, checkpoint_dir=checkpoint_dir, checkpoint_every=cfg.checkpoint_every,
-            config_hash=self._config_hash(real, ipc, seed, teacher.key), progress=progress,
-            desc=f"sre2l recover ipc{ipc}", postfix=lambda it, loss: {"loss": f"{loss:.4g}"})
+        voters = frozen_voters([teacher.module], [1.0], first_bn_multiplier=cfg.first_bn_multiplier)
+        batches = [RecoveryBatch(idx.to(device), labels[idx.to(device)], voters)
+                   for idx in recovery_batches(k, ipc, cfg.batch_size)]
+        status = recover(
+            leaf=images, batches=batches, iterations=cfg.iterations, lr=cfg.lr, r_bn=cfg.r_bn, jitter=cfg.jitter,
+            crop=cfg.crop, crop_scale_min=cfg.crop_scale_min, image_size=real.image_size,
+            flip="flip" in real.dsa_strategy, bounds=(lo, hi), generator=g_aug, checkpoint_dir=checkpoint_dir,
+            checkpoint_every=cfg.checkpoint_every, config_hash=self._config_hash(real, ipc, seed, teacher.key),
+            progress=progress, desc=f"sre2l recover ipc{ipc}")
         return self.new_synset(
             real, ipc=ipc, images=images.detach(), labels=labels, recommended_protocol="kd",
             label_source=str(cfg.labels),

@@ -1,0 +1,130 @@
+"""The recovery loop of the SRe2L family (decoupled-methods.md §1.2): images optimised against frozen teachers by
+CE + r_bn * BN-statistics loss, shared by SRe2L, SRe2L++ and CV-DD (a committee per batch), INFER (one feature
+compensator per batch) and NRR-DD (an update mask).
+
+A recovery batch is a set of rows of the image tensor and the committee it is recovered against:
+``L_batch = sum_i w_i * (CE(T_i(x_aug), y) + r_bn * L_BN^i)`` (SRe2L: one teacher, weight 1; CV-DD: two voters,
+weights softmax(prior / 5)). Each iteration draws, per batch and in batch order, the crop (none, one box and flip
+for the batch, or one per image) and then the roll offsets in [0, jitter], steps every batch with ONE Adam
+(betas 0.5, 0.9, eps 1e-8; Adam is element-wise and a batch's loss only reaches its own rows, so this equals one
+Adam per batch as the official scripts run them one after another) under a cosine lr from ``lr`` to 0, and clips
+the images to the valid pixel range after the step. ``compose(leaf, idx)`` builds a batch's input from the leaf
+being optimised (INFER: base images + its compensator); ``grad_mask`` multiplies the gradient (NRR-DD's
+non-critical region).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dd_bench.augment.resized_crop import RandomResizedCropFlip
+from dd_bench.methods.bn_statistics import BNStatisticsLoss
+from dd_bench.methods.loop import run_iterations
+
+
+class Crop(enum.StrEnum):
+    none = "none"  # roll jitter only (the CIFAR recipe)
+    shared = "shared"  # RandomResizedCrop + flip, one draw per batch (torchvision transforms on a 4-D batch)
+    per_sample = "per_sample"  # one draw per image (kornia's default; a deviation from the official code)
+
+
+@dataclass
+class Voter:
+    """One committee member of a recovery batch: a frozen teacher (eval mode), its BN hooks and its weight."""
+
+    net: nn.Module
+    bn: BNStatisticsLoss
+    weight: float = 1.0
+
+
+@dataclass
+class RecoveryBatch:
+    index: torch.Tensor  # (B,) rows of the optimised leaf (or of the composed inputs) this batch holds
+    labels: torch.Tensor  # (B,) int64 targets of the CE term
+    voters: list[Voter]
+
+
+def frozen_voters(nets: list[nn.Module], weights: list[float], *, first_bn_multiplier: float) -> list[Voter]:
+    voters = []
+    for net, w in zip(nets, weights):
+        net.eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        voters.append(Voter(net, BNStatisticsLoss(net, first_multiplier=first_bn_multiplier), float(w)))
+    return voters
+
+
+def recover(*, leaf: torch.Tensor, batches: list[RecoveryBatch], iterations: int, lr: float, r_bn: float,
+            jitter: int, crop: Crop, crop_scale_min: float, image_size: tuple[int, int], flip: bool,
+            bounds: tuple[torch.Tensor, torch.Tensor] | None, generator: torch.Generator,
+            checkpoint_dir: Path | None, checkpoint_every: int, config_hash: str, progress: bool, desc: str,
+            compose: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+            grad_mask: torch.Tensor | None = None) -> dict[str, Any]:
+    """Optimise ``leaf`` (requires_grad) in place over ``iterations``; returns the loop's status dict.
+
+    ``bounds``: (lo, hi) model-space pixel range, (1, C, 1, 1) each, clipped after every step (None: no clip,
+    INFER's clip acts on a rebuilt tensor and so never constrains the compensators). Resumable through
+    ``checkpoint_dir`` (the leaf, Adam's moments and the augmentation generator).
+    """
+    opt = torch.optim.Adam([leaf], lr=lr, betas=(0.5, 0.9), eps=1e-8)
+    resized = None if crop == Crop.none else RandomResizedCropFlip(image_size=image_size, scale=(crop_scale_min, 1.0),
+                                                                    flip=flip)
+    device = leaf.device
+
+    def step(it: int) -> float:
+        for group in opt.param_groups:  # lr_cosine_policy, no warm-up
+            group["lr"] = 0.5 * (1 + math.cos(math.pi * it / max(1, iterations))) * lr
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for batch in batches:
+            x = compose(leaf, batch.index) if compose is not None else leaf[batch.index]
+            if resized is not None:
+                x = resized.apply(x, resized.sample_params(len(batch.index), generator=generator,
+                                                           same_on_batch=crop == Crop.shared))
+            offsets = torch.randint(0, jitter + 1, (2,), generator=generator, device=device).tolist()
+            x = torch.roll(x, shifts=(offsets[0], offsets[1]), dims=(2, 3))
+            loss = None
+            for voter in batch.voters:
+                with voter.bn:
+                    out = voter.net(x)
+                    term = F.cross_entropy(out, batch.labels) + r_bn * voter.bn.loss()
+                term = term if voter.weight == 1.0 else voter.weight * term
+                loss = term if loss is None else loss + term
+            loss.backward()
+            total += float(loss.detach())
+        if grad_mask is not None and leaf.grad is not None:
+            leaf.grad.mul_(grad_mask)
+        opt.step()
+        if bounds is not None:
+            with torch.no_grad():
+                leaf.copy_(torch.maximum(torch.minimum(leaf, bounds[1]), bounds[0]))
+        return total / max(1, len(batches))
+
+    def save_state() -> tuple[dict[str, torch.Tensor], dict]:
+        tensors = {"g_aug": generator.get_state()}
+        state = opt.state.get(leaf, {})
+        for name in ("exp_avg", "exp_avg_sq"):
+            if name in state:
+                tensors[f"adam.{name}"] = state[name]
+        return tensors, {"adam_step": float(state["step"]) if "step" in state else None}
+
+    def restore_state(tensors: dict[str, torch.Tensor], state: dict) -> None:
+        generator.set_state(tensors["g_aug"].cpu())
+        if state.get("adam_step") is not None:
+            opt.state[leaf] = {"step": torch.tensor(state["adam_step"]),
+                               "exp_avg": tensors["adam.exp_avg"].to(device),
+                               "exp_avg_sq": tensors["adam.exp_avg_sq"].to(device)}
+
+    return run_iterations(
+        iterations=iterations, leaves={"images": leaf}, step=step, save_state=save_state,
+        restore_state=restore_state, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+        config_hash=config_hash, progress=progress, desc=desc, postfix=lambda it, loss: {"loss": f"{loss:.4g}"})
