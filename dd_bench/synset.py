@@ -68,6 +68,10 @@ class SyntheticSet:
     # ``teachers`` (specs), ``weights``, ``bn_train``, and ``fkd`` (stored label shards per protocol key).
     label_source: str | None = None  # None: hard, or learned when soft labels are stored
     label_info: dict[str, Any] = field(default_factory=dict)
+    # Images stored as parts and rebuilt at load (INFER: base images + compensators): {"kind": a registered
+    # composer, "parts": [extras names], ...its arguments}. The parts are the set's image bytes; the composites are
+    # not written.
+    composition: dict[str, Any] | None = None
     directory: Path | None = None  # where it was loaded from or saved to (stored labels live there); not saved
 
     def __post_init__(self) -> None:
@@ -92,6 +96,11 @@ class SyntheticSet:
         bad = [k for k in self.extras if k in _RESERVED]
         if bad:
             raise SynsetError(f"extras may not use reserved names {bad}")
+        if self.composition is not None:
+            missing = [k for k in self.composition.get("parts", []) if k not in self.extras]
+            if self.composition.get("kind") not in COMPOSERS or missing:
+                raise SynsetError(f"composition {self.composition.get('kind')!r} (registered: "
+                                  f"{', '.join(sorted(COMPOSERS)) or 'none'}) needs extras {missing or 'present'}")
 
     @property
     def num_classes(self) -> int:
@@ -107,7 +116,9 @@ class SyntheticSet:
 
     def storage(self) -> dict[str, Any]:
         """Bytes as stored, by part (images, labels incl. soft labels and learned lr, extras, eval assets)."""
-        images = self.images.numel() * self.images.element_size()
+        parts = set(self.composition["parts"]) if self.composition is not None else set()
+        images = (sum(self.extras[k].numel() * self.extras[k].element_size() for k in parts) if parts
+                  else self.images.numel() * self.images.element_size())
         labels = self.labels.numel() * self.labels.element_size()
         if self.soft_labels is not None:
             labels += self.soft_labels.numel() * self.soft_labels.element_size()
@@ -115,18 +126,20 @@ class SyntheticSet:
             labels += 4  # one float32 scalar
         # The papers' test-selected copy (paper_selection) is not part of the set: it only feeds its own column.
         extras = sum(t.numel() * t.element_size() for k, t in self.extras.items()
-                     if not k.startswith("paper_selected."))
+                     if not k.startswith("paper_selected.") and k not in parts)
         return {
             "images_bytes": images,
             "labels_bytes": labels,
             "extras_bytes": extras,
             "eval_assets_bytes": self.eval_assets_bytes,
             "total_bytes": images + labels + extras,
-            "dtype": str(self.images.dtype).replace("torch.", ""),
+            "dtype": ("+".join(sorted({str(self.extras[k].dtype).replace("torch.", "") for k in parts})) if parts
+                      else str(self.images.dtype).replace("torch.", "")),
         }
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        out = {"images": self.images, "labels": self.labels}
+        out = {"labels": self.labels} if self.composition is not None else {"images": self.images,
+                                                                            "labels": self.labels}
         if self.soft_labels is not None:
             out["soft_labels"] = self.soft_labels
         if self.learned_lr is not None:
@@ -179,6 +192,7 @@ def save_synset(synset: SyntheticSet, directory: str | Path, *, preview_pixels: 
         "preset": synset.preset,
         "set_hash": synset.set_hash,
         "provenance": synset.provenance,
+        "composition": synset.composition,
         "tensors_sha256": file_sha256(directory / TENSORS_FILE),
     }
     write_meta(directory, meta)
@@ -244,17 +258,22 @@ def load_synset(directory: str | Path, *, device: torch.device | str = "cpu") ->
         tensors = load(tensors_path.read_bytes())
     except (SafetensorError, Exception) as e:  # noqa: BLE001 - any parse failure is a corrupted file
         raise SynsetError(f"'{tensors_path}' could not be read as safetensors ({e})") from None
-    missing = [k for k in ("images", "labels") if k not in tensors]
+    composition = meta.get("composition")
+    missing = [k for k in ("labels",) + (("images",) if composition is None else tuple(composition.get("parts", [])))
+               if k not in tensors]
     if missing:
         raise SynsetError(f"'{tensors_path}' lacks required tensors {missing}")
     learned = tensors.pop("learned_lr", None)
-    extras = {k: v for k, v in tensors.items() if k not in _RESERVED}
+    extras = {k: v.to(device) for k, v in tensors.items() if k not in _RESERVED}
+    images = tensors["images"].to(device) if composition is None else compose_images(composition, extras,
+                                                                                      meta["image_space"])
     return SyntheticSet(
-        images=tensors["images"].to(device),
+        images=images,
         labels=tensors["labels"].to(device),
         soft_labels=tensors["soft_labels"].to(device) if "soft_labels" in tensors else None,
         learned_lr=float(learned) if learned is not None else None,
-        extras={k: v.to(device) for k, v in extras.items()},
+        extras=extras,
+        composition=composition,
         dataset=meta["dataset"],
         ipc=int(meta["ipc"]),
         method=meta["method"],
@@ -273,6 +292,27 @@ def load_synset(directory: str | Path, *, device: torch.device | str = "cpu") ->
                     if k not in ("source", "shape", "dtype", "stored_bytes")},
         directory=directory,
     )
+
+
+# Composers rebuild a composed set's images from its stored parts: name -> fn(composition, extras, image_space).
+COMPOSERS: dict[str, Any] = {}
+
+
+def register_composer(name: str):
+    def wrap(fn):
+        COMPOSERS[name] = fn
+        return fn
+    return wrap
+
+
+def compose_images(composition: dict[str, Any], extras: dict[str, torch.Tensor],
+                   image_space: dict[str, Any]) -> torch.Tensor:
+    import dd_bench.methods  # noqa: F401  (the methods register their composers)
+
+    kind = composition.get("kind")
+    if kind not in COMPOSERS:
+        raise SynsetError(f"Unknown image composition {kind!r}; available: {', '.join(sorted(COMPOSERS))}")
+    return COMPOSERS[kind](composition, extras, image_space)
 
 
 def synset_sha256(directory: str | Path) -> str:

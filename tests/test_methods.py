@@ -18,8 +18,9 @@ from dd_bench.synset import load_synset, save_synset
 def test_every_method_distills_digits(name, digits, tmp_path):
     method = create_method(name, **METHODS.get(name).TEST_OPTIONS)
     synset = method.distill(digits, ipc=2, seed=0, progress=False)
-    assert synset.images.shape == (20, 1, 8, 8) and synset.method == name
-    assert torch.equal(synset.labels.cpu(), torch.arange(10).repeat_interleave(2))
+    per_class = method.instances_per_class(2, 10)  # 2, or INFER's base images + composites within the budget
+    assert synset.images.shape == (10 * per_class, 1, 8, 8) and synset.method == name
+    assert torch.equal(synset.labels.cpu(), torch.arange(10).repeat_interleave(per_class))
     assert torch.isfinite(synset.images.float()).all()
     save_synset(synset, tmp_path / name)
     assert load_synset(tmp_path / name).images.shape == synset.images.shape
@@ -28,8 +29,9 @@ def test_every_method_distills_digits(name, digits, tmp_path):
 @pytest.mark.parametrize("name", list_methods())
 def test_same_seed_gives_the_same_set(name, digits):
     opts = METHODS.get(name).TEST_OPTIONS
-    a = create_method(name, **opts).distill(digits, ipc=1, seed=3, progress=False)
-    b = create_method(name, **opts).distill(digits, ipc=1, seed=3, progress=False)
+    ipc = create_method(name, **opts).smallest_ipc(10)
+    a = create_method(name, **opts).distill(digits, ipc=ipc, seed=3, progress=False)
+    b = create_method(name, **opts).distill(digits, ipc=ipc, seed=3, progress=False)
     assert torch.equal(a.images, b.images)
 
 

@@ -144,6 +144,10 @@ def _register_kd() -> None:
         name="kd-infer", version=1, epochs=400, batch_size=64, ranked=False,
         description="INFER paper comparison: 400 epochs, batch 64, AdamW 1e-3 / wd 0.01, cosine, RandomCrop + flip, "
                     "MixUp 0.8 (static labels interpolated as logits), KL at T=30; not ranked"))
+    _register(KDProtocol(
+        name="kd-infer-dyn", version=1, epochs=80, batch_size=64, ranked=False,
+        description="INFER+Dyn paper comparison (val_dyn.py): kd-infer with 80 epochs (400 / (M + 1): the instance "
+                    "set is M + 1 times larger), the teachers' ensemble online on every MixUp batch; not ranked"))
 
     # CV-DD's validate/train_fkd.py: 300 epochs, FKD batches of 16 replayed, AdamW (lr per table) / wd 0.01,
     # LambdaLR 0.5 (1 + cos(pi e / (E eta))) per epoch, RandomResizedCrop (0.08, 1) + flip, CutMix 1.0, KL at T=20,

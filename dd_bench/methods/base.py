@@ -48,6 +48,14 @@ class Synthesizer(ABC):
                             f"{', '.join(sorted(fields)) or '(none)'}")
         self.cfg = self.Config(**_checked_choices(self.name, self.Config, kwargs))
 
+    def smallest_ipc(self, num_classes: int) -> int:
+        """The smallest IPC this configuration can distil (INFER: its budget leaves no base set below it)."""
+        return 1
+
+    def instances_per_class(self, ipc: int, num_classes: int) -> int:
+        """Images per class in the set it distils at ``ipc`` (INFER: base images + composites within the budget)."""
+        return ipc
+
     def config_dict(self) -> dict[str, Any]:
         return {"name": self.name, **dataclasses.asdict(self.cfg)}
 

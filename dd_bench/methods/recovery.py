@@ -8,7 +8,7 @@ weights softmax(prior / 5)). Each iteration draws, per batch and in batch order,
 for the batch, or one per image) and then the roll offsets in [0, jitter], steps every batch with ONE Adam
 (betas 0.5, 0.9, eps 1e-8; Adam is element-wise and a batch's loss only reaches its own rows, so this equals one
 Adam per batch as the official scripts run them one after another) under a cosine lr from ``lr`` to 0, and clips
-the images to the valid pixel range after the step. ``compose(leaf, idx)`` builds a batch's input from the leaf
+the images to the valid pixel range after the step. ``compose(leaf, batch)`` builds a batch's input from the leaf
 being optimised (INFER: base images + its compensator); ``grad_mask`` multiplies the gradient (NRR-DD's
 non-critical region).
 """
@@ -51,6 +51,7 @@ class RecoveryBatch:
     index: torch.Tensor  # (B,) rows of the optimised leaf (or of the composed inputs) this batch holds
     labels: torch.Tensor  # (B,) int64 targets of the CE term
     voters: list[Voter]
+    part: Any = None  # what ``compose`` needs besides the rows (INFER: the compensator's row and the base set)
 
 
 def frozen_voters(nets: list[nn.Module], weights: list[float], *, first_bn_multiplier: float) -> list[Voter]:
@@ -67,7 +68,7 @@ def recover(*, leaf: torch.Tensor, batches: list[RecoveryBatch], iterations: int
             jitter: int, crop: Crop, crop_scale_min: float, image_size: tuple[int, int], flip: bool,
             bounds: tuple[torch.Tensor, torch.Tensor] | None, generator: torch.Generator,
             checkpoint_dir: Path | None, checkpoint_every: int, config_hash: str, progress: bool, desc: str,
-            compose: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+            compose: Callable[[torch.Tensor, RecoveryBatch], torch.Tensor] | None = None,
             grad_mask: torch.Tensor | None = None) -> dict[str, Any]:
     """Optimise ``leaf`` (requires_grad) in place over ``iterations``; returns the loop's status dict.
 
@@ -86,7 +87,7 @@ def recover(*, leaf: torch.Tensor, batches: list[RecoveryBatch], iterations: int
         opt.zero_grad(set_to_none=True)
         total = 0.0
         for batch in batches:
-            x = compose(leaf, batch.index) if compose is not None else leaf[batch.index]
+            x = compose(leaf, batch) if compose is not None else leaf[batch.index]
             if resized is not None:
                 x = resized.apply(x, resized.sample_params(len(batch.index), generator=generator,
                                                            same_on_batch=crop == Crop.shared))

@@ -61,7 +61,7 @@ UNRANKED_REASONS = {
 # Only these protocols follow a paper's evaluation recipe, so only they get a published value and gap beside them;
 # the CPU `quick` protocol and any `<name>+custom` variant never do.
 PUBLISHED_COMPARABLE = frozenset({"mtt", "mtt-datm", "mtt-fyi", "mtt-ftd-warm", "kd", "kd-rded", "kd-infer",
-                                  "kd-sre2l-tiny", "kd-cvdd", "kd-cvdd-eta2"})
+                                  "kd-sre2l-tiny", "kd-cvdd", "kd-cvdd-eta2", "kd-infer-dyn"})
 _DEFAULT_UNRANKED_REASON = "unranked protocol or best-of-checkpoints opt-in; never compare it with ranked tables"
 _EPOCH = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
 
