@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from dd_bench.errors import UserError
-from dd_bench.io import atomic_write, atomic_write_bytes, file_sha256
+from dd_bench.io import atomic_write, atomic_write_bytes, file_sha256, read_json_file
 from dd_bench.io.hashing import json_default
 
 FORMAT_VERSION = 2
@@ -224,12 +224,8 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
     meta_path = directory / META_FILE
     if not directory.is_dir():
         raise SynsetError(f"Synthetic set directory '{directory}' does not exist")
-    if not meta_path.is_file():
-        raise SynsetError(f"'{meta_path}' is missing: '{directory}' is not a dd-bench synthetic set")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SynsetError(f"'{meta_path}' is not valid JSON ({e})") from None
+    meta = read_json_file(meta_path, what=f"'{meta_path}'", error=SynsetError,
+                          missing=f"'{meta_path}' is missing: '{directory}' is not a dd-bench synthetic set")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise SynsetError(f"'{meta_path}' is not a dd-bench synset meta file (format={meta.get('format')!r})"
                           if isinstance(meta, dict) else f"'{meta_path}' is not a dd-bench synset meta file")

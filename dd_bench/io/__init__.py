@@ -12,6 +12,7 @@ from dd_bench.io.atomic import (
 from dd_bench.io.cache_paths import CACHE_ENV, cache_root
 from dd_bench.io.checkpoint import load_checkpoint, save_checkpoint
 from dd_bench.io.hashing import canonical_json, file_sha256, json_sha256, tensors_sha256
+from dd_bench.io.json_file import read_json_file
 from dd_bench.io.store import KeyedStore
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "file_sha256",
     "json_sha256",
     "load_checkpoint",
+    "read_json_file",
     "replace_dir_atomically",
     "save_checkpoint",
     "tensors_sha256",

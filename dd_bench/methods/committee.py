@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import enum
 import itertools
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 import torch
 
 from dd_bench.errors import UserError
+from dd_bench.io import read_json_file
 
 
 class Priors(enum.StrEnum):
@@ -86,13 +86,8 @@ def load_prior_file(path: str | Path, teachers: list[dict[str, Any]]) -> list[fl
     with one entry per teacher, ``accuracy`` in percent. Entries are matched by teacher key: priors measured on
     other teachers (another recipe, dataset or validation split) fail.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"cvdd: prior file '{path}' does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"cvdd: prior file '{path}' is not valid JSON ({e})") from None
+    data = read_json_file(path, what=f"cvdd: prior file '{path}'", error=UserError,
+                          missing=f"cvdd: prior file '{path}' does not exist")
     if not isinstance(data, dict) or data.get("format") != PRIOR_FILE_FORMAT:
         raise UserError(f"cvdd: '{path}' is not a prior file (format must be '{PRIOR_FILE_FORMAT}')")
     by_key = {str(e.get("key")): e for e in data.get("priors") or []}

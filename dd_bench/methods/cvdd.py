@@ -40,7 +40,7 @@ from dd_bench.methods.recovery import Crop, RecoveryBatch, Voter, frozen_voters,
 from dd_bench.methods.sre2l import pixel_bounds, recovery_batches
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
-from dd_bench.teachers.spec import resolve_teacher, teacher_spec
+from dd_bench.teachers.spec import check_teacher_pool, resolve_teachers, teacher_spec
 from dd_bench.teachers.store import Teacher, accuracy
 
 
@@ -106,15 +106,11 @@ class CVDD(Synthesizer):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
         c = self.cfg
-        if not c.teachers:
-            raise UserError(f"{self.name}: teachers must name at least one teacher recipe")
+        check_teacher_pool(self.name, c.teachers, c.teacher_weights)
         if not 1 <= c.committee_size <= len(c.teachers):
             raise UserError(f"{self.name}: committee_size {c.committee_size} is larger than the "
                             f"{len(c.teachers)} teacher(s) given ({', '.join(c.teachers)}); use 1 to "
                             f"{len(c.teachers)} or add teachers")
-        if c.teacher_weights is not None and len(c.teacher_weights) != len(c.teachers):
-            raise UserError(f"{self.name}: teacher_weights needs one file per teacher ({len(c.teachers)}); "
-                            f"got {len(c.teacher_weights)}")
         if c.priors == Priors.sre2l_pp and not c.prior_file:
             raise UserError(f"{self.name}: priors=sre2l_pp reads the measured SRe2L++ accuracies from "
                             "prior_file=PATH (committee.write_prior_file); none was given")
@@ -122,15 +118,6 @@ class CVDD(Synthesizer):
             raise UserError(f"{self.name}: iterations >= 0, batch_size >= 1, jitter >= 0, lr > 0, bn_split >= 1 "
                             f"and mipc >= 1 are required; got {c.iterations}, {c.batch_size}, {c.jitter}, "
                             f"{c.lr}, {c.bn_split}, {c.mipc}")
-        from dd_bench.teachers.recipe import TEACHER_RECIPES
-
-        for name in c.teachers:
-            TEACHER_RECIPES.get(name)  # an unknown recipe fails here, listing the registered ones
-
-    def _pool(self, real: RealData, cache_dir: Path | None, progress: bool) -> list[Teacher]:
-        files = self.cfg.teacher_weights or [None] * len(self.cfg.teachers)
-        return [resolve_teacher(real, recipe=r, weights=w, cache_dir=cache_dir, progress=progress)
-                for r, w in zip(self.cfg.teachers, files)]
 
     def _priors(self, real: RealData, pool: list[Teacher], specs: list[dict]) -> tuple[list[float], dict[str, Any]]:
         c = self.cfg
@@ -183,7 +170,8 @@ class CVDD(Synthesizer):
                 checkpoint_dir: Path | None = None, cache_dir: Path | None = None) -> SyntheticSet:
         c, device, k = self.cfg, real.device, real.num_classes
         lo, hi = pixel_bounds(real)
-        pool = self._pool(real, cache_dir, progress)
+        pool = resolve_teachers(real, recipes=c.teachers, weights=c.teacher_weights, cache_dir=cache_dir,
+                                progress=progress)
         specs = [teacher_spec(t) for t in pool]
         priors, prior_info = self._priors(real, pool, specs)
         chosen = committees(ipc=ipc, pool_size=len(pool), size=c.committee_size, priors=priors, dataset=real.name,

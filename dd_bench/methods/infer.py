@@ -29,12 +29,12 @@ import torch
 from dd_bench.data import RealData
 from dd_bench.errors import UserError
 from dd_bench.io import json_sha256
-from dd_bench.methods.base import METHODS, Synthesizer
+from dd_bench.methods.base import METHODS, Synthesizer, image_space_of
 from dd_bench.methods.recovery import Crop, RecoveryBatch, frozen_voters, recover
 from dd_bench.methods.sre2l import pixel_bounds
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet, register_composer
-from dd_bench.teachers.spec import resolve_teacher, teacher_spec
+from dd_bench.teachers.spec import check_teacher_pool, resolve_teachers, teacher_spec
 
 INFER_TEACHERS = ("infer_cifar_resnet18", "infer_cifar_mobilenetv2", "infer_cifar_efficientnet_b0")
 
@@ -108,18 +108,10 @@ class INFER(Synthesizer):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
         c = self.cfg
-        if not c.teachers:
-            raise UserError(f"{self.name}: teachers must name at least one teacher recipe")
-        if c.teacher_weights is not None and len(c.teacher_weights) != len(c.teachers):
-            raise UserError(f"{self.name}: teacher_weights needs one file per teacher ({len(c.teachers)}); "
-                            f"got {len(c.teacher_weights)}")
+        check_teacher_pool(self.name, c.teachers, c.teacher_weights)
         if c.iterations < 0 or c.batch_size < 1 or c.jitter < 0 or not c.lr > 0:
             raise UserError(f"{self.name}: iterations >= 0, batch_size >= 1, jitter >= 0 and lr > 0 are required; "
                             f"got {c.iterations}, {c.batch_size}, {c.jitter}, {c.lr}")
-        from dd_bench.teachers.recipe import TEACHER_RECIPES
-
-        for name in c.teachers:
-            TEACHER_RECIPES.get(name)
 
     def smallest_ipc(self, num_classes: int) -> int:
         return smallest_ipc(len(self.cfg.teachers), num_classes)
@@ -143,13 +135,14 @@ class INFER(Synthesizer):
         k = self.check_ipc(ipc, classes)
         pixel_bounds(real)  # mean/std model space only (no ZCA), as every recovery method
         m = len(c.teachers)
-        files = c.teacher_weights or [None] * m
-        teachers = [resolve_teacher(real, recipe=r, weights=w, cache_dir=cache_dir, progress=progress)
-                    for r, w in zip(c.teachers, files)]
+        teachers = resolve_teachers(real, recipes=c.teachers, weights=c.teacher_weights, cache_dir=cache_dir,
+                                    progress=progress)
         g_pick = make_generator(seed, "method", "infer", "base")
-        base_idx = torch.stack([real.indices_of_class(cls).cpu()[torch.randperm(len(real.indices_of_class(cls)),
-                                                                               generator=g_pick)[:k]]
-                                for cls in range(classes)], dim=1)  # (K, C): base set k, class c
+        picks = []
+        for cls in range(classes):
+            pool = real.indices_of_class(cls).cpu()
+            picks.append(pool[torch.randperm(len(pool), generator=g_pick)[:k]])
+        base_idx = torch.stack(picks, dim=1)  # (K, C): base set k, class c
         base = real.train_images[base_idx.flatten().to(device)]  # (K*C, ch, H, W) uint8, row k*C + c
         base_model = real.to_model_space(base)
         chunks = -(-classes // c.batch_size)
@@ -178,8 +171,6 @@ class INFER(Synthesizer):
         extras = {"infer.base": base, "infer.ufc": ufc.detach()}
         composition = {"kind": "infer_ufc", "parts": ["infer.base", "infer.ufc"], "k": k, "m": m,
                        "classes": classes, "batch_size": c.batch_size}
-        from dd_bench.methods.base import image_space_of
-
         images = compose_infer(composition, extras, image_space_of(real))
         labels = torch.arange(classes, device=device).repeat_interleave((m + 1) * k)
         specs = [teacher_spec(t) for t in teachers]

@@ -98,7 +98,7 @@ def recover(*, leaf: torch.Tensor, batches: list[RecoveryBatch], iterations: int
                 with voter.bn:
                     out = voter.net(x)
                     term = F.cross_entropy(out, batch.labels) + r_bn * voter.bn.loss()
-                term = term if voter.weight == 1.0 else voter.weight * term
+                term = voter.weight * term
                 loss = term if loss is None else loss + term
             loss.backward()
             total += float(loss.detach())

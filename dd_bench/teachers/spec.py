@@ -31,6 +31,27 @@ def resolve_teacher(real: RealData, *, recipe: str, weights: str | Path | None =
     return teacher
 
 
+def check_teacher_pool(method: str, recipes: list[str], weights: list[str | None] | None) -> None:
+    """A committee's options (CV-DD, INFER): at least one registered recipe, and one weights file per teacher
+    when files are given; fails before any work, naming the problem."""
+    from dd_bench.teachers.recipe import TEACHER_RECIPES
+
+    if not recipes:
+        raise UserError(f"{method}: teachers must name at least one teacher recipe")
+    if weights is not None and len(weights) != len(recipes):
+        raise UserError(f"{method}: teacher_weights needs one file per teacher ({len(recipes)}); got {len(weights)}")
+    for name in recipes:
+        TEACHER_RECIPES.get(name)  # an unknown recipe fails here, listing the registered ones
+
+
+def resolve_teachers(real: RealData, *, recipes: list[str], weights: list[str | None] | None = None,
+                     cache_dir: str | Path | None = None, progress: bool = True) -> list[Teacher]:
+    """:func:`resolve_teacher` for each recipe of a committee (``weights``: one local file or None per recipe)."""
+    files = weights or [None] * len(recipes)
+    return [resolve_teacher(real, recipe=r, weights=w, cache_dir=cache_dir, progress=progress)
+            for r, w in zip(recipes, files)]
+
+
 def teacher_spec(teacher: Teacher) -> dict[str, Any]:
     return {"recipe": teacher.extra.get("recipe_name"), "key": teacher.key, "model": teacher.model,
             "model_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in teacher.model_kwargs.items()},
