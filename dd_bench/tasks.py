@@ -167,7 +167,7 @@ def task_evaluate(cfg: DictConfig, synset_dir: Path | None = None, real=None, sh
               "rerun=true evaluates again")
     records = new + kept
     if cfg.references:
-        labels = (meta.get("labels") or {}) if cfg.label_source in ("auto", "teacher", "fkd") else {}
+        labels = (meta.get("labels") or {}) if cfg.label_source in ("auto", "teacher", "fkd", "distance") else {}
         records += reference_records(real=real, protocol=protocol, models=list(cfg.models), seeds=seeds,
                                      ipcs=[int(meta["ipc"])], results_dir=Path(cfg.results),
                                      kinds=tuple(cfg.references), progress=cfg.progress, cache_dir=_cache_dir(cfg),

@@ -117,10 +117,12 @@ def evaluation_hash(*, meta: dict[str, Any], protocol: EvalProtocol, model: str,
 
 
 def relabel_to_disk(*, synset_dir: Path, real: RealData, protocol: EvalProtocol, cache_dir: Path | None = None,
-                    progress: bool = True) -> dict[str, Any]:
-    """Make the set's stored (fkd) labels for ``protocol`` with the teachers its labels section names; returns the
-    entry written to meta.json (an existing entry for this protocol is returned as it is)."""
+                    progress: bool = True, kind: str = "auto") -> dict[str, Any]:
+    """Make the set's stored labels for ``protocol`` with the teachers its labels section names: FKD logits, or
+    NRR-DD's distances (``kind="distance"``; ``auto``: distances for a set whose own source they are, else FKD).
+    Returns the entry written to meta.json (an existing entry for this protocol is returned as it is)."""
     from dd_bench.eval.evaluate import check_compatible
+    from dd_bench.labels.distance import distance_key, distance_recorder
     from dd_bench.labels.fkd import fkd_key, relabel_fkd
     from dd_bench.labels.sources import section_teacher_labels
     from dd_bench.synset import add_stored_labels
@@ -130,7 +132,8 @@ def relabel_to_disk(*, synset_dir: Path, real: RealData, protocol: EvalProtocol,
                         "(use eval=kd or eval=kd-quick)")
     meta = read_meta(synset_dir)
     section = meta.get("labels") or {}
-    key = fkd_key(protocol)
+    distances = kind == "distance" or (kind == "auto" and section.get("source") == "distance")
+    key = distance_key(protocol) if distances else fkd_key(protocol)
     if key in (section.get("fkd") or {}):
         return section["fkd"][key]
     if not section.get("teachers"):
@@ -141,10 +144,10 @@ def relabel_to_disk(*, synset_dir: Path, real: RealData, protocol: EvalProtocol,
     labels = section_teacher_labels(section, real=real, protocol=protocol, cache_dir=cache_dir, progress=progress,
                                     stored={})
     transform = real.to_model_space if synset.image_encoding == "uint8" else None
+    record = distance_recorder(labels.source, synset.labels, real.num_classes) if distances else None
     entry = relabel_fkd(synset_dir=synset_dir, images=synset.images, teacher=labels.source, protocol=protocol,
                         augment=protocol.augment(real), num_classes=real.num_classes, transform=transform,
-                        teachers_spec=section["teachers"],
-                        progress=progress)
+                        teachers_spec=section["teachers"], progress=progress, key=key, record=record)
     add_stored_labels(synset_dir, key, entry)
     return entry
 
@@ -210,9 +213,10 @@ def evaluate_to_records(
     from dd_bench.labels.sources import label_identity
 
     meta = read_meta(synset_dir)
-    if relabel and label_identity(meta, label_source, protocol).startswith("fkd:"):
+    identity = label_identity(meta, label_source, protocol)
+    if relabel and identity.startswith(("fkd:", "distance:")):
         relabel_to_disk(synset_dir=Path(synset_dir), real=real, protocol=protocol, cache_dir=cache_dir,
-                        progress=progress)
+                        progress=progress, kind=identity.split(":")[0])
         meta = read_meta(synset_dir)
     kept, todo = [], []
     for model in models:

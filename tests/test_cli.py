@@ -197,7 +197,7 @@ def _fails(args: list[str], tmp_path: Path, capsys) -> str:
     (["frobnicate"], "Unknown task 'frobnicate'; available: demo, distill"),
     (["evaluate"], "evaluate needs synset=DIR"),
     (["run", "-m", "hydra/launcher=nope"], "Could not find 'hydra/launcher/nope'"),
-    (["run", "method=rded", "label_source=bogus"], "Unknown label source 'bogus'; available: auto, fkd, hard"),
+    (["run", "method=rded", "label_source=bogus"], "Unknown label source 'bogus'; available: auto, distance, fkd, hard"),
     (["relabel"], "relabel needs synset=DIR"),
     (["distill", "method=rded", "method.teacher=nope"], "Unknown teacher recipe 'nope'; available: cvdd_cifar"),
     (["distill", "method=sre2l", "method.teacher_weights=/nonexistent/t.safetensors"],

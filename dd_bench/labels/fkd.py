@@ -24,6 +24,7 @@ seeds differ in initialisation only), and the targets are the stored logits, com
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from dd_bench.train.losses import Loss
 FKD_DIR = "labels"
 FKD_FORMAT = "dd-bench-fkd"
 FKD_SEED = 42  # the official relabel scripts' fkd_seed
+STORED_TARGETS = ("logits", "distances")  # what a shard stores per position besides the replayed parameters
 
 
 def fkd_key(protocol: Any) -> str:
@@ -52,15 +54,21 @@ def relabel_command(synset_dir: str | Path, protocol: Any) -> str:
 
 @torch.no_grad()
 def relabel_fkd(*, synset_dir: str | Path, images: torch.Tensor, teacher: Any, protocol: Any, augment: Any,
-                num_classes: int, transform: Any = None, teachers_spec: list[dict[str, Any]] | None = None, seed: int = FKD_SEED,
-                progress: bool = True) -> dict[str, Any]:
+                num_classes: int, transform: Any = None, teachers_spec: list[dict[str, Any]] | None = None,
+                seed: int = FKD_SEED, progress: bool = True, key: str | None = None,
+                record: Callable[[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+                | None = None) -> dict[str, Any]:
     """Write the FKD shards of ``protocol`` for ``images`` (N, C, H, W) into the set directory; returns the entry
     for meta.json. ``teacher``: a :class:`~dd_bench.labels.TeacherLogits` (its ``logits(x)``). Resumable per
-    epoch: a shard already written for this key and epoch is kept."""
+    epoch: a shard already written for this key and epoch is kept.
+
+    ``record(x_aug, idx, params)`` says what is stored per augmented batch (default ``{"logits": fp16 teacher
+    logits}``; NRR-DD's distance labels store two distances instead) under ``key`` (default :func:`fkd_key`)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    key = fkd_key(protocol)
+    key = key or fkd_key(protocol)
+    record = record or (lambda x_aug, idx, params: {"logits": teacher.logits(x_aug).half()})
     directory = Path(synset_dir) / FKD_DIR / key
     directory.mkdir(parents=True, exist_ok=True)
     n, device = len(images), images.device
@@ -86,8 +94,8 @@ def relabel_fkd(*, synset_dir: str | Path, images: torch.Tensor, teacher: Any, p
                 x = images[idx]
                 x = transform(x) if transform is not None else x
                 params = augment.sample_params(len(idx), generator=aug_gen)
-                logits = teacher.logits(augment.apply(x, params)).half()
-                for k, v in {**params, "logits": logits}.items():
+                stored = record(augment.apply(x, params), idx, params)
+                for k, v in {**params, **stored}.items():
                     parts.setdefault(k, []).append(v.expand(len(idx), *v.shape[1:]) if v.shape[0] == 1 else v)
             tensors = {"order": order, **{k: torch.cat(v) for k, v in parts.items()}}
             atomic_save_safetensors(path, tensors, metadata={"format": FKD_FORMAT, "key": key, "epoch": str(epoch)})
@@ -132,11 +140,14 @@ class FKDLabels:
         if file_sha256(path) != shard["sha256"]:
             raise SynsetError(f"'{path}' is corrupted: its SHA-256 does not match meta.json")
         tensors = {k: v.to(self.device) for k, v in load_file(str(path)).items()}
+        self.check_shard(path, tensors)
+        self._epoch, self._tensors = epoch, tensors
+        return tensors
+
+    def check_shard(self, path: Path, tensors: dict[str, torch.Tensor]) -> None:
         if tensors["logits"].shape[1] != self.num_classes:
             raise SynsetError(f"'{path}' holds {tensors['logits'].shape[1]}-class logits; the set has "
                               f"{self.num_classes} classes")
-        self._epoch, self._tensors = epoch, tensors
-        return tensors
 
     # The replay: the evaluator's order and augmentation parameters, in place of its own draws.
     def order(self, epoch: int) -> torch.Tensor:
@@ -144,7 +155,7 @@ class FKDLabels:
 
     def params(self, epoch: int, start: int, stop: int) -> dict[str, torch.Tensor]:
         t = self._load(epoch)
-        out = {k: v[start:stop] for k, v in t.items() if k not in ("order", "logits")}
+        out = {k: v[start:stop] for k, v in t.items() if k not in ("order", *STORED_TARGETS)}
         out["pos"] = torch.arange(start, stop, device=self.device)
         return out
 
@@ -155,9 +166,10 @@ class FKDLabels:
         return Targets(self._load(epoch)["logits"][aug_params["pos"]], Loss("kl", temperature=self.temperature))
 
 
-def check_fkd_protocol(entries: dict[str, dict[str, Any]], protocol: Any, synset_dir: str | Path) -> dict[str, Any]:
+def check_fkd_protocol(entries: dict[str, dict[str, Any]], protocol: Any, synset_dir: str | Path,
+                       key: str | None = None) -> dict[str, Any]:
     """The stored entry made for ``protocol``; a clear error naming what is stored and the relabel call otherwise."""
-    key = fkd_key(protocol)
+    key = key or fkd_key(protocol)
     if key in entries:
         return entries[key]
     stored = ", ".join(f"{e['protocol']['name']} ({e['epochs']} epochs, batch {e['batch_size']})"

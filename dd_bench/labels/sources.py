@@ -11,6 +11,7 @@ learned    stored logits softmaxed once (DATM; v1 soft labels)      class ids + 
 static     one stored logit vector per image, KL at T (INFER)       class ids + logits          none
 teacher    an online teacher / committee on each augmented batch    class ids                   the teachers
 fkd        stored per-epoch fp16 teacher logits, replayed batches   class ids + label shards    none
+distance   NRR-DD's two stored distances per instance per epoch     class ids + distance shards none
 ========== ======================================================= =========================== ====================
 
 A new kind (HeLlO's ``projector``, NRR-DD's ``distance``) registers a builder here; its source returns the targets
@@ -164,6 +165,25 @@ def _fkd(ctx: LabelContext) -> ResolvedLabels:
                           teachers=list(entry.get("teachers") or []))
 
 
+@LABEL_SOURCES.register("distance")
+def _distance(ctx: LabelContext) -> ResolvedLabels:
+    from dd_bench.labels.distance import DistanceLabels, distance_identity, distance_key, distance_settings
+
+    _needs_kd("distance", ctx)
+    s = ctx.synset
+    if s.directory is None:
+        raise UserError("label source 'distance' reads stored distances from the set's directory; save the set first")
+    settings = distance_settings(s.label_info)
+    key = distance_key(ctx.protocol)
+    entry = check_fkd_protocol(s.label_info.get("fkd") or {}, ctx.protocol, s.directory, key=key)
+    source = DistanceLabels(labels=s.labels, alpha=settings["alpha"], norm=settings["norm"], synset_dir=s.directory,
+                            entry=entry, num_images=len(s.images), num_classes=s.num_classes,
+                            device=s.images.device)
+    stored = {**ctx.class_id_bytes(), f"distance:{key}": int(entry["bytes"])}
+    return ResolvedLabels(source, "distance", distance_identity(s.label_info, ctx.protocol), stored,
+                          replay=source, teachers=list(entry.get("teachers") or []))
+
+
 def label_source_names() -> list[str]:
     return ["auto", *LABEL_SOURCES.list()]
 
@@ -189,6 +209,10 @@ def label_identity(meta: dict[str, Any], kind: str, protocol: Any) -> str:
         return teacher_identity(section)
     if kind == "fkd":
         return f"fkd:{fkd_key(protocol)}"
+    if kind == "distance":
+        from dd_bench.labels.distance import distance_identity
+
+        return distance_identity(section, protocol)
     return kind
 
 

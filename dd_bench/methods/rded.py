@@ -39,25 +39,39 @@ def pad_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def select_patches(observer: nn.Module, images: torch.Tensor, label: int, *, keep: int, num_crop: int,
-                   factor: int, generator: torch.Generator, crop_scale_min: float = 0.08,
-                   batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``keep`` most representative patches of one class: (keep, C, H/factor, W/factor) and their CE (keep,).
+def score_crops(observer: nn.Module, images: torch.Tensor, label: int, *, num_crop: int, factor: int,
+                generator: torch.Generator, crop_scale_min: float = 0.08, batch_size: int = 256
+                ) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, torch.Tensor]]]:
+    """``num_crop`` RandomResizedCrop patches of side size / factor per image (aspect ratio 1, no flip), each
+    zero-padded to the input size and scored by the observer's CE for ``label``.
 
-    images: (M, C, H, W) model-space candidates of class ``label``; ``generator`` on their device.
+    images: (M, C, H, W) model-space candidates; ``generator`` on their device. Returns the patches
+    (num_crop, M, C, H/factor, W/factor), their CE (num_crop, M) and each round's crop parameters (boxes).
     """
     m, _, h, w = images.shape
     size = (h // factor, w // factor)
     crop = RandomResizedCropFlip(image_size=(h, w), scale=(crop_scale_min, 1.0), ratio=(1.0, 1.0), flip=False)
-    # One crop per image per round, rounds in sequence: (num_crop, M, C, h', w').
-    patches = torch.stack([crop.apply(images, crop.sample_params(m, generator=generator), output_size=size)
-                           for _ in range(num_crop)])
+    # One crop per image per round, rounds in sequence.
+    params = [crop.sample_params(m, generator=generator) for _ in range(num_crop)]
+    patches = torch.stack([crop.apply(images, p, output_size=size) for p in params])
     flat = patches.flatten(0, 1)
     observer.eval()
     ce = torch.cat([F.cross_entropy(observer(pad_to(flat[i:i + batch_size], (h, w))),
                                     torch.full((len(flat[i:i + batch_size]),), label, device=flat.device),
                                     reduction="none") for i in range(0, len(flat), batch_size)])
-    ce = ce.view(num_crop, m)
+    return patches, ce.view(num_crop, m), params
+
+
+def select_patches(observer: nn.Module, images: torch.Tensor, label: int, *, keep: int, num_crop: int,
+                   factor: int, generator: torch.Generator, crop_scale_min: float = 0.08,
+                   batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``keep`` most representative patches of one class: (keep, C, H/factor, W/factor) and their CE (keep,).
+
+    Each image keeps its lowest-CE crop; the images are ranked by it (:func:`score_crops` scores them).
+    """
+    patches, ce, _ = score_crops(observer, images, label, num_crop=num_crop, factor=factor, generator=generator,
+                                 crop_scale_min=crop_scale_min, batch_size=batch_size)
+    m = images.shape[0]
     best_ce, best = ce.min(dim=0)  # per image: its lowest-CE crop
     best_patch = patches[best, torch.arange(m, device=images.device)]
     order = torch.argsort(best_ce)[:keep]

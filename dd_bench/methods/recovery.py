@@ -9,8 +9,8 @@ for the batch, or one per image) and then the roll offsets in [0, jitter], steps
 (betas 0.5, 0.9, eps 1e-8; Adam is element-wise and a batch's loss only reaches its own rows, so this equals one
 Adam per batch as the official scripts run them one after another) under a cosine lr from ``lr`` to 0, and clips
 the images to the valid pixel range after the step. ``compose(leaf, batch)`` builds a batch's input from the leaf
-being optimised (INFER: base images + its compensator); ``grad_mask`` multiplies the gradient (NRR-DD's
-non-critical region).
+being optimised (INFER: base images + its compensator); ``update_mask`` scales each element's step
+(NRR-DD's ``x <- x - M * step``: the critical region, M = 0, never moves).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def recover(*, leaf: torch.Tensor, batches: list[RecoveryBatch], iterations: int
             bounds: tuple[torch.Tensor, torch.Tensor] | None, generator: torch.Generator,
             checkpoint_dir: Path | None, checkpoint_every: int, config_hash: str, progress: bool, desc: str,
             compose: Callable[[torch.Tensor, RecoveryBatch], torch.Tensor] | None = None,
-            grad_mask: torch.Tensor | None = None) -> dict[str, Any]:
+            update_mask: torch.Tensor | None = None) -> dict[str, Any]:
     """Optimise ``leaf`` (requires_grad) in place over ``iterations``; returns the loop's status dict.
 
     ``bounds``: (lo, hi) model-space pixel range, (1, C, 1, 1) each, clipped after every step (None: no clip,
@@ -102,9 +102,11 @@ def recover(*, leaf: torch.Tensor, batches: list[RecoveryBatch], iterations: int
                 loss = term if loss is None else loss + term
             loss.backward()
             total += float(loss.detach())
-        if grad_mask is not None and leaf.grad is not None:
-            leaf.grad.mul_(grad_mask)
+        before = leaf.detach().clone() if update_mask is not None else None
         opt.step()
+        if update_mask is not None:
+            with torch.no_grad():  # (N or 1, C or 1, H, W), broadcast over the leaf
+                leaf.copy_(before + update_mask * (leaf - before))
         if bounds is not None:
             with torch.no_grad():
                 leaf.copy_(torch.maximum(torch.minimum(leaf, bounds[1]), bounds[0]))
