@@ -1,14 +1,20 @@
 """GPU check for the decoupled family, within a wall-clock budget, writing each stage's results as it finishes.
 
-Stages (issue 7): train the SRe2L/RDED teacher (the `sre2l_cifar` recipe with a reduced epoch budget, registered
-under its own name so its cache key and records say "reduced"), distil SRe2L (the CIFAR recipe, fewer recovery
-iterations when --iterations says so) and RDED (the CIFAR recipe) at IPC 10, score each with its own labels under
-the `kd` protocol (or a shorter, unranked kd variant with --eval-epochs), beside a random subset with hard labels
-and with the same teacher. Records, sets and a stage log go under --out after every stage.
+Stages: train the teachers the methods need with reduced epoch budgets (each recipe registered under its own
+name, ``<recipe>_e<N>``, so its cache key and records say "reduced"), distil each method in ``--methods`` at IPC 10
+and score it with its own labels under the `kd` protocol (or a shorter, unranked kd variant with --eval-epochs),
+beside a random subset with hard labels and with the same teachers. Records, sets and a stage log go under --out
+after every stage.
+
+* issue 7 (default ``--methods sre2l rded``): SRe2L (the CIFAR recipe, fewer recovery iterations when
+  --iterations says so) and RDED (the CIFAR recipe) with the `sre2l_cifar` teacher;
+* issue 9 (``--methods cvdd infer nrrdd``): CV-DD with a reduced committee of two (ResNet-18 + MobileNetV2 of its
+  pool, equal priors: the check has no validation split), INFER with two of its teachers (M = 2: ResNet-18 +
+  MobileNetV2) and NRR-DD (a reconstruction) with the SRe2L teacher; --iterations recovery iterations each.
 
 Usage (GPU): python scripts/gpu_check_decoupled.py --data-root /tmp/c10 --out $OUT --budget 200
 CPU smoke run: python scripts/gpu_check_decoupled.py --dataset digits --teacher-epochs 2 --iterations 5 \
-    --eval-epochs 3 --seeds 2 --student convnet --device cpu --out /tmp/gpu_check_dec
+    --eval-epochs 3 --seeds 2 --student convnet --device cpu --out /tmp/gpu_check_dec [--methods cvdd infer nrrdd]
 """
 
 from __future__ import annotations
@@ -22,8 +28,19 @@ from dd_bench.data import load_dataset
 from dd_bench.eval import custom_protocol, get_protocol
 from dd_bench.results import collect_provenance
 from dd_bench.results.bench_report import log_stage as log
-from dd_bench.teachers import TEACHER_RECIPES, get_recipe, get_teacher
+from dd_bench.teachers import TEACHER_RECIPES, accuracy, get_recipe, get_teacher
 from dd_bench.workflow import distill_to_disk, evaluate_to_records, reference_records, resolve_device
+
+# The teachers each method is checked with, (CIFAR recipes, digits recipes for the CPU smoke run), reduced.
+METHOD_TEACHERS = {
+    "sre2l": (["sre2l_cifar"], ["digits_convnet_bn_w32_d2"]),
+    "rded": (["sre2l_cifar"], ["digits_convnet_bn_w32_d2"]),
+    "nrrdd": (["sre2l_cifar"], ["digits_convnet_bn_w32_d2"]),
+    "cvdd": (["cvdd_cifar", "cvdd_cifar_mobilenetv2"], ["digits_convnet_bn_w32_d2", "digits_convnet_bn_w64_d2"]),
+    "infer": (["infer_cifar_resnet18", "infer_cifar_mobilenetv2"],
+              ["digits_convnet_bn_w32_d2", "digits_convnet_bn_w64_d2"]),
+}
+METHOD_OPTIONS = {"cvdd": {"priors": "equal", "batch_size": 10}}
 
 
 def main() -> None:
@@ -39,6 +56,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--student", default="resnet18_cifar")
     parser.add_argument("--eval-epochs", type=int, default=None, help="shorter evaluation (an unranked protocol)")
+    parser.add_argument("--methods", nargs="+", default=["sre2l", "rded"], choices=sorted(METHOD_TEACHERS))
     args = parser.parse_args()
     start = time.perf_counter()
     out = args.out
@@ -49,26 +67,30 @@ def main() -> None:
     real = load_dataset(args.dataset, root=args.data_root, progress=False).to(device)
     log(out, "data", seconds=time.perf_counter() - start, train=len(real.train_labels), test=len(real.test_labels))
 
-    base = "sre2l_cifar" if real.image_size == (32, 32) else "digits_convnet_bn_w32_d2"
-    name = f"{base}_e{args.teacher_epochs}"
-    if name not in TEACHER_RECIPES:
-        TEACHER_RECIPES.register(name)(dataclasses.replace(get_recipe(base), epochs=args.teacher_epochs))
-    t0 = time.perf_counter()
-    teacher = get_teacher(real, get_recipe(name), cache_dir=cache, progress=False)
-    from dd_bench.teachers import accuracy
+    cifar = real.image_size == (32, 32)
 
-    log(out, "teacher", recipe=name, reduced=args.teacher_epochs < get_recipe(base).epochs,
-        seconds=time.perf_counter() - t0, parameter_bytes=teacher.parameter_bytes,
-        test_accuracy_for_information=accuracy(teacher.module, real.test_images, real.test_labels, real))
+    def reduced(base: str) -> str:
+        """``base`` with --teacher-epochs, registered under its own name; trained (and logged) once."""
+        name = f"{base}_e{args.teacher_epochs}"
+        if name not in TEACHER_RECIPES:
+            TEACHER_RECIPES.register(name)(dataclasses.replace(get_recipe(base), epochs=args.teacher_epochs))
+            t0 = time.perf_counter()
+            teacher = get_teacher(real, get_recipe(name), cache_dir=cache, progress=False)
+            log(out, f"teacher_{name}", recipe=name, reduced=args.teacher_epochs < get_recipe(base).epochs,
+                seconds=time.perf_counter() - t0, parameter_bytes=teacher.parameter_bytes,
+                test_accuracy_for_information=accuracy(teacher.module, real.test_images, real.test_labels, real))
+        return name
 
     protocol = (custom_protocol("kd", epochs=args.eval_epochs) if args.eval_epochs else get_protocol("kd"))
     seeds = list(range(args.seeds))
-    methods = {"sre2l": {"teacher": name, "iterations": args.iterations},
-               "rded": {"teacher": name}}
-    for method, options in methods.items():
+    for method in args.methods:
         if time.perf_counter() - start > args.budget:
             log(out, method, skipped="budget spent")
             continue
+        teachers = [reduced(b) for b in METHOD_TEACHERS[method][0 if cifar else 1]]
+        options = {**METHOD_OPTIONS.get(method, {}),
+                   **({"teachers": teachers} if method in ("cvdd", "infer") else {"teacher": teachers[0]}),
+                   **({} if method == "rded" else {"iterations": args.iterations})}
         t0 = time.perf_counter()
         synset, seconds, _ = distill_to_disk(method=method, method_kwargs=options, real=real, ipc=args.ipc, seed=0,
                                              out=out / "synsets" / method, progress=False, cache_dir=cache)

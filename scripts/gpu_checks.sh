@@ -78,6 +78,13 @@ if [ "$TINY" = 1 ] || [ -n "${CIFAR10_ROOT:-}" ]; then
 else
   echo "== gpu_check_decoupled: skipped, CIFAR10_ROOT is not set"
 fi
+# 5b. CV-DD (a committee of 2), INFER (M = 2) and NRR-DD at IPC 10, the same way (teachers 5 epochs: reduced).
+if [ "$TINY" = 1 ] || [ -n "${CIFAR10_ROOT:-}" ]; then
+  stage gpu_check_cvdd_infer_nrrdd 100 python scripts/gpu_check_decoupled.py $DC --methods cvdd infer nrrdd \
+    --budget 90 --out "$OUT/gpu_check_cvdd_infer_nrrdd_gpu"
+else
+  echo "== gpu_check_cvdd_infer_nrrdd: skipped, CIFAR10_ROOT is not set"
+fi
 # 6. Experts + MTT and DATM at IPC 10 on real CIFAR-10, 5-seed evaluations, in what is left.
 if [ "$TINY" = 1 ] || [ -n "${CIFAR10_ROOT:-}" ]; then
   check_budget=$(( $(left) - 15 ))

@@ -263,7 +263,7 @@ def test_timm_unknown_name_and_no_pretrained() -> None:
 
 
 @pytest.mark.parametrize("name", ["resnet50_cifar", "mobilenetv2_cifar", "shufflenetv2_cifar", "efficientnet_b0_cifar",
-                                  "densenet121_cifar"])
+                                  "densenet121_cifar", "shufflenetg2_cifar"])
 def test_the_cifar_zoo_keeps_32x32_through_the_stem(name: str) -> None:
     """The CIFAR adaptation: a stride-1 first convolution and no stem max-pool (kuangliu/pytorch-cifar)."""
     model = create_model(name, num_classes=10, in_channels=3, image_size=(32, 32)).eval()
@@ -275,3 +275,21 @@ def test_the_cifar_zoo_keeps_32x32_through_the_stem(name: str) -> None:
     handle.remove()
     assert convs[0].stride == (1, 1) and shapes == [(32, 32)]
     assert not any(isinstance(m, (nn.Dropout, nn.MaxPool2d)) and getattr(m, "p", 0) for m in model.modules())
+
+
+def test_shufflenetg2_has_the_kuangliu_shape() -> None:
+    """ShuffleNetG2 (kuangliu/pytorch-cifar): 16 bottlenecks, [200, 400, 800] channels, 32 -> 16 -> 8 -> 4 maps,
+    the stem's block with one group; and the channel shuffle interleaves the groups."""
+    from dd_bench.models.shufflenet_cifar import ShuffleBottleneck, channel_shuffle
+
+    model = create_model("shufflenetg2_cifar", num_classes=10, in_channels=3, image_size=(32, 32)).eval()
+    blocks = [m for m in model.modules() if isinstance(m, ShuffleBottleneck)]
+    assert len(blocks) == 16 and blocks[0].conv1.groups == 1 and blocks[1].conv1.groups == 2
+    sizes = []
+    for i in (3, 11, 15):
+        blocks[i].register_forward_hook(lambda m, inp, out: sizes.append(tuple(out.shape[1:])))
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert sizes == [(200, 16, 16), (400, 8, 8), (800, 4, 4)]
+    x = torch.arange(4.0).view(1, 4, 1, 1)
+    assert channel_shuffle(x, 2).flatten().tolist() == [0.0, 2.0, 1.0, 3.0]

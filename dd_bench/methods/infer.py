@@ -36,7 +36,8 @@ from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet, register_composer
 from dd_bench.teachers.spec import check_teacher_pool, resolve_teachers, teacher_spec
 
-INFER_TEACHERS = ("infer_cifar_resnet18", "infer_cifar_mobilenetv2", "infer_cifar_efficientnet_b0")
+INFER_TEACHERS = ("infer_cifar_resnet18", "infer_cifar_mobilenetv2", "infer_cifar_efficientnet_b0",
+                  "infer_cifar_shufflenetg2")  # ufc_cifar.py's M = 4, in its order
 
 
 def base_sets_per_ipc(ipc: int, num_teachers: int, num_classes: int) -> int:

@@ -8,8 +8,8 @@ fingerprint (so a validation split, which removes training images, is part of th
   max-pool), SGD lr 0.1, momentum 0.9, wd 5e-4, cosine over 200 epochs, batch 128, RandomCrop(32, 4) + flip.
 * ``cvdd_cifar`` (CV-DD's committee, §5): Adam lr 1e-3, wd 1e-4, cosine over 200 epochs, batch 512, the same crops;
   ``cvdd_cifar_{resnet50,shufflenetv2,mobilenetv2,densenet121}`` the rest of its committee.
-* ``infer_cifar_{resnet18,mobilenetv2,efficientnet_b0}``: INFER's teachers with kuangliu's CIFAR recipe (SGD 0.1,
-  cosine, 200 epochs, batch 128); its ShuffleNetG2 comes with INFER (the next issue).
+* ``infer_cifar_{resnet18,mobilenetv2,efficientnet_b0,shufflenetg2}``: INFER's four teachers with kuangliu's CIFAR
+  recipe (SGD 0.1, cosine, 200 epochs, batch 128).
 * ``digits_convnet_bn_w{32,64}_d{2,3}``: the digits pool (the CIFAR architectures do not fit 8x8): ConvNet-BN width
   and depth variants, SGD 0.01 / 0.9 / 5e-4, cosine over 10 epochs, batch 64, crops with 1 pixel of padding and no
   flip (flips are wrong for digits).
@@ -92,7 +92,7 @@ for _arch in ("resnet50", "shufflenetv2", "mobilenetv2", "densenet121"):
 TEACHER_RECIPES.register("sre2l_tiny")(TeacherRecipe(epochs=50, lr=0.2, weight_decay=1e-4, batch_size=256,
                                                      schedule="warmup_cosine", warmup_epochs=5,
                                                      augment="resized_crop_flip"))
-for _arch in ("resnet18", "mobilenetv2", "efficientnet_b0"):
+for _arch in ("resnet18", "mobilenetv2", "efficientnet_b0", "shufflenetg2"):
     TEACHER_RECIPES.register(f"infer_cifar_{_arch}")(TeacherRecipe(model=f"{_arch}_cifar"))
 for _width in (32, 64):
     for _depth in (2, 3):
