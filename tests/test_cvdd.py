@@ -177,3 +177,29 @@ def test_cvdd_and_sre2l_pp_beat_a_random_subset_under_kd_quick(digits):
     sre2l_pp = mean_over("sre2l_pp", preset_options("sre2l_pp"), digits, [0])
     assert cvdd > base + 1.5, (cvdd, base)
     assert sre2l_pp > base + 6.0, (sre2l_pp, base)
+
+
+def test_measured_priors_from_sre2l_pp_records_drive_a_cvdd_run(tmp_path, capsys, digits):
+    """The card's priors: run SRe2L++ per teacher, take its students' accuracy, weigh CV-DD's committee by it."""
+    from dd_bench.cli import main
+    from dd_bench.methods.committee import priors_from_records
+    from dd_bench.results import load_records
+
+    recipes = ["digits_convnet_bn_w32_d2", "digits_convnet_bn_w64_d2"]
+    for r in recipes:
+        argv = ["run", "method=sre2l_pp", f"method.teachers=[{r}]", "method.iterations=2", "method.mipc=30",
+                "method.num_crop=1", "eval=kd-quick", "eval.epochs=2", "models=[mlp]", "seeds=1", "references=[]",
+                f"results={tmp_path}", "progress=false", "hydra.run.dir=" + str(tmp_path / r)]
+        assert main(argv) == 0, capsys.readouterr()
+    records = load_records(tmp_path)
+    entries = priors_from_records(records, protocol="kd-quick+custom", model="mlp")
+    assert sorted(e["recipe"] for e in entries) == recipes
+    by_recipe = {r.extra["teachers"][0]["recipe"]: r.acc_mean for r in records if r.method == "sre2l_pp"}
+    assert {e["recipe"]: e["accuracy"] for e in entries} == by_recipe
+    path = write_prior_file(tmp_path / "priors.json", entries)
+    options = {**create_method("cvdd").TEST_OPTIONS, "teachers": recipes, "priors": "sre2l_pp",
+               "prior_file": str(path)}
+    synset = create_method("cvdd", **options).distill(digits, ipc=1, seed=0, progress=False)
+    assert synset.provenance["priors"]["values"] == [by_recipe[r] for r in recipes]
+    with pytest.raises(UserError, match="no sre2l_pp record under protocol 'kd'"):
+        priors_from_records(records, protocol="kd", model="mlp")

@@ -108,3 +108,25 @@ def write_prior_file(path: str | Path, entries: list[dict[str, Any]]) -> Path:
             raise UserError(f"cvdd: a prior entry needs recipe, key and accuracy; got {sorted(e)}")
     atomic_write_json(Path(path), {"format": PRIOR_FILE_FORMAT, "priors": entries})
     return Path(path)
+
+
+def priors_from_records(records: list[Any], *, protocol: str, model: str) -> list[dict[str, Any]]:
+    """Prior entries from single-teacher SRe2L++ run records (the card's priors: the accuracy of a student trained on
+    the set one teacher distilled): per teacher key, the mean ``acc_mean`` of its ``sre2l_pp`` records under
+    ``protocol`` on ``model``, with the record ids as the source. Feed them to :func:`write_prior_file`."""
+    by_key: dict[str, dict[str, Any]] = {}
+    for r in records:
+        teachers = (r.extra or {}).get("teachers") or []
+        wanted = (r.method, r.kind, r.protocol, r.model) == ("sre2l_pp", "evaluation", protocol, model)
+        if not wanted or len(teachers) != 1:
+            continue
+        entry = by_key.setdefault(teachers[0]["key"], {"recipe": teachers[0].get("recipe"), "key": teachers[0]["key"],
+                                                       "accuracies": [], "records": []})
+        entry["accuracies"].append(float(r.acc_mean))
+        entry["records"].append(r.record_id)
+    if not by_key:
+        raise UserError(f"cvdd: no sre2l_pp record under protocol '{protocol}' on model '{model}' to take priors "
+                        "from; run `dd-bench run method=sre2l_pp method.teachers=[RECIPE] ...` once per teacher")
+    return [{"recipe": e["recipe"], "key": e["key"], "accuracy": sum(e["accuracies"]) / len(e["accuracies"]),
+             "source": f"mean acc_mean of sre2l_pp record(s) {', '.join(i[:12] for i in e['records'])} under "
+                       f"{protocol} on {model}"} for e in by_key.values()]
