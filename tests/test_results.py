@@ -329,3 +329,27 @@ def test_custom_and_quick_protocols_never_show_published_numbers(tmp_path):
     df = build_leaderboard(rows, published_csv=published).set_index("protocol")
     assert df.loc["mtt", "published"] == 48.9
     assert df[["published"]].loc[["mtt+custom", "quick"]].isna().all().all()
+
+
+def test_a_best_during_training_published_number_is_compared_with_our_best(tmp_path):
+    """CV-DD's (and RDED's) published numbers are the best test accuracy seen during training: the gap uses our
+    best-during-training mean, never the final epoch; without a best column the gap is empty."""
+    from dd_bench.results import build_leaderboard
+    from dd_bench.results.leaderboard import GAP_COLUMN
+
+    published = tmp_path / "published.csv"
+    published.write_text("method,dataset,ipc,model,acc_mean,acc_std,protocol_note,source,verified\n"
+                         "cvdd,cifar10,10,resnet18_cifar,44.6,,kd-cvdd: ...; best during training,test,yes\n"
+                         "sre2l,cifar10,10,resnet18_cifar,27.2,0.5,kd (final epoch),test,no\n")
+    best = {"accuracies": [46.0, 48.0], "epochs_checked": [10, 20], "note": "best"}
+    rows = [make_record(method="cvdd", protocol="kd-cvdd", model="resnet18_cifar", seeds=[0, 1],
+                        accuracies=[40.0, 42.0], ranked=False, extra={"best_during_training": best}),
+            make_record(method="cvdd", protocol="kd-cvdd", model="resnet18_cifar", ipc=10, seeds=[0, 1, 2],
+                        accuracies=[40.0, 42.0, 41.0], ranked=False),
+            make_record(method="sre2l", protocol="kd", model="resnet18_cifar", seeds=[0, 1], accuracies=[30.0, 28.0])]
+    df = build_leaderboard(rows, published_csv=published)
+    cvdd = df[df["method"] == "cvdd"].set_index("n_seeds")
+    assert cvdd.loc[2, GAP_COLUMN] == pytest.approx(47.0 - 44.6)  # our best mean, not the final 41.0
+    assert pd.isna(cvdd.loc[3, GAP_COLUMN])  # no best recorded: no gap rather than a final-vs-best one
+    (sre2l,) = df[df["method"] == "sre2l"][GAP_COLUMN]
+    assert sre2l == pytest.approx(29.0 - 27.2)  # a final-epoch published number: the final mean
