@@ -59,6 +59,9 @@ def test_committees_follow_the_official_settings():
                       official_pool=True, generator=g) == [(2, 3)]
     assert committees(ipc=1, pool_size=5, size=2, priors=priors, dataset="cifar10", official_pool=False,
                       generator=g) == [(2, 3)]  # SV2 68.52 and MBv2 67.61 are the top two
+    # Tiny-ImageNet names no pair: the top-2 by the official priors is the card's {R18, MBv2}.
+    assert committees(ipc=1, pool_size=5, size=2, priors=list(OFFICIAL_PRIORS["tiny_imagenet"]),
+                      dataset="tiny_imagenet", official_pool=True, generator=g) == [(0, 3)]
     # Other IPCs: a seeded random pair per ipc id, the same for the same seed.
     a = committees(ipc=50, pool_size=5, size=2, priors=priors, dataset="cifar10", official_pool=True,
                    generator=torch.Generator().manual_seed(3))

@@ -39,6 +39,15 @@ class Priors(enum.StrEnum):
 # The official pool, in the order of ``model_choice`` (setting 3), as the suite's teacher recipes.
 OFFICIAL_POOL = ("cvdd_cifar", "cvdd_cifar_resnet50", "cvdd_cifar_shufflenetv2", "cvdd_cifar_mobilenetv2",
                  "cvdd_cifar_densenet121")
+OFFICIAL_TINY_POOL = ("cvdd_tiny", "cvdd_tiny_resnet50", "cvdd_tiny_shufflenetv2", "cvdd_tiny_mobilenetv2",
+                      "cvdd_tiny_densenet121")
+
+
+def official_pool(dataset: str) -> tuple[str, ...]:
+    """The suite's recipes of the official five-teacher pool for ``dataset`` (R18, R50, SV2, MBv2, D121)."""
+    return OFFICIAL_TINY_POOL if dataset == "tiny_imagenet" else OFFICIAL_POOL
+
+
 # recover.py::parse_args model_prior_weight_dict (R18, R50, SV2, MBv2, D121): SRe2L++ student accuracies of the
 # authors' teachers (issue CV-DD#1).
 OFFICIAL_PRIORS = {

@@ -34,7 +34,7 @@ from dd_bench.errors import UserError
 from dd_bench.io import json_sha256
 from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
 from dd_bench.methods.committee import (OFFICIAL_POOL, OFFICIAL_PRIORS, Priors, committees, load_prior_file,
-                                        prior_weights)
+                                        official_pool, prior_weights)
 from dd_bench.methods.rded import select_patches
 from dd_bench.methods.recovery import Crop, RecoveryBatch, Voter, frozen_voters, recover
 from dd_bench.methods.sre2l import pixel_bounds, recovery_batches
@@ -124,10 +124,11 @@ class CVDD(Synthesizer):
         if c.priors == Priors.equal:
             return [0.0] * len(pool), {"source": "equal", "note": "equal weights (--voter-type equal)"}
         if c.priors == Priors.official:
-            if tuple(c.teachers) != OFFICIAL_POOL or real.name not in OFFICIAL_PRIORS:
+            if real.name not in OFFICIAL_PRIORS or tuple(c.teachers) != official_pool(real.name):
+                own = ", ".join(official_pool(real.name))
                 raise UserError(f"{self.name}: priors=official are the repo's numbers for its own five teachers "
-                                f"({', '.join(OFFICIAL_POOL)}) on {', '.join(OFFICIAL_PRIORS)}; got teachers "
-                                f"{', '.join(c.teachers)} on {real.name}: use priors=validation or sre2l_pp")
+                                f"({own}) on {', '.join(OFFICIAL_PRIORS)}; got teachers {', '.join(c.teachers)} on "
+                                f"{real.name}: use priors=validation or sre2l_pp")
             return list(OFFICIAL_PRIORS[real.name]), {
                 "source": "official", "note": "the official repo's hard-coded priors, measured on the authors' "
                                               "teachers, not these"}
@@ -175,7 +176,7 @@ class CVDD(Synthesizer):
         specs = [teacher_spec(t) for t in pool]
         priors, prior_info = self._priors(real, pool, specs)
         chosen = committees(ipc=ipc, pool_size=len(pool), size=c.committee_size, priors=priors, dataset=real.name,
-                            official_pool=tuple(c.teachers) == OFFICIAL_POOL,
+                            official_pool=tuple(c.teachers) == official_pool(real.name),
                             generator=make_generator(seed, "method", self.name, "committee"))
         images = self._init_images(real, ipc, seed, pool[0]).clone().requires_grad_(True)
         labels = hard_labels(k, ipc, device)

@@ -7,7 +7,8 @@ fingerprint (so a validation split, which removes training images, is part of th
 * ``sre2l_cifar`` (SRe2L and RDED on CIFAR, decoupled-methods.md §2.1): the CIFAR ResNet-18 (3x3 stem, no
   max-pool), SGD lr 0.1, momentum 0.9, wd 5e-4, cosine over 200 epochs, batch 128, RandomCrop(32, 4) + flip.
 * ``cvdd_cifar`` (CV-DD's committee, §5): Adam lr 1e-3, wd 1e-4, cosine over 200 epochs, batch 512, the same crops;
-  ``cvdd_cifar_{resnet50,shufflenetv2,mobilenetv2,densenet121}`` the rest of its committee.
+  ``cvdd_cifar_{resnet50,shufflenetv2,mobilenetv2,densenet121}`` the rest of its committee; ``cvdd_tiny*`` the
+  same five for Tiny-ImageNet (SGD 0.01, 50 epochs, batch 128).
 * ``infer_cifar_{resnet18,mobilenetv2,efficientnet_b0,shufflenetg2}``: INFER's four teachers with kuangliu's CIFAR
   recipe (SGD 0.1, cosine, 200 epochs, batch 128).
 * ``digits_convnet_bn_w{32,64}_d{2,3}``: the digits pool (the CIFAR architectures do not fit 8x8): ConvNet-BN width
@@ -86,6 +87,11 @@ TEACHER_RECIPES.register("cvdd_cifar")(TeacherRecipe(optimizer="adam", lr=1e-3, 
 for _arch in ("resnet50", "shufflenetv2", "mobilenetv2", "densenet121"):
     TEACHER_RECIPES.register(f"cvdd_cifar_{_arch}")(TeacherRecipe(model=f"{_arch}_cifar", optimizer="adam", lr=1e-3,
                                                                    weight_decay=1e-4, batch_size=512))
+# CV-DD's Tiny-ImageNet committee (squeeze/scripts: SGD 0.01 / 0.9 / wd 1e-4, 50 epochs, batch 128); its crops are
+# not given for Tiny: RandomCrop(64, 4) + flip as on CIFAR, assumed.
+for _arch in ("resnet18", "resnet50", "shufflenetv2", "mobilenetv2", "densenet121"):
+    TEACHER_RECIPES.register("cvdd_tiny" if _arch == "resnet18" else f"cvdd_tiny_{_arch}")(TeacherRecipe(
+        model=f"{_arch}_cifar", epochs=50, lr=0.01, weight_decay=1e-4, batch_size=128, crop_pad=4))
 # SRe2L's Tiny-ImageNet teacher (zeyuanyin/tiny-imagenet script/train_rn18.sh, the "E50" model): the modified
 # ResNet-18, SGD 0.2 / 0.9 / wd 1e-4, batch 256, 50 epochs, 5 linear warm-up epochs from 0.01x then cosine; the
 # torchvision reference's RandomResizedCrop + flip (train.py's transforms were not read: unverified).
