@@ -9,6 +9,9 @@ images and an untrained teacher for a trained one (the cost does not depend on t
 3. kd evaluation: optimiser steps per second of dd-bench's kd protocol with an online teacher vs a plain loop
    (SRe2L ``relabel_cifar.py``-style: RandomCrop + flip, MixUp, teacher on the mixed batch, KL at T, AdamW), and
    the same protocol replaying stored FKD labels (target: replay cheaper per step than the online teacher).
+4. Committee recovery (CV-DD): iterations per second of the shared recovery loop with a committee of ``--committee``
+   teachers of one architecture, stacked into one vmapped forward (``stack_voters``) vs one teacher at a time.
+   (The official CIFAR pool has five different architectures, so stacking applies to committees that repeat one.)
 
 Targets: dd-bench's kd evaluator at least as fast as the plain loop (ratio <= 1.0x time), FKD replay < online.
 Usage: python scripts/bench_decoupled.py [--device auto] [--teacher resnet18_cifar] [--student convnet]
@@ -33,6 +36,7 @@ from dd_bench.eval.protocol import custom_protocol
 from dd_bench.labels import TeacherLogits
 from dd_bench.labels.fkd import FKDLabels, relabel_fkd
 from dd_bench.methods.bn_statistics import BNStatisticsLoss
+from dd_bench.methods.recovery import Crop, RecoveryBatch, frozen_voters, recover
 from dd_bench.models import create_model
 from dd_bench.results import collect_provenance
 from dd_bench.results.bench_report import write_report
@@ -171,13 +175,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="kd epochs per timed block (IPC 50: 500 images)")
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=2, help="alternating blocks per comparison")
+    parser.add_argument("--committee", type=int, default=2, help="teachers of one architecture in the committee")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     device = resolve_device(args.device)
     report = {"benchmark": "bench_decoupled", "provenance": collect_provenance(device),
               "torch_threads": torch.get_num_threads(), "command": "python scripts/bench_decoupled.py "
               f"--device {args.device} --teacher {args.teacher} --student {args.student} --iterations "
-              f"{args.iterations} --epochs {args.epochs} --images {args.images} --repeats {args.repeats}"}
+              f"{args.iterations} --epochs {args.epochs} --images {args.images} --repeats {args.repeats} "
+              f"--committee {args.committee}"}
     print(f"device: {report['provenance']['device']} ({report['provenance']['device_name']}), torch "
           f"{torch.__version__}, {report['torch_threads']} threads; teacher {args.teacher}, student {args.student}")
     torch.manual_seed(0)
@@ -253,6 +259,33 @@ def main() -> None:
           f"online teacher {r['online_steps_per_s']:.1f} ({r['online_vs_plain_time']:.2f}x the plain time; target "
           f"<= 1.0x), FKD replay {r['fkd_steps_per_s']:.1f} ({r['fkd_vs_online_time']:.2f}x the online time; "
           "target < 1.0x)")
+
+    committee = [teacher] + [make_teacher(args.teacher, device) for _ in range(args.committee - 1)]
+    voters = frozen_voters(committee, [1.0 / len(committee)] * len(committee), first_bn_multiplier=10.0)
+    batch = [RecoveryBatch(torch.arange(10, device=device), torch.arange(10, device=device), voters)]
+
+    def committee_recover(stacked: bool, iterations: int) -> None:
+        leaf = x0.clone().requires_grad_(True)
+        recover(leaf=leaf, batches=batch, iterations=iterations, lr=0.25, r_bn=0.01, jitter=4, crop=Crop.shared,
+                crop_scale_min=0.08, image_size=(32, 32), flip=True, bounds=None,
+                generator=torch.Generator(device=device).manual_seed(0), checkpoint_dir=None, checkpoint_every=10**9,
+                config_hash="bench", progress=False, desc="", stack_voters=stacked)
+
+    committee_recover(True, 2)  # warm-up
+    committee_recover(False, 2)
+    stacked_t, single_t = [], []
+    for _ in range(args.repeats):
+        single_t.append(timed(lambda: committee_recover(False, args.iterations), device))
+        stacked_t.append(timed(lambda: committee_recover(True, args.iterations), device))
+    its = args.iterations * args.repeats
+    report["committee_recover"] = {
+        "teachers": args.committee, "architecture": args.teacher, "batch": 10, "iterations": its,
+        "stacked_it_per_s": its / sum(stacked_t), "one_at_a_time_it_per_s": its / sum(single_t),
+        "stacked_vs_one_at_a_time_time": sum(stacked_t) / sum(single_t)}
+    r = report["committee_recover"]
+    print(f"committee recover ({args.committee} x {args.teacher}, batch 10): stacked {r['stacked_it_per_s']:.1f} "
+          f"it/s, one teacher at a time {r['one_at_a_time_it_per_s']:.1f} it/s -> "
+          f"{r['stacked_vs_one_at_a_time_time']:.2f}x the one-at-a-time time")
     write_report(report, args.out)
 
 

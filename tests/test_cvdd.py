@@ -206,3 +206,28 @@ def test_measured_priors_from_sre2l_pp_records_drive_a_cvdd_run(tmp_path, capsys
     assert synset.provenance["priors"]["values"] == [by_recipe[r] for r in recipes]
     with pytest.raises(UserError, match="no sre2l_pp record under protocol 'kd'"):
         priors_from_records(records, protocol="kd", model="mlp")
+
+
+def test_stacked_voters_give_the_same_loss_and_gradient_as_one_at_a_time():
+    """stack_voters: teachers of one architecture in one vmapped forward, each with its own BN targets."""
+    from dd_bench.methods.recovery import committee_loss, frozen_voters
+
+    nets = []
+    for s in range(3):
+        torch.manual_seed(s)
+        net = _BNNet().train()
+        with torch.no_grad():
+            net(torch.randn(64, 1, 8, 8) * (s + 1))  # distinct running statistics per teacher
+        nets.append(net)
+    voters = frozen_voters(nets + [nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(),
+                                                 nn.Linear(72, 10))], [0.2, 0.3, 0.4, 0.1], first_bn_multiplier=10.0)
+    x = torch.randn(10, 1, 8, 8, requires_grad=True)
+    y = torch.arange(10)
+    one = committee_loss(voters, x, y, r_bn=0.01)
+    (g_one,) = torch.autograd.grad(one, x)
+    stacks = {}
+    stacked = committee_loss(voters, x, y, r_bn=0.01, stacks=stacks)
+    (g_stacked,) = torch.autograd.grad(stacked, x)
+    assert len(stacks) == 1 and len(next(iter(stacks))) == 3  # the three _BNNets stacked, the odd one alone
+    torch.testing.assert_close(stacked, one)
+    torch.testing.assert_close(g_stacked, g_one)

@@ -101,6 +101,7 @@ class CVDD(Synthesizer):
         crop_scale_min: float = 0.08
         teacher_bn_train: bool = True  # BSSL: the relabelling teachers' BN on batch statistics
         bn_split: int = 2  # ... of half-batches
+        stack_voters: bool = False  # voters of one architecture as one vmapped forward (same loss, reassociated)
         checkpoint_every: int = 100
 
     def __init__(self, **kwargs: object) -> None:
@@ -198,7 +199,7 @@ class CVDD(Synthesizer):
             generator=make_generator(seed, "method", self.name, "aug", device=device),
             checkpoint_dir=checkpoint_dir, checkpoint_every=c.checkpoint_every,
             config_hash=self._config_hash(real, ipc, seed, [t.key for t in pool], priors), progress=progress,
-            desc=f"{self.name} recover ipc{ipc}")
+            desc=f"{self.name} recover ipc{ipc}", stack_voters=c.stack_voters)
         relabel = prior_weights(priors, c.label_temperature) if len(pool) > 1 else None
         return self.new_synset(
             real, ipc=ipc, images=images.detach(), labels=labels, recommended_protocol="kd", label_source="teacher",

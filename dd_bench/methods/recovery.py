@@ -64,18 +64,72 @@ def frozen_voters(nets: list[nn.Module], weights: list[float], *, first_bn_multi
     return voters
 
 
+def architecture(net: nn.Module) -> tuple:
+    """What must agree for networks to run stacked: the class and every parameter's and buffer's name and shape."""
+    return (type(net).__qualname__, tuple((n, tuple(t.shape)) for n, t in net.named_parameters()),
+            tuple((n, tuple(t.shape)) for n, t in net.named_buffers()))
+
+
+class StackedVoters:
+    """Frozen voters of one architecture, their parameters and buffers stacked (torch.func.stack_module_state):
+    one vmapped forward gives every voter's CE + r_bn * BN loss, (G,), on the same input. The first voter's module
+    (and BN hooks) is the template; each voter's own running statistics are the BN targets (functional buffers)."""
+
+    def __init__(self, voters: list[Voter]) -> None:
+        from torch.func import stack_module_state
+
+        self.template, self.bn = voters[0].net, voters[0].bn
+        self.params, self.buffers = stack_module_state([v.net for v in voters])
+
+    def losses(self, x: torch.Tensor, labels: torch.Tensor, r_bn: float) -> torch.Tensor:
+        from torch.func import functional_call, vmap
+
+        def one(params: dict, buffers: dict) -> torch.Tensor:
+            with self.bn:
+                out = functional_call(self.template, (params, buffers), (x,))
+                return F.cross_entropy(out, labels) + r_bn * self.bn.loss()
+
+        return vmap(one)(self.params, self.buffers)
+
+
+def committee_loss(voters: list[Voter], x: torch.Tensor, labels: torch.Tensor, *, r_bn: float,
+                   stacks: dict[tuple[int, ...], StackedVoters] | None = None) -> torch.Tensor:
+    """``sum_i w_i * (CE(T_i(x), y) + r_bn * L_BN^i)``. With ``stacks`` (a cache), voters sharing an architecture
+    run as one vmapped forward; otherwise one forward per voter, in order."""
+    groups: dict[tuple, list[Voter]] = {}
+    for voter in voters:
+        groups.setdefault(architecture(voter.net) if stacks is not None else (id(voter),), []).append(voter)
+    loss = None
+    for group in groups.values():
+        if len(group) > 1:
+            key = tuple(id(v.net) for v in group)
+            stack = stacks.setdefault(key, StackedVoters(group))
+            weights = torch.tensor([v.weight for v in group], device=x.device)
+            term = (weights * stack.losses(x, labels, r_bn)).sum()
+        else:
+            voter = group[0]
+            with voter.bn:
+                out = voter.net(x)
+                term = F.cross_entropy(out, labels) + r_bn * voter.bn.loss()
+            term = voter.weight * term
+        loss = term if loss is None else loss + term
+    return loss
+
+
 def recover(*, leaf: torch.Tensor, batches: list[RecoveryBatch], iterations: int, lr: float, r_bn: float,
             jitter: int, crop: Crop, crop_scale_min: float, image_size: tuple[int, int], flip: bool,
             bounds: tuple[torch.Tensor, torch.Tensor] | None, generator: torch.Generator,
             checkpoint_dir: Path | None, checkpoint_every: int, config_hash: str, progress: bool, desc: str,
             compose: Callable[[torch.Tensor, RecoveryBatch], torch.Tensor] | None = None,
-            update_mask: torch.Tensor | None = None) -> dict[str, Any]:
+            update_mask: torch.Tensor | None = None, stack_voters: bool = False) -> dict[str, Any]:
     """Optimise ``leaf`` (requires_grad) in place over ``iterations``; returns the loop's status dict.
 
     ``bounds``: (lo, hi) model-space pixel range, (1, C, 1, 1) each, clipped after every step (None: no clip,
     INFER's clip acts on a rebuilt tensor and so never constrains the compensators). Resumable through
-    ``checkpoint_dir`` (the leaf, Adam's moments and the augmentation generator).
+    ``checkpoint_dir`` (the leaf, Adam's moments and the augmentation generator). ``stack_voters``: voters of one
+    architecture run as one vmapped forward (:func:`committee_loss`).
     """
+    stacks: dict[tuple[int, ...], StackedVoters] = {}
     opt = torch.optim.Adam([leaf], lr=lr, betas=(0.5, 0.9), eps=1e-8)
     resized = None if crop == Crop.none else RandomResizedCropFlip(image_size=image_size, scale=(crop_scale_min, 1.0),
                                                                     flip=flip)
@@ -93,13 +147,8 @@ def recover(*, leaf: torch.Tensor, batches: list[RecoveryBatch], iterations: int
                                                            same_on_batch=crop == Crop.shared))
             offsets = torch.randint(0, jitter + 1, (2,), generator=generator, device=device).tolist()
             x = torch.roll(x, shifts=(offsets[0], offsets[1]), dims=(2, 3))
-            loss = None
-            for voter in batch.voters:
-                with voter.bn:
-                    out = voter.net(x)
-                    term = F.cross_entropy(out, batch.labels) + r_bn * voter.bn.loss()
-                term = voter.weight * term
-                loss = term if loss is None else loss + term
+            loss = committee_loss(batch.voters, x, batch.labels, r_bn=r_bn,
+                                  stacks=stacks if stack_voters else None)
             loss.backward()
             total += float(loss.detach())
         before = leaf.detach().clone() if update_mask is not None else None
