@@ -162,7 +162,7 @@ def test_bad_committee_input_fails_in_one_line(tmp_path, capsys, args, message):
 
 def test_cvdd_and_sre2l_pp_beat_a_random_subset_under_kd_quick(digits):
     """Measured on digits IPC 1 (kd-quick v2, 3 ConvNet students batched on the CPU, distill seed 0, the digits
-    presets): CV-DD with its two-teacher committee online 65.3 %, SRe2L++ with its teacher 75.0 %, random real
+    presets): CV-DD with its two-teacher committee online 71.7 %, SRe2L++ with its teacher 75.0 %, random real
     subsets with hard labels (distill seeds 0-1) 62.3 %. Asserted with about half of each margin as slack.
     The same-teacher random rows (48.7-55.3 %) are the demo's, not asserted."""
     kd = get_protocol("kd-quick")
@@ -175,10 +175,9 @@ def test_cvdd_and_sre2l_pp_beat_a_random_subset_under_kd_quick(digits):
                                 for s in sets)
 
     base = mean_over("random", {}, digits, [0, 1])
-    held_out, _ = split_validation(digits, fraction=0.1, seed=0)  # the cvdd preset's validation: 0.1
-    cvdd = mean_over("cvdd", preset_options("cvdd"), held_out, [0])
+    cvdd = mean_over("cvdd", preset_options("cvdd"), digits, [0])
     sre2l_pp = mean_over("sre2l_pp", preset_options("sre2l_pp"), digits, [0])
-    assert cvdd > base + 1.5, (cvdd, base)
+    assert cvdd > base + 4.5, (cvdd, base)
     assert sre2l_pp > base + 6.0, (sre2l_pp, base)
 
 
