@@ -127,7 +127,7 @@ def test_dbr_labels_store_two_distances_per_instance_per_epoch_and_replay(tmp_pa
     assert record.storage["label_source"] == "distance"
     assert record.extra["label_identity"].startswith("distance:dbr-kd-quick+custom")
     assert record.config["method"]["reconstruction"] is True
-    assert meta["provenance"]["reconstruction"]["keys"]["eps"] == 0.5
+    assert meta["provenance"]["reconstruction"]["keys"]["eps"] == record.config["method"]["eps"] == 1.0  # preset
 
 
 def test_nrrdd_marks_its_reconstruction_and_keeps_the_critical_region(digits):
