@@ -1,10 +1,13 @@
-"""Shared fixtures: the digits set, an isolated cache, and composition of the real conf/ with tiny overrides."""
+"""Shared fixtures: the digits set, an isolated cache, composition of the real conf/ with tiny overrides, and a small
+BN network for the BN-statistics tests."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -52,3 +55,16 @@ def preset_options(method: str, dataset: str = "digits") -> dict:
     options = job_config(compose_config("run", [f"method={method}", f"dataset={dataset}"]))["method"]
     options.pop("name")
     return options
+
+
+class BNNet(nn.Module):
+    """A one-BN-layer network on 1 x 8 x 8 inputs (10 classes): for BN-statistics and relabelling tests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.bn(self.conv(x))).flatten(1))

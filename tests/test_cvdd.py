@@ -20,7 +20,7 @@ from dd_bench.labels.teacher import TeacherLogits
 from dd_bench.methods import create_method
 from dd_bench.methods.committee import (OFFICIAL_PRIORS, committees, load_prior_file, prior_weights,
                                         write_prior_file)
-from tests.conftest import preset_options
+from tests.conftest import BNNet, preset_options
 
 
 def _softmax(values: list[float], t: float) -> list[float]:
@@ -72,20 +72,9 @@ def test_committees_follow_the_official_settings():
         committees(ipc=1, pool_size=5, size=6, priors=priors, dataset="cifar10", official_pool=True, generator=g)
 
 
-class _BNNet(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(1, 4, 3, padding=1)
-        self.bn = nn.BatchNorm2d(4)
-        self.fc = nn.Linear(4 * 8 * 8, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.relu(self.bn(self.conv(x))).flatten(1))
-
-
 def test_train_mode_bn_relabelling_differs_from_eval_mode_and_splits_batches():
     torch.manual_seed(0)
-    net = _BNNet()
+    net = BNNet()
     with torch.no_grad():  # non-trivial running statistics
         net.bn.running_mean.copy_(torch.tensor([0.5, -1.0, 2.0, 0.1]))
         net.bn.running_var.copy_(torch.tensor([4.0, 0.5, 2.0, 9.0]))
@@ -214,7 +203,7 @@ def test_stacked_voters_give_the_same_loss_and_gradient_as_one_at_a_time():
     nets = []
     for s in range(3):
         torch.manual_seed(s)
-        net = _BNNet().train()
+        net = BNNet().train()
         with torch.no_grad():
             net(torch.randn(64, 1, 8, 8) * (s + 1))  # distinct running statistics per teacher
         nets.append(net)

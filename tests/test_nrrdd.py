@@ -12,7 +12,6 @@ import statistics
 
 import pytest
 import torch
-from torch import nn
 
 from dd_bench.errors import UserError
 from dd_bench.eval import evaluate, get_protocol
@@ -21,20 +20,10 @@ from dd_bench.methods.cam import cam_layer, class_activation_maps
 from dd_bench.methods.nrrdd import crop_cam_share
 from dd_bench.methods.recovery import Crop, RecoveryBatch, frozen_voters, recover
 from dd_bench.train.losses import Loss, label_distances
+from tests.conftest import BNNet
 
 DIGITS = {"teacher": "digits_convnet_bn_w64_d2", "mipc": 60, "num_crop": 5, "crop_scale_min": 0.5,
           "iterations": 5, "jitter": 1, "first_bn_multiplier": 1.0}
-
-
-class _BNNet(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(1, 4, 3, padding=1)
-        self.bn = nn.BatchNorm2d(4)
-        self.fc = nn.Linear(4 * 8 * 8, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.relu(self.bn(self.conv(x))).flatten(1))
 
 
 def test_the_update_mask_is_zero_on_the_critical_region_and_freezes_it():
@@ -46,7 +35,7 @@ def test_the_update_mask_is_zero_on_the_critical_region_and_freezes_it():
     assert (mask[:, :, 2:6, 2:6] == 0).all() and (mask[:, :, :2] == eps).all()
     start = torch.randn(2, 1, 8, 8)
     leaf = start.clone().requires_grad_(True)
-    voters = frozen_voters([_BNNet()], [1.0], first_bn_multiplier=1.0)
+    voters = frozen_voters([BNNet()], [1.0], first_bn_multiplier=1.0)
     recover(leaf=leaf, batches=[RecoveryBatch(torch.arange(2), torch.tensor([0, 1]), voters)], iterations=5, lr=0.1,
             r_bn=0.01, jitter=0, crop=Crop.none, crop_scale_min=1.0, image_size=(8, 8), flip=False, bounds=None,
             generator=torch.Generator().manual_seed(0), checkpoint_dir=None, checkpoint_every=100, config_hash="t",

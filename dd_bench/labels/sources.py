@@ -151,13 +151,18 @@ def section_teacher_labels(section: dict[str, Any], *, real: Any, protocol: Any,
                           stored=stored, bn_split=int(section.get("bn_split", 1)))
 
 
+def _stored_entry(ctx: LabelContext, kind: str, key: str | None = None) -> dict[str, Any]:
+    """The stored-labels entry (FKD logits or DBR distances) of the set for this protocol, or a clear error."""
+    _needs_kd(kind, ctx)
+    if ctx.synset.directory is None:
+        raise UserError(f"label source '{kind}' reads stored labels from the set's directory; save the set first")
+    return check_fkd_protocol(ctx.synset.label_info.get("fkd") or {}, ctx.protocol, ctx.synset.directory, key=key)
+
+
 @LABEL_SOURCES.register("fkd")
 def _fkd(ctx: LabelContext) -> ResolvedLabels:
-    _needs_kd("fkd", ctx)
     s = ctx.synset
-    if s.directory is None:
-        raise UserError("label source 'fkd' reads stored labels from the set's directory; save the set first")
-    entry = check_fkd_protocol(s.label_info.get("fkd") or {}, ctx.protocol, s.directory)
+    entry = _stored_entry(ctx, "fkd")
     source = FKDLabels(synset_dir=s.directory, entry=entry, num_images=len(s.images), num_classes=s.num_classes,
                        temperature=ctx.protocol.temperature, device=s.images.device)
     stored = {**ctx.class_id_bytes(), f"fkd:{entry['key']}": int(entry["bytes"])}
@@ -169,13 +174,10 @@ def _fkd(ctx: LabelContext) -> ResolvedLabels:
 def _distance(ctx: LabelContext) -> ResolvedLabels:
     from dd_bench.labels.distance import DistanceLabels, distance_identity, distance_key, distance_settings
 
-    _needs_kd("distance", ctx)
     s = ctx.synset
-    if s.directory is None:
-        raise UserError("label source 'distance' reads stored distances from the set's directory; save the set first")
     settings = distance_settings(s.label_info)
     key = distance_key(ctx.protocol)
-    entry = check_fkd_protocol(s.label_info.get("fkd") or {}, ctx.protocol, s.directory, key=key)
+    entry = _stored_entry(ctx, "distance", key=key)
     source = DistanceLabels(labels=s.labels, alpha=settings["alpha"], norm=settings["norm"], synset_dir=s.directory,
                             entry=entry, num_images=len(s.images), num_classes=s.num_classes,
                             device=s.images.device)

@@ -35,7 +35,7 @@ from dd_bench.io import json_sha256
 from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
 from dd_bench.methods.committee import (OFFICIAL_POOL, OFFICIAL_PRIORS, Priors, committees, load_prior_file,
                                         official_pool, prior_weights)
-from dd_bench.methods.rded import select_patches
+from dd_bench.methods.rded import class_candidates, select_patches
 from dd_bench.methods.recovery import Crop, RecoveryBatch, Voter, frozen_voters, recover
 from dd_bench.methods.sre2l import pixel_bounds, recovery_batches
 from dd_bench.seeding import make_generator
@@ -160,9 +160,7 @@ class CVDD(Synthesizer):
         g_crop = make_generator(seed, "method", self.name, "crop", device=device)
         out = []
         for cls in range(real.num_classes):
-            pool = real.indices_of_class(cls).cpu()
-            pool = pool[torch.randperm(len(pool), generator=g_pick)[:c.mipc]]
-            candidates = real.to_model_space(real.train_images[pool.to(device)])
+            pool, candidates = class_candidates(real, cls, mipc=c.mipc, generator=g_pick)
             patches, _ = select_patches(observer.module, candidates, cls, keep=len(pool), num_crop=c.num_crop,
                                         factor=1, generator=g_crop, crop_scale_min=c.init_scale_min)
             out.append(patches[tercile_pick(len(pool), ipc, c.init_difficulty, g_pick).to(device)])

@@ -33,7 +33,7 @@ from dd_bench.errors import UserError
 from dd_bench.io import json_sha256
 from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
 from dd_bench.methods.cam import cam_layer, class_activation_maps
-from dd_bench.methods.rded import score_crops, stitch
+from dd_bench.methods.rded import class_candidates, score_crops, stitch
 from dd_bench.methods.recovery import Crop, RecoveryBatch, frozen_voters, recover
 from dd_bench.methods.sre2l import pixel_bounds, recovery_batches
 from dd_bench.seeding import make_generator
@@ -120,9 +120,7 @@ class NRRDD(Synthesizer):
         g_crop = make_generator(seed, "method", self.name, "crop", device=device)
         out = []
         for cls in range(real.num_classes):
-            pool = real.indices_of_class(cls).cpu()
-            pool = pool[torch.randperm(len(pool), generator=g_pick)[:c.mipc]]
-            candidates = real.to_model_space(real.train_images[pool.to(device)])
+            pool, candidates = class_candidates(real, cls, mipc=c.mipc, generator=g_pick)
             cam = class_activation_maps(net, candidates, torch.full((len(pool),), cls, device=device), layer=layer)
             patches, ce, params = score_crops(net, candidates, cls, num_crop=c.num_crop, factor=c.factor,
                                               generator=g_crop, crop_scale_min=c.crop_scale_min)

@@ -78,6 +78,15 @@ def select_patches(observer: nn.Module, images: torch.Tensor, label: int, *, kee
     return best_patch[order], best_ce[order]
 
 
+def class_candidates(real: RealData, cls: int, *, mipc: int, generator: torch.Generator
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Up to ``mipc`` seeded random training images of class ``cls``: their indices (cpu) and model-space images
+    on the data's device (all of a smaller class), the candidates of RDED's selection and the methods built on it."""
+    pool = real.indices_of_class(cls).cpu()
+    pool = pool[torch.randperm(len(pool), generator=generator)[:mipc]]
+    return pool, real.to_model_space(real.train_images[pool.to(real.device)])
+
+
 def stitch(patches: torch.Tensor, *, factor: int, n: int, size: tuple[int, int]) -> torch.Tensor:
     """``factor^2`` groups of ``n`` patches -> n images (n, C, H, W): group k fills grid cell (k // f, k % f)."""
     c = patches.shape[1]
@@ -127,12 +136,10 @@ class RDED(Synthesizer):
         g_crop = make_generator(seed, "method", "rded", "crop", device=device)
         out, scores = [], []
         for c in tqdm(range(k), desc=f"rded select ipc{ipc}", disable=not progress, leave=False):
-            pool = real.indices_of_class(c).cpu()
-            pool = pool[torch.randperm(len(pool), generator=g_pick)[:cfg.mipc]]
+            pool, candidates = class_candidates(real, c, mipc=cfg.mipc, generator=g_pick)
             if len(pool) < keep:
                 raise UserError(f"rded: class {c} has {len(pool)} candidate images; ipc {ipc} x factor^2 "
                                 f"{cfg.factor ** 2} = {keep} patches are needed (raise mipc or lower ipc)")
-            candidates = real.to_model_space(real.train_images[pool.to(device)])
             patches, ce = select_patches(observer.module, candidates, c, keep=keep, num_crop=cfg.num_crop,
                                          factor=cfg.factor, generator=g_crop, crop_scale_min=cfg.crop_scale_min)
             out.append(stitch(patches, factor=cfg.factor, n=ipc, size=real.image_size))
