@@ -99,6 +99,9 @@ class DDBenchSchema:
     # What the student learns from under a kd protocol: auto (the set's own: hard, learned, static, teacher or fkd;
     # meta.json's labels section) or any registered label source (dd_bench/labels/sources.py).
     label_source: str = "auto"
+    # evaluate / run: score the same images once per label source (e.g. [fkd,teacher,projector,hard]), one record
+    # each; replaces label_source when set.
+    label_sources: Optional[list[str]] = None
     seeds: int = 5  # number of evaluation networks; seed i = network i
     results: str = "runs"  # records, synsets, leaderboards; ignored by git
     device: str = "auto"  # auto | cpu | cuda | cuda:N

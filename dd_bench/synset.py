@@ -125,8 +125,9 @@ class SyntheticSet:
         if self.learned_lr is not None:
             labels += 4  # one float32 scalar
         # The papers' test-selected copy (paper_selection) is not part of the set: it only feeds its own column.
+        # A label source's own tensors (HeLlO's projector) are charged by that source, as label bytes.
         extras = sum(t.numel() * t.element_size() for k, t in self.extras.items()
-                     if not k.startswith("paper_selected.") and k not in parts)
+                     if not k.startswith(("paper_selected.", "projector.")) and k not in parts)
         return {
             "images_bytes": images,
             "labels_bytes": labels,

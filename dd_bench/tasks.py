@@ -150,24 +150,26 @@ def task_evaluate(cfg: DictConfig, synset_dir: Path | None = None, real=None, sh
     synset_dir = synset_dir or (Path(cfg.synset) if cfg.synset else None)
     if synset_dir is None:
         raise UserError("evaluate needs synset=DIR (a directory written by `dd-bench distill`)")
-    from dd_bench.labels.sources import check_label_source
-
     check_models(list(cfg.models))
-    check_label_source(cfg.label_source)
+    sources = label_sources_of(cfg)
     meta = read_meta(synset_dir)
     protocol = protocol_of(cfg)
     real = evaluation_real(real if real is not None else load_real(cfg, dataset_name=meta["dataset"]), meta)
     seeds = list(range(cfg.seeds))
-    new, kept = evaluate_to_records(synset_dir=synset_dir, real=real, protocol=protocol, models=list(cfg.models),
-                                    seeds=seeds, results_dir=Path(cfg.results), config=job_config(cfg),
-                                    batched=cfg.eval.batched, progress=cfg.progress, rerun=cfg.rerun,
-                                    label_source=cfg.label_source, cache_dir=_cache_dir(cfg), relabel=relabel)
+    new, kept = [], []
+    for source in sources:
+        done, found = evaluate_to_records(
+            synset_dir=synset_dir, real=real, protocol=protocol, models=list(cfg.models), seeds=seeds,
+            results_dir=Path(cfg.results), config=job_config(cfg), batched=cfg.eval.batched, progress=cfg.progress,
+            rerun=cfg.rerun, label_source=source, cache_dir=_cache_dir(cfg), relabel=relabel)
+        new, kept = new + done, kept + found
     if kept:
         print(f"kept {len(kept)} existing record(s) of this config ({', '.join(r.model for r in kept)}); "
               "rerun=true evaluates again")
     records = new + kept
     if cfg.references:
-        labels = (meta.get("labels") or {}) if cfg.label_source in ("auto", "teacher", "fkd", "distance") else {}
+        online = ("auto", "teacher", "fkd", "distance", "projector")
+        labels = (meta.get("labels") or {}) if any(s in online or s.startswith("fkd_") for s in sources) else {}
         records += reference_records(real=real, protocol=protocol, models=list(cfg.models), seeds=seeds,
                                      ipcs=[int(meta["ipc"])], results_dir=Path(cfg.results),
                                      kinds=tuple(cfg.references), progress=cfg.progress, cache_dir=_cache_dir(cfg),
@@ -177,11 +179,21 @@ def task_evaluate(cfg: DictConfig, synset_dir: Path | None = None, real=None, sh
     return {"records": [r.to_dict() for r in records], "evaluated": len(new), "kept": len(kept)}
 
 
-def task_run(cfg: DictConfig, real=None, show: bool = True) -> dict[str, Any]:
+def label_sources_of(cfg: DictConfig) -> list[str]:
+    """The label sources a task scores with (``label_sources``, else ``label_source``), each checked, in order."""
     from dd_bench.labels.sources import check_label_source
 
+    sources = list(cfg.get("label_sources") or [cfg.label_source])
+    for source in sources:
+        check_label_source(source)
+    if len(set(sources)) != len(sources):
+        raise UserError(f"label_sources={sources} names a source twice")
+    return sources
+
+
+def task_run(cfg: DictConfig, real=None, show: bool = True) -> dict[str, Any]:
     check_models(list(cfg.models))
-    check_label_source(cfg.label_source)
+    label_sources_of(cfg)
     protocol_of(cfg)  # fail on a bad protocol before distilling
     real = real if real is not None else load_real(cfg)
     distilled = task_distill(cfg, real=real)

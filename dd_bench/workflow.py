@@ -214,9 +214,10 @@ def evaluate_to_records(
 
     meta = read_meta(synset_dir)
     identity = label_identity(meta, label_source, protocol)
-    if relabel and identity.startswith(("fkd:", "distance:")):
+    if relabel and identity.startswith(("fkd:", "fkd_", "distance:")):
+        # The compressed fkd sources (fkd_int8, fkd_top<k>) read the fkd shards.
         relabel_to_disk(synset_dir=Path(synset_dir), real=real, protocol=protocol, cache_dir=cache_dir,
-                        progress=progress, kind=identity.split(":")[0])
+                        progress=progress, kind="fkd" if identity.startswith("fkd") else "distance")
         meta = read_meta(synset_dir)
     kept, todo = [], []
     for model in models:

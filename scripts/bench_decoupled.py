@@ -8,7 +8,9 @@ images and an untrained teacher for a trained one (the cost does not depend on t
    fp16 logits to a shard) vs a plain loop (the same augmentation and teacher forward, nothing stored).
 3. kd evaluation: optimiser steps per second of dd-bench's kd protocol with an online teacher vs a plain loop
    (SRe2L ``relabel_cifar.py``-style: RandomCrop + flip, MixUp, teacher on the mixed batch, KL at T, AdamW), and
-   the same protocol replaying stored FKD labels (target: replay cheaper per step than the online teacher).
+   the same protocol replaying stored FKD labels (target: replay cheaper per step than the online teacher), and
+   with HeLlO's online projector (a ``--teacher``-architecture backbone, rank-2 adapters on every conv, a linear
+   head): its cost per step is the price of its storage saving, printed beside the bytes it stores.
 4. Committee recovery (CV-DD): iterations per second of the shared recovery loop with a committee of ``--committee``
    teachers of one architecture, stacked into one vmapped forward (``stack_voters``) vs one teacher at a time.
    (The official CIFAR pool has five different architectures, so stacking applies to committees that repeat one.)
@@ -151,6 +153,25 @@ def kd_plain(student_name: str, teacher: nn.Module, images: torch.Tensor, epochs
     return steps
 
 
+def make_projector(arch: str, device: torch.device):
+    """HeLlO's online projector on an untrained ``arch`` backbone (rank 2 on every conv, fp16 bytes as stored)."""
+    from dd_bench.labels.projector import ProjectorLogits
+    from dd_bench.projector.backbone import Backbone, FeatureBackbone
+    from dd_bench.projector.projector import Projector, projector_bytes
+
+    net = make_teacher(arch, device)
+    with torch.no_grad():
+        dim = FeatureBackbone(net, adapter=None, mode="embed")(torch.zeros(2, 3, 32, 32, device=device)).shape[1]
+    backbone = Backbone(FeatureBackbone(net, adapter=None, mode="embed"), {"feature_dim": dim},
+                        exclude=("classifier",))
+    projector = Projector(backbone, num_classes=10, rank=2, alpha=2.0,
+                          generator=torch.Generator(device=device).manual_seed(0)).eval()
+    for p in projector.parameters():
+        p.requires_grad_(False)
+    stored = sum(projector_bytes(projector.stored_tensors(torch.float16)).values())
+    return ProjectorLogits(projector, temperature=30.0, asset_bytes=0), stored
+
+
 def kd_ours(student_name: str, labels, images: torch.Tensor, epochs: int, batch: int, augment, replay=None) -> None:
     train_networks(model=student_name, images=images, labels=labels, num_classes=10, passes=epochs,
                    batch_size=batch, optimizer=OptimizerSpec("adamw", weight_decay=0.01), lr=1e-3,
@@ -240,8 +261,9 @@ def main() -> None:
         tmp = f"{tmp}/run0"
         fkd = FKDLabels(synset_dir=tmp, entry=entry, num_images=args.images, num_classes=10, temperature=30.0,
                         device=device)
+        projector, projector_bytes = make_projector(args.teacher, device)
         kd_ours(args.student, source, images, 1, 128, augment)  # warm-up
-        times = {"plain": [], "online": [], "fkd": []}
+        times = {"plain": [], "online": [], "fkd": [], "projector": []}
         steps = 0
         for _ in range(args.repeats):
             times["plain"].append(timed(lambda: kd_plain(args.student, teacher, images, args.epochs, 128), device))
@@ -249,16 +271,24 @@ def main() -> None:
                                          device))
             times["fkd"].append(timed(lambda: kd_ours(args.student, fkd, images, args.epochs, 128, augment,
                                                       replay=fkd), device))
+            times["projector"].append(timed(lambda: kd_ours(args.student, projector, images, args.epochs, 128,
+                                                            augment), device))
             steps += args.epochs * -(-args.images // 128)
     report["kd_evaluation"] = {
         "steps": steps, "batch": 128, **{f"{k}_steps_per_s": steps / sum(v) for k, v in times.items()},
         "online_vs_plain_time": sum(times["online"]) / sum(times["plain"]),
-        "fkd_vs_online_time": sum(times["fkd"]) / sum(times["online"])}
+        "fkd_vs_online_time": sum(times["fkd"]) / sum(times["online"]),
+        "projector_vs_online_time": sum(times["projector"]) / sum(times["online"]),
+        "projector_vs_fkd_time": sum(times["projector"]) / sum(times["fkd"]),
+        "projector_stored_bytes": projector_bytes, "fkd_stored_bytes": entry["bytes"]}
     r = report["kd_evaluation"]
     print(f"kd evaluation ({args.student} student, batch 128): plain {r['plain_steps_per_s']:.1f} steps/s, dd-bench "
           f"online teacher {r['online_steps_per_s']:.1f} ({r['online_vs_plain_time']:.2f}x the plain time; target "
           f"<= 1.0x), FKD replay {r['fkd_steps_per_s']:.1f} ({r['fkd_vs_online_time']:.2f}x the online time; "
           "target < 1.0x)")
+    print(f"  HeLlO projector online {r['projector_steps_per_s']:.1f} steps/s ({r['projector_vs_fkd_time']:.2f}x the "
+          f"FKD replay time, {r['projector_vs_online_time']:.2f}x the online teacher's) for "
+          f"{r['projector_stored_bytes']} stored bytes vs FKD's {r['fkd_stored_bytes']} for these {args.epochs} epochs")
 
     committee = [teacher] + [make_teacher(args.teacher, device) for _ in range(args.committee - 1)]
     voters = frozen_voters(committee, [1.0 / len(committee)] * len(committee), first_bn_multiplier=10.0)

@@ -12,9 +12,12 @@ static     one stored logit vector per image, KL at T (INFER)       class ids + 
 teacher    an online teacher / committee on each augmented batch    class ids                   the teachers
 fkd        stored per-epoch fp16 teacher logits, replayed batches   class ids + label shards    none
 distance   NRR-DD's two stored distances per instance per epoch     class ids + distance shards none
+projector  HeLlO's projector online on each augmented batch         class ids + adapters + head the backbone
+fkd_int8   the fkd labels, int8 with a per-row scale (a baseline)   class ids + int8 shards     none
+fkd_top<k> the fkd labels' k largest logits per row (a baseline)    class ids + top-k shards    none
 ========== ======================================================= =========================== ====================
 
-A new kind (HeLlO's ``projector``, NRR-DD's ``distance``) registers a builder here; its source returns the targets
+A new kind registers a builder here; its source returns the targets
 **and** the loss they go with (:class:`~dd_bench.train.targets.Targets`), so it can bring its own loss.
 ``identity`` goes into the record hash: a set scored with another source, or another teacher, is another record.
 """
@@ -186,13 +189,71 @@ def _distance(ctx: LabelContext) -> ResolvedLabels:
                           replay=source, teachers=list(entry.get("teachers") or []))
 
 
+@LABEL_SOURCES.register("projector")
+def _projector(ctx: LabelContext) -> ResolvedLabels:
+    from dd_bench.labels.projector import ProjectorLogits, backbone_asset_name, projector_identity
+    from dd_bench.projector import build_projector, projector_bytes
+
+    _needs_kd("projector", ctx)
+    s = ctx.synset
+    section = s.label_info.get("projector")
+    if not section:
+        raise UserError(f"label source 'projector' needs a fitted projector; the {s.method} set has none "
+                        "(method=hello makes one)")
+    projector, backbone = build_projector(section, real=ctx.real, extras=s.extras, cache_dir=ctx.cache_dir,
+                                          progress=ctx.progress)
+    asset = int(backbone.identity["bytes"])
+    source = ProjectorLogits(projector, temperature=ctx.protocol.temperature, asset_bytes=asset)
+    stored = {**ctx.class_id_bytes(), **projector_bytes(s.extras)}
+    return ResolvedLabels(source, "projector", projector_identity(s.label_info), stored,
+                          {backbone_asset_name(backbone.identity): asset},
+                          teachers=[{"backbone": backbone.identity}])
+
+
+@LABEL_SOURCES.register("fkd_int8")
+def _fkd_int8(ctx: LabelContext) -> ResolvedLabels:
+    return _compressed_fkd(ctx, "int8")
+
+
+@LABEL_SOURCES.register("fkd_top<k>")
+def _fkd_topk(ctx: LabelContext, k: int = 1) -> ResolvedLabels:
+    return _compressed_fkd(ctx, f"top{k}")
+
+
+def _compressed_fkd(ctx: LabelContext, kind: str) -> ResolvedLabels:
+    from dd_bench.labels.quantised import CompressedFKDLabels, compressed_entry_bytes
+
+    s = ctx.synset
+    entry = _stored_entry(ctx, f"fkd_{kind}")
+    source = CompressedFKDLabels(kind=kind, synset_dir=s.directory, entry=entry, num_images=len(s.images),
+                                 num_classes=s.num_classes, temperature=ctx.protocol.temperature,
+                                 device=s.images.device)
+    stored = {**ctx.class_id_bytes(), f"fkd_{kind}:{entry['key']}": compressed_entry_bytes(entry, kind,
+                                                                                           s.num_classes)}
+    return ResolvedLabels(source, f"fkd_{kind}", f"fkd_{kind}:{entry['key']}", stored, replay=source,
+                          teachers=list(entry.get("teachers") or []))
+
+
+def _builder(name: str) -> Callable[[LabelContext], ResolvedLabels] | None:
+    """The builder of a label source name: a registered kind, or ``fkd_top<k>`` with k >= 1."""
+    from dd_bench.labels.quantised import TOPK
+
+    if name in LABEL_SOURCES and name != "fkd_top<k>":
+        return LABEL_SOURCES.get(name)
+    match = TOPK.match(name)
+    if match and int(match.group(1)) >= 1:
+        k = int(match.group(1))
+        return lambda ctx: _fkd_topk(ctx, k)
+    return None
+
+
 def label_source_names() -> list[str]:
     return ["auto", *LABEL_SOURCES.list()]
 
 
 def check_label_source(name: str) -> None:
     """``auto`` or a registered kind; anything else fails naming the options (before any work is done)."""
-    if name != "auto" and name not in LABEL_SOURCES:
+    if name != "auto" and _builder(name) is None:
         raise UserError(f"Unknown label source '{name}'; available: {', '.join(label_source_names())}")
 
 
@@ -209,8 +270,12 @@ def label_identity(meta: dict[str, Any], kind: str, protocol: Any) -> str:
         return meta.get("label_kind", "soft_logits")
     if kind == "teacher":
         return teacher_identity(section)
-    if kind == "fkd":
-        return f"fkd:{fkd_key(protocol)}"
+    if kind == "fkd" or kind.startswith("fkd_"):
+        return f"{kind}:{fkd_key(protocol)}"
+    if kind == "projector":
+        from dd_bench.labels.projector import projector_identity
+
+        return projector_identity(section)
     if kind == "distance":
         from dd_bench.labels.distance import distance_identity
 
@@ -239,5 +304,5 @@ def resolve_labels(kind: str, *, synset: Any, real: Any, protocol: Any, cache_di
     """The label source ``kind`` (``auto``: the set's own) for ``synset`` under ``protocol``."""
     check_label_source(kind)
     kind = synset.label_source if kind == "auto" else kind
-    return LABEL_SOURCES.get(kind)(LabelContext(synset, real, protocol, cache_dir, progress))
+    return _builder(kind)(LabelContext(synset, real, protocol, cache_dir, progress))
 

@@ -105,6 +105,26 @@ def stitch(patches: torch.Tensor, *, factor: int, n: int, size: tuple[int, int])
     return out
 
 
+def rded_images(real: RealData, observer: nn.Module, *, ipc: int, seed: int, factor: int, num_crop: int, mipc: int,
+                crop_scale_min: float, progress: bool = True, name: str = "rded") -> tuple[torch.Tensor, torch.Tensor]:
+    """RDED's selection: (C*ipc, C, H, W) class-major model-space images and their patches' CE (C*ipc*factor^2,).
+    Also HeLlO's initialisation (its draws are RDED's for the same seed)."""
+    keep = ipc * factor ** 2
+    g_pick = make_generator(seed, "method", name, "pick")
+    g_crop = make_generator(seed, "method", name, "crop", device=real.device)
+    out, scores = [], []
+    for c in tqdm(range(real.num_classes), desc=f"rded select ipc{ipc}", disable=not progress, leave=False):
+        pool, candidates = class_candidates(real, c, mipc=mipc, generator=g_pick)
+        if len(pool) < keep:
+            raise UserError(f"rded: class {c} has {len(pool)} candidate images; ipc {ipc} x factor^2 "
+                            f"{factor ** 2} = {keep} patches are needed (raise mipc or lower ipc)")
+        patches, ce = select_patches(observer, candidates, c, keep=keep, num_crop=num_crop, factor=factor,
+                                     generator=g_crop, crop_scale_min=crop_scale_min)
+        out.append(stitch(patches, factor=factor, n=ipc, size=real.image_size))
+        scores.append(ce)
+    return torch.cat(out), torch.cat(scores)
+
+
 @METHODS.register("rded")
 class RDED(Synthesizer):
     name = "rded"
@@ -131,23 +151,11 @@ class RDED(Synthesizer):
         cfg, device, k = self.cfg, real.device, real.num_classes
         observer = resolve_teacher(real, recipe=cfg.teacher, weights=cfg.teacher_weights, cache_dir=cache_dir,
                                    progress=progress)
-        keep = ipc * cfg.factor ** 2
-        g_pick = make_generator(seed, "method", "rded", "pick")
-        g_crop = make_generator(seed, "method", "rded", "crop", device=device)
-        out, scores = [], []
-        for c in tqdm(range(k), desc=f"rded select ipc{ipc}", disable=not progress, leave=False):
-            pool, candidates = class_candidates(real, c, mipc=cfg.mipc, generator=g_pick)
-            if len(pool) < keep:
-                raise UserError(f"rded: class {c} has {len(pool)} candidate images; ipc {ipc} x factor^2 "
-                                f"{cfg.factor ** 2} = {keep} patches are needed (raise mipc or lower ipc)")
-            patches, ce = select_patches(observer.module, candidates, c, keep=keep, num_crop=cfg.num_crop,
-                                         factor=cfg.factor, generator=g_crop, crop_scale_min=cfg.crop_scale_min)
-            out.append(stitch(patches, factor=cfg.factor, n=ipc, size=real.image_size))
-            scores.append(ce)
-        images = torch.cat(out)  # (K*ipc, C, H, W) class-major, model space
+        images, ce = rded_images(real, observer.module, ipc=ipc, seed=seed, factor=cfg.factor, num_crop=cfg.num_crop,
+                                 mipc=cfg.mipc, crop_scale_min=cfg.crop_scale_min, progress=progress)
         return self.new_synset(
             real, ipc=ipc, images=images, labels=hard_labels(k, ipc, device), recommended_protocol="kd",
             label_source="teacher",
             label_info={"teachers": [teacher_spec(observer)], "weights": None, "bn_train": False},
             provenance={"teacher": teacher_spec(observer),
-                        "selected_ce_mean": float(torch.cat(scores).mean())})
+                        "selected_ce_mean": float(ce.mean())})

@@ -142,10 +142,18 @@ def _variant_labels(records: list[RunRecord]) -> list[str]:
     return labels
 
 
+# Methods that publish no number this suite can compare with: the leaderboard says so on their rows.
+NO_PUBLISHED_NUMBER = {"hello": "no published number exists (the paper reports ImageNet only, not readable)"}
+
+
 def _note(record: RunRecord) -> str:
     notes = []
     if record.legacy:
         notes.append("legacy record (written before config hashes)")
+    if record.kind == "evaluation" and ((record.config or {}).get("method") or {}).get("reconstruction"):
+        notes.append("reconstruction, not a reproduction")
+    if record.kind == "evaluation" and record.method in NO_PUBLISHED_NUMBER:
+        notes.append(NO_PUBLISHED_NUMBER[record.method])
     best = record.extra.get("best_during_training")
     if best and best.get("accuracies"):
         values = best["accuracies"]
