@@ -206,3 +206,60 @@ def test_label_sources_score_the_same_images_once_per_source(compose_cfg, digits
     cfg = compose_cfg("task=run", "method=hello", "label_sources=[hard,hard]", *overrides)
     with pytest.raises(UserError, match="names a source twice"):
         run(cfg)
+
+
+def test_an_interrupted_fit_resumes_to_the_same_set(digits, tmp_path, monkeypatch):
+    import dd_bench.methods.hello as hello_module
+
+    opts = {**METHODS.get("hello").TEST_OPTIONS, "fit_steps": 6, "image_steps": 4, "checkpoint_every": 2}
+    real = digits.without_test()
+    whole = create_method("hello", **opts).distill(real, ipc=1, seed=0, progress=False)
+    calls = {"n": 0}
+    original = hello_module.kd_kl
+
+    def crash_on_fifth(*a, **k):  # one call per step: the 5th is fitting step 4, after the checkpoint at 4
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original(*a, **k)
+
+    monkeypatch.setattr(hello_module, "kd_kl", crash_on_fifth)
+    with pytest.raises(KeyboardInterrupt):
+        create_method("hello", **opts).distill(real, ipc=1, seed=0, progress=False, checkpoint_dir=tmp_path)
+    monkeypatch.setattr(hello_module, "kd_kl", original)
+    resumed = create_method("hello", **opts).distill(real, ipc=1, seed=0, progress=False, checkpoint_dir=tmp_path)
+    assert resumed.provenance["distill_status"]["fit"]["resumed_from"] == 4
+    torch.testing.assert_close(resumed.images, whole.images, rtol=1e-5, atol=1e-6)
+    for name, t in whole.extras.items():
+        torch.testing.assert_close(resumed.extras[name], t, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind,model", [("timm", "resnet10t"), ("torchvision", "resnet18")])
+def test_timm_and_torchvision_checkpoints_load_by_path(digits, tmp_path, kind, model):
+    if kind == "timm":
+        import timm
+
+        net = timm.create_model(model, pretrained=False, num_classes=7)  # its head is dropped at load
+    else:
+        import torchvision
+
+        net = torchvision.models.get_model(model, weights=None)
+    path = tmp_path / "net.pt"
+    torch.save(net.state_dict(), path)
+    cfg = {"kind": kind, "model": model, "file": str(path), "image_size": 32}
+    backbone = load_backbone(digits, cfg, progress=False)
+    assert backbone.feature_dim == 512 and backbone.identity["sha256"]
+    projector = Projector(backbone, num_classes=10, rank=2, alpha=2.0, generator=make_generator(0, "t"))
+    assert len(projector.layers) > 10 and not any("fc" == n or n.startswith("head") for n in projector.layers)
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "bad.pt")
+    with pytest.raises(UserError, match=f"does not match a {kind} {model} state dict"):
+        load_backbone(digits, {**cfg, "file": str(tmp_path / "bad.pt")}, progress=False)
+
+
+def test_a_pickled_object_is_not_a_backbone(digits, tmp_path):
+    import pickle
+
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps({"weight": object()}))
+    with pytest.raises(UserError, match="could not be read"):
+        load_backbone(digits, {"kind": "timm", "model": "resnet10t", "file": str(path)}, progress=False)

@@ -10,7 +10,7 @@ from dd_bench.io.atomic import (
     replace_dir_atomically,
 )
 from dd_bench.io.cache_paths import CACHE_ENV, cache_root
-from dd_bench.io.checkpoint import load_checkpoint, save_checkpoint
+from dd_bench.io.checkpoint import load_checkpoint, load_optimizer, optimizer_tensors, save_checkpoint
 from dd_bench.io.hashing import canonical_json, file_sha256, json_sha256, tensors_sha256
 from dd_bench.io.json_file import read_json_file
 from dd_bench.io.store import KeyedStore
@@ -28,6 +28,8 @@ __all__ = [
     "file_sha256",
     "json_sha256",
     "load_checkpoint",
+    "load_optimizer",
+    "optimizer_tensors",
     "read_json_file",
     "replace_dir_atomically",
     "save_checkpoint",

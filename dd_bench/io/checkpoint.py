@@ -49,3 +49,30 @@ def load_checkpoint(directory: str | Path, *, config_hash: str | None = None
                 return None
             return load_file(str(path / "tensors.safetensors")), state
     return None
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """An optimiser's state dict as safetensors-ready tensors plus JSON (no pickle): the two parts of a checkpoint."""
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for index, entry in sd["state"].items():
+        for name, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"opt.{index}.{name}"] = value
+            else:
+                scalars[f"{index}.{name}"] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], saved: dict[str, Any],
+                   device: torch.device) -> None:
+    """Put back what :func:`optimizer_tensors` saved (moment tensors onto ``device``; step counters stay put)."""
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith("opt."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value.to(device) if key != "step" else value
+    for name, value in saved["scalars"].items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    opt.load_state_dict({"state": state, "param_groups": saved["param_groups"]})

@@ -27,13 +27,13 @@ import enum
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from dd_bench.augment.mix import KDAugment
 from dd_bench.data import RealData
 from dd_bench.errors import UserError
-from dd_bench.io import file_sha256
+from dd_bench.io import file_sha256, json_sha256, load_optimizer, optimizer_tensors
 from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
+from dd_bench.methods.loop import run_iterations
 from dd_bench.methods.rded import rded_images
 from dd_bench.methods.sre2l import pixel_bounds
 from dd_bench.projector.backbone import BackboneConfig, BackboneKind, backbone_config, load_backbone
@@ -90,6 +90,7 @@ class HeLlO(Synthesizer):
         crop_scale_min: float = 0.08  # of the RDED crops
         fit_protocol: str = "kd"  # the kd protocol whose augmentation (crops, flips, MixUp) the fitting draws
         storage_dtype: StorageDtype = StorageDtype.float16
+        checkpoint_every: int = 100  # fitting / image steps between atomic checkpoints (resume by config hash)
 
     def __init__(self, **kwargs: object) -> None:
         if "backbone" in kwargs:
@@ -151,9 +152,13 @@ class HeLlO(Synthesizer):
         projector.init_head(images=images, labels=labels, scale=c.head_scale,
                             text=backbone.text_head if use_text else None)
         augment = self._augment(real)
-        fit_losses = self._fit(projector, t_net, images, real, augment=augment, seed=seed, progress=progress)
-        images, image_losses = self._refine(projector, t_net, images, real, augment=augment, seed=seed,
-                                            progress=progress)
+        keyed = {n: v for n, v in self.config_dict().items() if n != "checkpoint_every"}
+        config_hash = json_sha256({"cfg": keyed, "data": real.fingerprint(), "ipc": ipc, "seed": seed,
+                                   "teacher": teacher.key, "backbone": backbone.identity}, 16)
+        fit = self._fit(projector, t_net, images, real, augment=augment, seed=seed, progress=progress,
+                        checkpoint_dir=checkpoint_dir, config_hash=config_hash)
+        images, refine = self._refine(projector, t_net, images, real, augment=augment, seed=seed, progress=progress,
+                                      checkpoint_dir=checkpoint_dir, config_hash=config_hash)
         dtype = torch.float16 if c.storage_dtype == StorageDtype.float16 else torch.float32
         stored = projector.stored_tensors(dtype)
         spec = teacher_spec(teacher)
@@ -167,71 +172,102 @@ class HeLlO(Synthesizer):
                         "reconstruction": True},
             extras=stored,
             provenance={"teacher": spec, "backbone": backbone.identity, "adapted_layers": len(projector.layers),
-                        "fit_kl": {"first": fit_losses[:1], "last": fit_losses[-1:]},
-                        "image_kl": {"first": image_losses[:1], "last": image_losses[-1:]},
+                        "distill_status": {"fit": fit, "image_step": refine},
                         "reconstruction": {"note": "no public code; a reconstruction from the abstract, summaries "
                                                    "and reviews, not a reproduction",
                                            "keys": {n: getattr(c, n) for n in RECONSTRUCTION_KEYS}}})
 
-    def _batches(self, n: int, steps: int, generator: torch.Generator):
-        """``steps`` index batches of at most fit_batch synthetic images, epoch by epoch in a seeded order."""
-        order = torch.empty(0, dtype=torch.long)
+    def _schedule(self, n: int, steps: int, generator: torch.Generator) -> list[torch.Tensor]:
+        """``steps`` index batches of at most fit_batch synthetic images, epoch by epoch in a seeded order (drawn up
+        front: step ``it`` always gets the same batch, so a resumed run continues the same sequence)."""
+        out, order = [], torch.empty(0, dtype=torch.long)
         for _ in range(steps):
             if len(order) < min(self.cfg.fit_batch, n):
                 order = torch.cat([order, torch.randperm(n, generator=generator)])
-            yield order[:self.cfg.fit_batch]
+            out.append(order[:self.cfg.fit_batch])
             order = order[self.cfg.fit_batch:]
+        return out
 
     def _fit(self, projector: Projector, teacher, images: torch.Tensor, real: RealData, *, augment: KDAugment,
-             seed: int, progress: bool) -> list[float]:
-        c = self.cfg
-        params = list(projector.trainable().values())
-        opt = torch.optim.Adam(params, lr=c.fit_lr)
-        g_order = make_generator(seed, "method", "hello", "fit-order")
-        g_aug = make_generator(seed, "method", "hello", "fit-aug", device=real.device)
+             seed: int, progress: bool, checkpoint_dir: Path | None, config_hash: str) -> dict:
+        c, device = self.cfg, real.device
+        leaves = projector.trainable()
+        opt = torch.optim.Adam(list(leaves.values()), lr=c.fit_lr)
+        schedule = self._schedule(len(images), c.fit_steps, make_generator(seed, "method", "hello", "fit-order"))
+        g_aug = make_generator(seed, "method", "hello", "fit-aug", device=device)
         g_real = make_generator(seed, "method", "hello", "fit-real")
         projector.train()
-        losses = []
-        bar = tqdm(self._batches(len(images), c.fit_steps, g_order), total=c.fit_steps, desc="hello fit projector",
-                   disable=not progress, leave=False)
-        for idx in bar:
-            x = images[idx.to(images.device)]
+        losses: list[float] = []
+
+        def step(it: int) -> float:
+            x = images[schedule[it].to(device)]
             if c.fit_real:
                 pick = torch.randint(len(real.train_images), (c.fit_real,), generator=g_real)
-                x = torch.cat([x, real.to_model_space(real.train_images[pick.to(real.device)])])
+                x = torch.cat([x, real.to_model_space(real.train_images[pick.to(device)])])
             x = augment.apply(x, augment.sample_params(len(x), generator=g_aug))
             with torch.no_grad():
                 target = teacher(x).float()
             loss = kd_kl(projector(x), target, c.temperature)
             opt.zero_grad(set_to_none=True)
-            loss.backward(inputs=params)
+            loss.backward(inputs=list(leaves.values()))
             opt.step()
             losses.append(float(loss.detach()))
-            bar.set_postfix(kl=f"{losses[-1]:.4f}", refresh=False)
+            return losses[-1]
+
+        def save_state():
+            tensors, state = optimizer_tensors(opt)
+            return {**tensors, "g_aug": g_aug.get_state().cpu(), "g_real": g_real.get_state()}, {"adam": state}
+
+        def restore_state(tensors, state) -> None:
+            load_optimizer(opt, tensors, state["adam"], device)
+            g_aug.set_state(tensors["g_aug"].to(g_aug.get_state().device))
+            g_real.set_state(tensors["g_real"])
+
+        status = run_iterations(
+            iterations=c.fit_steps, leaves=leaves, step=step, save_state=save_state, restore_state=restore_state,
+            checkpoint_dir=None if checkpoint_dir is None else checkpoint_dir / "fit",
+            checkpoint_every=c.checkpoint_every, config_hash=config_hash, progress=progress,
+            desc="hello fit projector", postfix=lambda it, loss: {"kl": f"{loss:.4f}"})
         projector.eval()
-        for p in params:
+        for p in leaves.values():
             p.requires_grad_(False)
-        return losses
+        return {**status, "kl_first": losses[:1], "kl_last": losses[-1:]}
 
     def _refine(self, projector: Projector, teacher, images: torch.Tensor, real: RealData, *, augment: KDAugment,
-                seed: int, progress: bool) -> tuple[torch.Tensor, list[float]]:
-        c = self.cfg
+                seed: int, progress: bool, checkpoint_dir: Path | None, config_hash: str
+                ) -> tuple[torch.Tensor, dict]:
+        c, device = self.cfg, real.device
         lo, hi = pixel_bounds(real)
         x_all = images.detach().clone().requires_grad_(True)
         opt = torch.optim.Adam([x_all], lr=c.image_lr, betas=(0.5, 0.9))
-        g_order = make_generator(seed, "method", "hello", "image-order")
-        g_aug = make_generator(seed, "method", "hello", "image-aug", device=real.device)
-        losses = []
-        for idx in tqdm(self._batches(len(images), c.image_steps, g_order), total=c.image_steps,
-                        desc="hello image step", disable=not progress, leave=False):
-            x = x_all[idx.to(images.device)]
-            x = augment.apply(x, augment.sample_params(len(x), generator=g_aug))
+        schedule = self._schedule(len(images), c.image_steps, make_generator(seed, "method", "hello", "image-order"))
+        g_aug = make_generator(seed, "method", "hello", "image-aug", device=device)
+        losses: list[float] = []
+
+        def step(it: int) -> float:
+            x = augment.apply(x_all[schedule[it].to(device)], augment.sample_params(len(schedule[it]),
+                                                                                      generator=g_aug))
             # D(T(aug x), P(aug x)) as a function of the images (both sides; neither network's weights move).
             loss = kd_kl(projector(x), teacher(x).float(), c.temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward(inputs=[x_all])
             opt.step()
             with torch.no_grad():
-                x_all.data = torch.maximum(torch.minimum(x_all.data, hi), lo)
+                x_all.copy_(torch.maximum(torch.minimum(x_all, hi), lo))
             losses.append(float(loss.detach()))
-        return x_all.detach(), losses
+            return losses[-1]
+
+        def save_state():
+            tensors, state = optimizer_tensors(opt)
+            return {**tensors, "g_aug": g_aug.get_state().cpu()}, {"adam": state}
+
+        def restore_state(tensors, state) -> None:
+            load_optimizer(opt, tensors, state["adam"], device)
+            g_aug.set_state(tensors["g_aug"].to(g_aug.get_state().device))
+
+        status = run_iterations(
+            iterations=c.image_steps, leaves={"images": x_all}, step=step, save_state=save_state,
+            restore_state=restore_state, checkpoint_dir=None if checkpoint_dir is None else checkpoint_dir / "image",
+            checkpoint_every=c.checkpoint_every, config_hash=config_hash, progress=progress,
+            desc="hello image step", postfix=lambda it, loss: {"kl": f"{loss:.4f}"})
+        return x_all.detach(), {**status, "kl_first": losses[:1], "kl_last": losses[-1:]}

@@ -28,7 +28,8 @@ from dd_bench.augment.crop_flip import RandomCropFlip, crop_flip_for
 from dd_bench.augment.resized_crop import RandomResizedCropFlip
 from dd_bench.data import RealData
 from dd_bench.errors import UserError, UserFileNotFoundError
-from dd_bench.io import KeyedStore, atomic_save_safetensors, atomic_write_json, load_checkpoint, save_checkpoint
+from dd_bench.io import (KeyedStore, atomic_save_safetensors, atomic_write_json, load_checkpoint, load_optimizer,
+                         optimizer_tensors, save_checkpoint)
 from dd_bench.train.targets import HardLabels
 from dd_bench.models import create_model
 from dd_bench.seeding import make_generator
@@ -95,32 +96,6 @@ def get_teacher(real: RealData, recipe: TeacherRecipe, *, cache_dir: str | Path 
     return load_cached(root, real, recipe, key)
 
 
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """An optimiser's state dict as safetensors-ready tensors plus JSON (no pickle)."""
-    sd = opt.state_dict()
-    tensors, scalars = {}, {}
-    for index, entry in sd["state"].items():
-        for name, value in entry.items():
-            if torch.is_tensor(value):
-                tensors[f"opt.{index}.{name}"] = value
-            else:
-                scalars[f"{index}.{name}"] = value
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], saved: dict[str, Any],
-                    device: torch.device) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        if name.startswith("opt."):
-            _, index, key = name.split(".", 2)
-            state.setdefault(int(index), {})[key] = value.to(device) if key != "step" else value
-    for name, value in saved["scalars"].items():
-        index, key = name.split(".", 1)
-        state.setdefault(int(index), {})[key] = value
-    opt.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
-
-
 def _train(root: Path, real: RealData, recipe: TeacherRecipe, *, key: str, progress: bool) -> None:
     from dd_bench.results import collect_provenance
 
@@ -140,7 +115,7 @@ def _train(root: Path, real: RealData, recipe: TeacherRecipe, *, key: str, progr
     if found is not None:
         tensors, saved = found
         module.load_state_dict({k[len("model."):]: v.to(device) for k, v in tensors.items() if k.startswith("model.")})
-        _load_optimizer(opt, tensors, saved, device)
+        load_optimizer(opt, tensors, saved, device)
         data_gen.set_state(tensors["data_gen"])
         aug_gen.set_state(tensors["aug_gen"].to(aug_gen.get_state().device))
         start, seconds = int(saved["epochs_done"]), float(saved["seconds"])
@@ -156,7 +131,7 @@ def _train(root: Path, real: RealData, recipe: TeacherRecipe, *, key: str, progr
             raise FloatingPointError(f"teacher {recipe.model} diverged at epoch {epoch} (loss {float(loss)})")
         seconds += time.perf_counter() - t0
         bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
-        opt_tensors, opt_json = _optimizer_tensors(opt)
+        opt_tensors, opt_json = optimizer_tensors(opt)
         save_checkpoint(partial, tensors={**{f"model.{k}": v for k, v in module.state_dict().items()}, **opt_tensors,
                                           "data_gen": data_gen.get_state(), "aug_gen": aug_gen.get_state().cpu()},
                         state={**opt_json, "epochs_done": epoch + 1, "seconds": seconds, "config_hash": key})
