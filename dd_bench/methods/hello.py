@@ -44,7 +44,7 @@ from dd_bench.teachers.spec import resolve_teacher, teacher_spec
 from dd_bench.train.losses import kd_kl
 
 RECONSTRUCTION_KEYS = ("rank", "lora_alpha", "lora_targets", "head_init", "head_scale", "fit_steps", "fit_lr",
-                       "fit_batch", "fit_real", "temperature", "image_steps", "image_lr")
+                       "fit_batch", "fit_views", "fit_real", "temperature", "image_steps", "image_lr")
 
 
 class HeadInit(enum.StrEnum):
@@ -80,6 +80,7 @@ class HeLlO(Synthesizer):
         fit_steps: int = 1000
         fit_lr: float = 1e-3
         fit_batch: int = 100
+        fit_views: int = 1  # augmented views of each batch image per step (fewer, larger steps on tiny sets)
         fit_real: int = 0  # real training images added to each fitting batch (0: the synthetic images only)
         temperature: float = 4.0  # of the fitting and image-step KL
         image_steps: int = 200
@@ -99,9 +100,9 @@ class HeLlO(Synthesizer):
         c = self.cfg
         if not c.reconstruction:
             raise UserError("hello: reconstruction must stay true: HeLlO has no public code, every record says so")
-        if c.rank < 1 or c.fit_steps < 0 or c.image_steps < 0 or c.fit_batch < 1 or c.fit_real < 0 \
+        if c.rank < 1 or c.fit_steps < 0 or c.image_steps < 0 or min(c.fit_batch, c.fit_views) < 1 or c.fit_real < 0 \
                 or not c.temperature > 0 or not c.fit_lr > 0 or not c.image_lr > 0:
-            raise UserError(f"hello: rank >= 1, fit_steps, image_steps, fit_real >= 0, fit_batch >= 1 and "
+            raise UserError(f"hello: rank >= 1, fit_steps, image_steps, fit_real >= 0, fit_batch, fit_views >= 1 and "
                             f"temperature, fit_lr, image_lr > 0 are required; got {c.rank}, {c.fit_steps}, "
                             f"{c.image_steps}, {c.fit_real}, {c.fit_batch}, {c.temperature}, {c.fit_lr}, {c.image_lr}")
         b = c.backbone
@@ -200,7 +201,7 @@ class HeLlO(Synthesizer):
         losses: list[float] = []
 
         def step(it: int) -> float:
-            x = images[schedule[it].to(device)]
+            x = images[schedule[it].to(device)].repeat(c.fit_views, 1, 1, 1)
             if c.fit_real:
                 pick = torch.randint(len(real.train_images), (c.fit_real,), generator=g_real)
                 x = torch.cat([x, real.to_model_space(real.train_images[pick.to(device)])])
