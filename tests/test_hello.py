@@ -263,3 +263,37 @@ def test_a_pickled_object_is_not_a_backbone(digits, tmp_path):
     path.write_bytes(pickle.dumps({"weight": object()}))
     with pytest.raises(UserError, match="could not be read"):
         load_backbone(digits, {"kind": "timm", "model": "resnet10t", "file": str(path)}, progress=False)
+
+
+def test_a_suite_backbone_pretrained_on_another_dataset(tmp_path):
+    """MNIST target, Fashion-MNIST backbone (fake files in the torchvision layout): the target's pixels reach the
+    backbone renormalised with Fashion-MNIST's mean and std."""
+    from dd_bench.data import load_dataset
+    from tests.test_data import _write_idx
+
+    _write_idx(tmp_path / "mnist", "MNIST", gz=True)
+    _write_idx(tmp_path / "fashion", "FashionMNIST", gz=True)
+    target = load_dataset("mnist", root=tmp_path / "mnist", cache_dir=tmp_path / "cache", progress=False)
+    cfg = {"kind": "suite", "recipe": "digits_convnet_bn_w32_d2", "dataset": "fashion_mnist",
+           "root": str(tmp_path / "fashion")}
+    backbone = load_backbone(target, cfg, cache_dir=tmp_path / "cache", progress=False)
+    assert backbone.identity["dataset"] == "fashion_mnist" and backbone.identity["pretrain_images"] == 7
+    x = target.to_model_space(target.train_images[:3])
+    fashion = load_dataset("fashion_mnist", root=tmp_path / "fashion", cache_dir=tmp_path / "cache", progress=False)
+    expected = fashion.to_model_space(target.train_images[:3])  # the same pixels in the backbone's own space
+    torch.testing.assert_close(backbone.module.adapter(x), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(UserError, match="backbone.dataset=fashion_mnist has 1x.*must match"):
+        from dd_bench.data import load_dataset as load
+
+        load_backbone(load("digits", progress=False), cfg, cache_dir=tmp_path / "cache", progress=False)
+
+
+def test_the_random_backbone_is_the_labelled_lower_bound(digits):
+    backbone = load_backbone(digits, {"kind": "random", "recipe": "digits_convnet_bn_w32_d2"}, seed=3,
+                             progress=False)
+    again = load_backbone(digits, {"kind": "random", "recipe": "digits_convnet_bn_w32_d2"}, progress=False,
+                          expect=backbone.identity)  # rebuilt from the recorded seed
+    x = digits.to_model_space(digits.train_images[:4])
+    with torch.no_grad():
+        assert torch.equal(backbone.module(x), again.module(x))
+    assert "lower bound" in backbone.identity["note"] and backbone.identity["bytes"] > 0

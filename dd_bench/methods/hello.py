@@ -62,7 +62,7 @@ class StorageDtype(enum.StrEnum):
 class HeLlO(Synthesizer):
     name = "hello"
     family = "kd"
-    TEST_OPTIONS = {"teacher": "digits_convnet_bn_w32_d2", "mipc": 20, "num_crop": 2, "fit_steps": 3,
+    TEST_OPTIONS = {"teacher": "digits_convnet_bn_w32_d2", "mipc": 20, "num_crop": 2, "fit_steps": 3, "fit_real": 4,
                     "image_steps": 2, "backbone": {"kind": "suite", "recipe": "digits_convnet_bn_w32_d2",
                                                    "classes": [0, 1, 2, 3, 4]}}
 

@@ -263,7 +263,8 @@ def _torchvision(real: RealData, cfg: BackboneConfig) -> Backbone:
                     {**_file_identity(cfg, path), "bytes": _state_bytes(net)})
 
 
-def _pretraining_data(real: RealData, cfg: BackboneConfig, *, progress: bool) -> RealData:
+def _pretraining_data(real: RealData, cfg: BackboneConfig, *, progress: bool, cache_dir: Path | None = None
+                      ) -> RealData:
     """The OTHER data a suite backbone is pre-trained on: a class subset of the target, or another dataset."""
     from dataclasses import replace
 
@@ -272,7 +273,7 @@ def _pretraining_data(real: RealData, cfg: BackboneConfig, *, progress: bool) ->
     if cfg.dataset:
         from dd_bench.data import load_dataset
 
-        other = load_dataset(cfg.dataset, root=cfg.root, progress=progress)
+        other = load_dataset(cfg.dataset, root=cfg.root, cache_dir=cache_dir, progress=progress)
         if other.channels != real.channels or other.image_size != real.image_size:
             raise UserError(f"backbone.dataset={cfg.dataset} has {other.channels}x{other.image_size} images; the "
                             f"target {real.name} has {real.channels}x{real.image_size}: they must match")
@@ -299,7 +300,7 @@ def _suite(real: RealData, cfg: BackboneConfig, *, cache_dir: Path | None, progr
     from dd_bench.teachers.recipe import get_recipe
     from dd_bench.teachers.store import get_teacher
 
-    other = _pretraining_data(real, cfg, progress=progress)
+    other = _pretraining_data(real, cfg, progress=progress, cache_dir=cache_dir)
     teacher = get_teacher(other, get_recipe(cfg.recipe), cache_dir=cache_dir, progress=progress)
     if key and teacher.key != key:
         raise UserError(f"the set's projector needs backbone key {key[:12]}, but this data gives {teacher.key[:12]} "
