@@ -1,3 +1,12 @@
 """dd-bench: distil datasets, evaluate them with one shared evaluator, compare and export."""
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # ``dd_bench.score`` without importing torch at ``import dd_bench`` (the CLI's startup stays light).
+    if name == "score":
+        from dd_bench.api import score
+
+        return score
+    raise AttributeError(f"module 'dd_bench' has no attribute '{name}'")

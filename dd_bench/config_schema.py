@@ -17,7 +17,7 @@ from omegaconf import MISSING
 
 from dd_bench.eval.protocol import Augment
 
-TASKS = ("demo", "distill", "evaluate", "run", "relabel", "leaderboard")
+TASKS = ("demo", "distill", "evaluate", "run", "relabel", "leaderboard", "export", "import")
 TASK_CONFIGS = {"demo": "config", **{t: t for t in TASKS if t != "demo"}}  # conf/<name>.yaml per task
 
 
@@ -114,6 +114,15 @@ class DDBenchSchema:
     # provenance); selection that uses it (best checkpoint, lr search) is opt-in per method. Never the test set.
     validation: Optional[float] = None
     demo: DemoSchema = field(default_factory=DemoSchema)
+    # export / import (dd_bench/exchange): the format (export: imagefolder | npz | pt | hf; import: mtt | datm | dc |
+    # imagefolder | npz), the file or directory to import, the declared space of imported images (normalized |
+    # zca | pixels | uint8; dd-bench's own exports carry theirs), which [images, labels] pair of a DC res_*.pt, and
+    # the name the imported set is shown under (default imported_<format>).
+    format: Optional[str] = None
+    path: Optional[str] = None
+    space: Optional[str] = None
+    entry: int = -1
+    name: Optional[str] = None
 
 
 def method_schema(name: str, config_cls: type) -> type:

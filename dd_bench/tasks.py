@@ -242,6 +242,50 @@ def task_demo(cfg: DictConfig) -> dict[str, Any]:
     return {"leaderboard": board, "records": board.attrs.get("records", [])}
 
 
+def _required(cfg: DictConfig, task: str, *keys: str) -> None:
+    missing = [k for k in keys if not cfg.get(k)]
+    if missing:
+        usage = {"export": "synset=DIR format=imagefolder|npz|pt|hf out=DIR",
+                 "import": "format=mtt|datm|dc|imagefolder|npz path=... dataset=NAME space=... out=DIR"}[task]
+        raise UserError(f"{task} needs {', '.join(f'{k}=' for k in missing)}: dd-bench {task} {usage}")
+
+
+def task_export(cfg: DictConfig) -> dict[str, Any]:
+    from dd_bench.exchange import export_synset
+    from dd_bench.exchange.export import EXPORT_FORMATS
+    from dd_bench.results import load_records
+    from dd_bench.synset import read_meta
+
+    _required(cfg, "export", "synset", "format", "out")
+    if cfg.format not in EXPORT_FORMATS:
+        raise UserError(f"Unknown export format '{cfg.format}'; available: {', '.join(EXPORT_FORMATS)}")
+    meta = read_meta(cfg.synset)
+    zca = None
+    if (meta.get("image_space") or {}).get("space") == "zca":
+        zca = load_real(cfg, dataset_name=meta["dataset"]).zca
+    records = [r for r in load_records(cfg.results) if meta.get("set_hash") and r.set_hash == meta["set_hash"]] \
+        if Path(cfg.results).is_dir() else []
+    out = export_synset(cfg.synset, fmt=cfg.format, out=cfg.out, records=records, zca=zca, cache_dir=_cache_dir(cfg))
+    print(f"exported {cfg.synset} as {cfg.format} to {out} (datasheet.json with {len(records)} recorded result(s))")
+    return {"out": str(out), "records": []}
+
+
+def task_import(cfg: DictConfig) -> dict[str, Any]:
+    from dd_bench.exchange import import_set
+    from dd_bench.exchange.imports import IMPORT_FORMATS
+    from dd_bench.synset import read_meta
+
+    _required(cfg, "import", "format", "path", "out")
+    if cfg.format not in IMPORT_FORMATS:
+        raise UserError(f"Unknown import format '{cfg.format}'; available: {', '.join(IMPORT_FORMATS)}")
+    out = import_set(cfg.format, cfg.path, real=load_real(cfg), out=cfg.out, space=cfg.space, experiment=cfg.entry,
+                     name=cfg.name)
+    meta = read_meta(out)
+    print(f"imported {cfg.path} ({cfg.format}) as {out}: {meta['num_images']} images of {meta['dataset']}, ipc "
+          f"{meta['ipc']}, {meta['label_kind']} labels; score it with dd-bench evaluate synset={out}")
+    return {"synset": str(out), "records": []}
+
+
 def _log(cfg: DictConfig, result: dict[str, Any]) -> None:
     """Send the records a task produced to the configured logger (wandb is a view, never the source of truth)."""
     if cfg.logger.name == "none":
@@ -257,7 +301,7 @@ def _log(cfg: DictConfig, result: dict[str, Any]) -> None:
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Dispatch on ``cfg.task``. Raises :class:`UserError` on bad input; anything else is a bug."""
     tasks = {"demo": task_demo, "distill": task_distill, "evaluate": task_evaluate, "run": task_run,
-             "relabel": task_relabel, "leaderboard": task_leaderboard}
+             "relabel": task_relabel, "leaderboard": task_leaderboard, "export": task_export, "import": task_import}
     if cfg.task not in tasks:
         raise UserError(f"Unknown task '{cfg.task}'; available: {', '.join(TASKS)}")
     if cfg.logger.name not in LOGGERS:

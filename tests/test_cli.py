@@ -152,8 +152,8 @@ def test_main_job_end_to_end_on_a_tiny_setting(tmp_path, capsys):
                  "demo.methods=[random,dm]", "hydra.run.dir=" + str(tmp_path / "hydra")])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "dm" in out and "random real subset (reference)" in out and "demo finished in" in out
-    assert "full data (reference)" in out
+    assert "dm" in out and "random subset (ref)" in out and "demo finished in" in out
+    assert "full data (ref)" in out
     assert (tmp_path / "leaderboard.md").is_file() and (tmp_path / "leaderboard.csv").is_file()
     (dm_set,) = (tmp_path / "synsets").glob("dm-digits-ipc1-s0-*")
     assert (dm_set / "preview.png").is_file()

@@ -256,7 +256,7 @@ def test_run_relabels_fkd_sets_and_scores_the_same_teacher_reference(tmp_path, c
     assert set(refs) == {"hard", "teacher"}
     assert refs["teacher"].storage["eval_assets"] and refs["teacher"].record_id != refs["hard"].record_id
     out = capsys.readouterr().out
-    assert "random real subset (reference, teacher labels)" in out and "fkd" in out
+    assert "random subset (ref, teacher)" in out and "fkd" in out
     (synset,) = (tmp_path / "synsets").glob("sre2l-digits-ipc1-s0-*")
     # `evaluate` under another protocol names the relabel call; `relabel` makes the labels; then it scores
     again = ["evaluate", f"synset={synset}", "eval=kd-quick", "eval.epochs=3", "models=[mlp]", "seeds=1",

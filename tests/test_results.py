@@ -353,3 +353,25 @@ def test_a_best_during_training_published_number_is_compared_with_our_best(tmp_p
     assert pd.isna(cvdd.loc[3, GAP_COLUMN])  # no best recorded: no gap rather than a final-vs-best one
     (sre2l,) = df[df["method"] == "sre2l"][GAP_COLUMN]
     assert sre2l == pytest.approx(29.0 - 27.2)  # a final-epoch published number: the final mean
+
+
+def test_the_terminal_board_reads_at_a_glance(synthetic_records, tiny_published):
+    """At most 120 columns; empty columns dropped; notes as footnotes; memory only as a CUDA evaluation peak."""
+    teacher = {"images_bytes": 1000, "labels_bytes": 80, "extras_bytes": 0, "eval_assets_bytes": 162616,
+               "eval_assets": {"teacher:digits_convnet_bn_w64_d2": 162616}, "label_source": "teacher",
+               "dtype": "float32"}
+    records = [*synthetic_records,
+               make_record(protocol="kd-quick", protocol_version=2, ranked=False, method="rded", storage=teacher,
+                           peak_memory={"bytes": 10**9, "kind": "cpu_process_peak_rss"}),
+               make_record(protocol="kd-quick", protocol_version=2, ranked=False, method="sre2l", storage=teacher,
+                           peak_memory={"bytes": 3 * 2**20, "kind": "cuda_allocator_peak"})]
+    text = format_leaderboard_text(build_leaderboard(records, published_csv=tiny_published))
+    assert max(len(line) for line in text.splitlines()) <= 120
+    kd = text.split("== Protocol `kd-quick` v2")[1]
+    header = kd.split("\n-------")[0].splitlines()[-1].split()
+    assert "published" not in header and "gap" not in header  # not comparable with papers: no empty columns
+    assert "+ at eval" in kd and "158.8 KiB" in kd and "gpu mem" in kd and "3.0 MiB" in kd
+    assert "CPU RSS" not in text and "953.7 MiB" not in text  # a process figure is never printed
+    mtt = text.split("== Protocol `mtt` v1 (ranked)")[1].split("== Protocol")[0]
+    assert "-- cifar10, IPC 10" in mtt and "-- cifar10, all images" in mtt and "[1] legacy record" in mtt
+    assert "+ at eval" not in mtt  # nothing is needed at evaluation there

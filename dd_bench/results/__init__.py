@@ -1,10 +1,10 @@
 """Run records (one JSON file per evaluation), their provenance, and the leaderboard derived from them."""
 
+from dd_bench.results.board_text import format_leaderboard_text
 from dd_bench.results.leaderboard import (
     GAP_COLUMN,
     PUBLISHED_CSV,
     build_leaderboard,
-    format_leaderboard_text,
     load_published,
     write_leaderboard,
 )

@@ -9,7 +9,8 @@ Rules that keep the comparison honest:
   its own record file);
 * published numbers are the papers' best-of-checkpoints on the test set, so the gap column says so in its name.
 
->>> from dd_bench.results.record import RunRecord
+>>> from dd_bench.results.provenance import CUDA_ALLOCATOR_PEAK
+from dd_bench.results.record import RunRecord
 >>> rec = RunRecord(kind="evaluation", method="dm", dataset="cifar10", ipc=10, protocol="mtt", protocol_version=1,
 ...                 model="convnet", seeds=[0, 1], accuracies=[48.0, 50.0], ranked=True)
 >>> df = build_leaderboard([rec], published_csv=None)
@@ -29,6 +30,7 @@ import pandas as pd
 
 from dd_bench.errors import UserError
 from dd_bench.io import atomic_write_text
+from dd_bench.results.provenance import CUDA_ALLOCATOR_PEAK
 from dd_bench.results.record import RunRecord
 
 GAP_COLUMN = "vs published (best-of-checkpoints)"
@@ -327,11 +329,11 @@ def _fmt_published(row: pd.Series) -> str:
 
 
 def _fmt_peak(row: pd.Series) -> str:
-    if _missing(row["peak_memory_bytes"]):
-        return "n/a"
-    # A CPU process RSS includes the interpreter and data, so it must never read like a GPU allocator peak.
-    suffix = " (CPU RSS)" if row["peak_memory_kind"] == "cpu_process_peak_rss" else ""
-    return _fmt_bytes(row["peak_memory_bytes"]) + suffix
+    """The evaluation's own CUDA allocator peak. A CPU process RSS (the interpreter and the data included, and
+    never reset between evaluations) is left out: it would repeat one process figure on every row."""
+    if _missing(row["peak_memory_bytes"]) or row["peak_memory_kind"] != CUDA_ALLOCATOR_PEAK:
+        return ""
+    return _fmt_bytes(row["peak_memory_bytes"])
 
 
 def _fmt_assets(row: pd.Series) -> str:
@@ -374,7 +376,7 @@ _DISPLAY = (
 )  # fmt: skip
 
 
-_OPTIONAL_DISPLAY = frozenset({"test-selected % (not ranked)"})
+_OPTIONAL_DISPLAY = frozenset({"test-selected % (not ranked)", "peak memory"})
 
 
 def _render_table(headers: list[str], rows: list[list[str]], *, markdown: bool) -> list[str]:
@@ -426,11 +428,6 @@ def _render(df: pd.DataFrame, *, markdown: bool) -> str:
         out += _render_table([_DISPLAY[i][0] for i in keep], [[row[i] for i in keep] for row in rows],
                              markdown=markdown) + [""]
     return "\n".join(out)
-
-
-def format_leaderboard_text(df: pd.DataFrame) -> str:
-    """The leaderboard as aligned plain-text tables, one per protocol, for printing to a terminal."""
-    return _render(df, markdown=False)
 
 
 def write_leaderboard(df: pd.DataFrame, out_dir: Path | str) -> tuple[Path, Path]:

@@ -1,0 +1,159 @@
+"""``dd-bench export synset=DIR format=imagefolder|npz|pt|hf out=DIR``: a set in a format other code reads, with a
+datasheet (``README.md`` + ``datasheet.json``: method, dataset, ipc, the protocol results recorded for it, storage,
+provenance, the source data's licence, and what its labels need).
+
+========== =============================================================================================
+format     what ``out`` holds besides the datasheet
+========== =============================================================================================
+npz        ``synset.npz``: ``images`` (de-normalised float32 pixels in [0, 1], or uint8 for pixel sets),
+           ``images_stored`` (the exact stored tensor, in the space the datasheet names), ``labels`` (int64),
+           ``soft_labels`` / ``learned_lr`` where stored, ``extras.<name>`` (e.g. INFER's compensators, HeLlO's
+           adapters) and ``labels.<key>.<epoch>.<tensor>`` for every stored label shard (FKD, DBR)
+pt         ``synset.pt``: the same tensors as a dict (``torch.load(weights_only=True)`` reads it)
+imagefolder ``train/<class index>_<class name>/<i>.png`` (8-bit), and ``labels.npz`` with the rest of the npz
+hf         a ``datasets.load_from_disk`` directory (``image``, ``label`` and, where stored, ``soft_label``);
+           needs the ``datasets`` package (``pip install datasets``)
+========== =============================================================================================
+
+A set whose labels need a teacher or a projector backbone at evaluation is exported **self-contained**: the
+models' weights files from the cache go to ``assets/`` and are counted in the datasheet; when one is not in the
+cache the datasheet says the export is not self-contained and names what is missing. ``out`` is written to a
+temporary sibling and renamed into place: nothing half-written is left behind, and an existing non-empty ``out``
+is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dd_bench.errors import UserError
+from dd_bench.exchange.datasheet import datasheet, datasheet_markdown
+from dd_bench.exchange.pixels import to_pixels, to_uint8
+from dd_bench.io import atomic_write_json, atomic_write_text, replace_dir_atomically
+from dd_bench.synset import load_synset, read_meta
+
+EXPORT_FORMATS = ("imagefolder", "npz", "pt", "hf")
+
+
+def export_tensors(synset_dir: Path, synset: Any, *, zca: Any = None) -> dict[str, torch.Tensor]:
+    """Every tensor an npz / pt export holds (see the module table), on the CPU."""
+    from safetensors.torch import load_file
+
+    stored = synset.images.detach().cpu()  # a composed set's (INFER's) composites; its parts are extras
+    images = stored if synset.image_encoding == "uint8" else to_pixels(
+        stored, encoding=synset.image_encoding, image_space=synset.image_space, zca=zca)
+    out = {"images": images, "images_stored": stored, "labels": synset.labels.cpu()}
+    if synset.soft_labels is not None:
+        out["soft_labels"] = synset.soft_labels.cpu()
+    if synset.learned_lr is not None:
+        out["learned_lr"] = torch.tensor(synset.learned_lr, dtype=torch.float32)
+    out.update({f"extras.{k}": v.cpu() for k, v in synset.extras.items()})
+    for key, entry in (synset.label_info.get("fkd") or {}).items():
+        for epoch, shard in enumerate(entry["shards"]):
+            for name, t in load_file(str(synset_dir / entry["dir"] / shard["file"])).items():
+                out[f"labels.{key}.{epoch:05d}.{name}"] = t
+    return {k: v.detach().contiguous() for k, v in out.items()}
+
+
+def _write_png_tree(root: Path, pixels: torch.Tensor, labels: torch.Tensor, class_names: list[str]) -> None:
+    from PIL import Image
+
+    arr = to_uint8(pixels).permute(0, 2, 3, 1).numpy()
+    for i, (img, label) in enumerate(zip(arr, labels.tolist())):
+        folder = root / "train" / f"{label:03d}_{class_names[label]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(folder / f"{i:06d}.png")
+
+
+def _write_hf(root: Path, pixels: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | None,
+              class_names: list[str]) -> None:
+    try:
+        import datasets
+    except ImportError:
+        raise UserError("format=hf needs the datasets package: pip install datasets (or use format=npz)") from None
+    from PIL import Image
+
+    arr = to_uint8(pixels).permute(0, 2, 3, 1).numpy()
+    columns = {"image": [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arr],
+               "label": labels.tolist()}
+    features = {"image": datasets.Image(), "label": datasets.ClassLabel(names=list(class_names))}
+    if soft is not None:
+        columns["soft_label"] = soft.float().tolist()
+        features["soft_label"] = datasets.Sequence(datasets.Value("float32"))
+    datasets.Dataset.from_dict(columns, features=datasets.Features(features)).save_to_disk(str(root))
+
+
+def _copy_assets(root: Path, synset: Any, cache_dir: Path | None) -> dict[str, Any]:
+    """The weights the set's labels need at evaluation, copied beside it; what is missing is named."""
+    from dd_bench.io import KeyedStore
+
+    needs = [t for t in synset.label_info.get("teachers") or [] if t.get("key")]
+    projector = synset.label_info.get("projector") or {}
+    copied, missing, total = [], [], 0
+    for spec in needs:
+        src = KeyedStore("teachers", cache_dir).path(spec["key"])
+        if (src / "weights.safetensors").is_file():
+            dst = root / "assets" / "teachers" / spec["key"]
+            dst.mkdir(parents=True)
+            for name in ("weights.safetensors", "meta.json"):
+                shutil.copy2(src / name, dst / name)
+            total += (dst / "weights.safetensors").stat().st_size
+            copied.append(f"assets/teachers/{spec['key']}")
+        else:
+            missing.append(f"teacher {spec.get('recipe')} ({spec['key'][:12]})")
+    backbone = projector.get("backbone_identity") or {}
+    if backbone.get("file"):
+        src = Path(backbone["file"])
+        if src.is_file():
+            dst = root / "assets" / "backbone" / src.name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+            total += dst.stat().st_size
+            copied.append(f"assets/backbone/{src.name}")
+        else:
+            missing.append(f"projector backbone {backbone['file']}")
+    return {"needed": bool(needs or backbone), "self_contained": not missing, "copied": copied, "missing": missing,
+            "bytes": total}
+
+
+def export_synset(synset_dir: str | Path, *, fmt: str, out: str | Path, records: list[Any] | None = None,
+                  zca: Any = None, cache_dir: Path | None = None) -> Path:
+    """Write ``synset_dir`` as ``fmt`` into ``out`` (atomically); returns ``out``."""
+    if fmt not in EXPORT_FORMATS:
+        raise UserError(f"Unknown export format '{fmt}'; available: {', '.join(EXPORT_FORMATS)}")
+    synset_dir, out = Path(synset_dir), Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"out={out} exists and is not empty; give a new directory")
+    meta = read_meta(synset_dir)
+    synset = load_synset(synset_dir)
+    tensors = export_tensors(synset_dir, synset, zca=zca)
+    pixels = tensors["images"].float() / 255.0 if tensors["images"].dtype == torch.uint8 else tensors["images"]
+
+    def populate(root: Path) -> None:
+        if fmt == "npz":
+            np.savez_compressed(root / "synset.npz", **{k: v.numpy() for k, v in tensors.items()})
+        elif fmt == "pt":
+            torch.save(tensors, root / "synset.pt")
+        elif fmt == "imagefolder":
+            _write_png_tree(root, pixels, synset.labels.cpu(), synset.class_names)
+            rest = {k: v.numpy() for k, v in tensors.items() if k not in ("images", "images_stored")}
+            np.savez_compressed(root / "labels.npz", **rest)
+        else:
+            _write_hf(root, pixels, synset.labels.cpu(), synset.soft_labels, synset.class_names)
+        assets = _copy_assets(root, synset, cache_dir)
+        sheet = datasheet(meta, fmt=fmt, records=records or [], assets=assets,
+                          files=sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()))
+        atomic_write_json(root / "datasheet.json", sheet)
+        atomic_write_text(root / ("DATASHEET.md" if fmt == "hf" else "README.md"), datasheet_markdown(sheet))
+
+    return replace_dir_atomically(out, populate)
+
+
+def read_export_sheet(directory: str | Path) -> dict[str, Any]:
+    return json.loads((Path(directory) / "datasheet.json").read_text())

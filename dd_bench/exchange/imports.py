@@ -1,0 +1,256 @@
+"""``dd-bench import format=mtt|datm|dc|imagefolder|npz path=... dataset=... space=... out=DIR``: a set another
+repository published, as a normal SyntheticSet (``dd-bench evaluate synset=DIR`` scores it under any protocol).
+
+========== ==========================================================================================
+format     ``path`` and what is read
+========== ==========================================================================================
+mtt        mtt-distillation's directory: ``images_best.pt``, ``labels_best.pt`` (class ids), and the
+           learned lr when present (``synthetic_lr_best.pt`` or ``lr_best.pt``)
+datm       DATM's directory: ``images_best.pt``, ``labels_best.pt`` (soft logits, N x C), ``lr_best.pt``
+dc         DatasetCondensation's ``res_*.pt`` file: ``{"data": [[images, labels], ...]}``, the last
+           experiment (``experiment=-1``) unless told otherwise
+imagefolder a tree of class folders (named as the dataset's classes, ``<index>_<name>`` as dd-bench exports
+           write them, or plain indices) of images of the dataset's size, stored as uint8 pixels
+npz        dd-bench's own export (``synset.npz`` or ``synset.pt``), or any npz with ``images`` and ``labels``
+========== ==========================================================================================
+
+Foreign files are read only with ``torch.load(weights_only=True)`` (a pickled object is refused) or numpy without
+pickles. The user declares the image space (``space=normalized|zca|pixels|uint8``; dd-bench's own exports carry
+it) and it is checked for plausibility. Shapes must fit the dataset (channels, size, classes) and the set must be
+class-balanced (ipc = N / C). The set is written atomically; on any error nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dd_bench.data import RealData
+from dd_bench.errors import UserError, UserFileNotFoundError
+from dd_bench.exchange.pixels import check_space, to_pixels
+from dd_bench.io import file_sha256, replace_dir_atomically
+from dd_bench.synset import SyntheticSet, save_synset
+
+IMPORT_FORMATS = ("mtt", "datm", "dc", "imagefolder", "npz")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def _torch_file(path: Path) -> Any:
+    if not path.is_file():
+        raise UserFileNotFoundError(f"{path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - a pickled object, a torn file: the user's to fix
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{path} is not a tensor file torch.load(weights_only=True) accepts ({first[:160]})") \
+            from None
+
+
+def _tensor(value: Any, path: Path, what: str) -> torch.Tensor:
+    if not torch.is_tensor(value):
+        raise UserError(f"{path}: {what} is a {type(value).__name__}, not a tensor")
+    return value.detach().cpu()
+
+
+def _read_mtt(path: Path, soft: bool) -> dict[str, Any]:
+    images = _tensor(_torch_file(path / "images_best.pt"), path, "images_best.pt")
+    labels = _tensor(_torch_file(path / "labels_best.pt"), path, "labels_best.pt")
+    lr = None
+    for name in ("synthetic_lr_best.pt", "lr_best.pt"):
+        if (path / name).is_file():
+            lr = float(_tensor(_torch_file(path / name), path, name).reshape(-1)[0])
+            break
+    out = {"images": images, "learned_lr": lr, "files": ["images_best.pt", "labels_best.pt"]}
+    if labels.is_floating_point() and labels.dim() == 2:
+        out.update(soft_labels=labels.float(), labels=labels.argmax(1))
+    elif soft:
+        raise UserError(f"{path}/labels_best.pt holds {tuple(labels.shape)} class ids; DATM stores N x C soft "
+                        "labels: use format=mtt for class ids")
+    else:
+        out["labels"] = labels.long().reshape(-1)
+    return out
+
+
+def _read_dc(path: Path, experiment: int) -> dict[str, Any]:
+    obj = _torch_file(path)
+    data = obj.get("data") if isinstance(obj, dict) else None
+    if not isinstance(data, (list, tuple)) or not data:
+        raise UserError(f"{path} has no 'data' list of [images, labels] (DatasetCondensation's res_*.pt layout)")
+    try:
+        images, labels = data[experiment]
+    except (IndexError, ValueError, TypeError):
+        raise UserError(f"{path}: experiment {experiment} is not an [images, labels] pair of its "
+                        f"{len(data)} experiments") from None
+    return {"images": _tensor(images, path, "images"), "labels": _tensor(labels, path, "labels").long().reshape(-1),
+            "files": [path.name]}
+
+
+def _read_imagefolder(path: Path, real: RealData) -> dict[str, Any]:
+    from PIL import Image
+
+    if not path.is_dir():
+        raise UserFileNotFoundError(f"{path} is not a directory of class folders")
+    root = path / "train" if (path / "train").is_dir() else path
+    names = {n: i for i, n in enumerate(real.class_names)}
+    images, labels = [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        cls = names.get(folder.name)
+        if cls is None and folder.name.split("_", 1)[0].isdigit():
+            cls = int(folder.name.split("_", 1)[0])
+        if cls is None or not 0 <= cls < real.num_classes:
+            raise UserError(f"{folder}: not a class of {real.name} (folders are named as its classes, "
+                            f"'<index>_<name>' or '<index>'; its classes: {', '.join(real.class_names[:10])}...)")
+        for file in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
+            with Image.open(file) as img:
+                arr = np.asarray(img.convert("L" if real.channels == 1 else "RGB"))
+            images.append(torch.from_numpy(arr.copy()).reshape(*arr.shape[:2], -1).permute(2, 0, 1))
+            labels.append(cls)
+    if not images:
+        raise UserError(f"{root} holds no images ({', '.join(IMAGE_SUFFIXES)}) in class folders")
+    shapes = {tuple(t.shape) for t in images}
+    if len(shapes) != 1:
+        raise UserError(f"{root}: the images differ in size ({sorted(shapes)[:3]}); the set needs one size")
+    return {"images": torch.stack(images), "labels": torch.tensor(labels), "space": "uint8", "files": [root.name]}
+
+
+def _read_npz(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        found = [path / n for n in ("synset.npz", "synset.pt") if (path / n).is_file()]
+        if not found:
+            raise UserFileNotFoundError(f"{path} holds no synset.npz or synset.pt")
+        sheet = path / "datasheet.json"
+        out = _read_npz(found[0])
+        if sheet.is_file():
+            out["datasheet"] = json.loads(sheet.read_text())
+        return out
+    if not path.is_file():
+        raise UserFileNotFoundError(f"{path} does not exist")
+    if path.suffix == ".pt":
+        obj = _torch_file(path)
+        if not isinstance(obj, dict):
+            raise UserError(f"{path} holds a {type(obj).__name__}, not a dict of tensors")
+        arrays = {k: _tensor(v, path, k) for k, v in obj.items()}
+    else:
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: torch.from_numpy(f[k].copy()) for k in f.files}
+        except ValueError as err:
+            raise UserError(f"{path} is not a pickle-free npz file ({err})") from None
+    for key in ("images", "labels"):
+        if key not in arrays:
+            raise UserError(f"{path} has no '{key}' array (it has {', '.join(sorted(arrays)) or 'none'})")
+    out = {"images": arrays.get("images_stored", arrays["images"]), "labels": arrays["labels"].long(),
+           "stored_exact": "images_stored" in arrays, "files": [path.name]}
+    if "soft_labels" in arrays:
+        out["soft_labels"] = arrays["soft_labels"]
+    if "learned_lr" in arrays:
+        out["learned_lr"] = float(arrays["learned_lr"].reshape(-1)[0])
+    out["extras"] = {k.removeprefix("extras."): v for k, v in arrays.items() if k.startswith("extras.")}
+    return out
+
+
+def _declared_space(read: dict[str, Any], space: str | None, real: RealData) -> str:
+    """The space of the read images: the datasheet's for dd-bench's own exports, else the user's declaration."""
+    sheet = read.get("datasheet")
+    if sheet and read.get("stored_exact"):
+        stored = sheet["images"]["stored_space"]
+        own = "uint8" if sheet["images"]["stored_encoding"] == "uint8" else (
+            "zca" if stored.get("space") == "zca" else "normalized")
+        if own == "normalized" and (list(stored.get("mean", [])) != list(real.mean)
+                                    or list(stored.get("std", [])) != list(real.std)):
+            raise UserError(f"the export was normalised with mean {stored.get('mean')} / std {stored.get('std')}; "
+                            f"{real.name} uses {list(real.mean)} / {list(real.std)}")
+        if space not in (None, own):
+            raise UserError(f"space={space}, but the export's datasheet says its images are {own}")
+        return own
+    if read.get("space"):
+        return read["space"]
+    if space is None:
+        raise UserError("declare the images' space: space=normalized (mean/std, as DC, MTT without ZCA), space=zca "
+                        "(MTT/DATM with ZCA), space=pixels ([0, 1]) or space=uint8 (0-255)")
+    return space
+
+
+def _to_stored(images: torch.Tensor, space: str, real: RealData) -> tuple[torch.Tensor, str]:
+    """(images as the set stores them, image_encoding)."""
+    if space == "uint8":
+        return images.round().clamp(0, 255).to(torch.uint8), "uint8"
+    if space == "zca" and real.zca is None:
+        raise UserError("space=zca needs the dataset's ZCA transform: add dataset.zca=true")
+    if space == "normalized" and real.zca is not None:
+        raise UserError("space=normalized (mean/std) images cannot be scored in ZCA space: drop dataset.zca=true")
+    if space == "pixels":
+        p = images.float()
+        if real.zca is not None:
+            return real.zca.forward(p.to(real.device)).cpu(), "model"
+        mean = torch.tensor(real.mean).view(1, -1, 1, 1)
+        std = torch.tensor(real.std).view(1, -1, 1, 1)
+        return (p - mean) / std, "model"
+    return images.float(), "model"
+
+
+def synset_from_tensors(images: torch.Tensor, labels: torch.Tensor, *, real: RealData, space: str,
+                        soft_labels: torch.Tensor | None = None, learned_lr: float | None = None,
+                        name: str = "imported", origin: dict[str, Any] | None = None,
+                        extras: dict[str, torch.Tensor] | None = None, what: str = "the tensors") -> SyntheticSet:
+    """A SyntheticSet of ``real``'s dataset from user tensors, after every check (shapes, classes, balance, space)."""
+    from dd_bench.methods.base import eval_assets_bytes, image_space_of
+
+    images, labels = images.detach().cpu(), labels.detach().cpu()
+    shape = (real.channels, *real.image_size)
+    if images.dim() != 4 or tuple(images.shape[1:]) != shape:
+        raise UserError(f"{what}: images of shape {tuple(images.shape)} do not fit {real.name} (N, {shape[0]}, "
+                        f"{shape[1]}, {shape[2]})")
+    if labels.is_floating_point() or labels.shape != (len(images),) or int(labels.min()) < 0 \
+            or int(labels.max()) >= real.num_classes:
+        raise UserError(f"{what}: labels of shape {tuple(labels.shape)} ({labels.dtype}) do not fit {len(images)} "
+                        f"images of {real.num_classes} classes (class ids 0..{real.num_classes - 1})")
+    if soft_labels is not None and tuple(soft_labels.shape) != (len(images), real.num_classes):
+        raise UserError(f"{what}: soft labels of shape {tuple(soft_labels.shape)}; ({len(images)}, "
+                        f"{real.num_classes}) expected")
+    counts = torch.bincount(labels, minlength=real.num_classes)
+    if int(counts.min()) != int(counts.max()):
+        raise UserError(f"{what}: the set is not class-balanced (images per class {counts.min()}..{counts.max()})")
+    check_space(images, space, what=f"{what} images")
+    stored, encoding = _to_stored(images, space, real)
+    return SyntheticSet(
+        images=stored, labels=labels.long(), dataset=real.name, ipc=int(counts[0]), method=name,
+        class_names=list(real.class_names), image_space=image_space_of(real), image_encoding=encoding,
+        soft_labels=None if soft_labels is None else soft_labels.detach().cpu().float(),
+        label_kind="hard" if soft_labels is None else "soft_logits", learned_lr=learned_lr,
+        extras=extras or {}, recommended_protocol="mtt", config={"name": name, "imported": origin or {}},
+        provenance={"imported": origin or {}}, eval_assets_bytes=eval_assets_bytes(real))
+
+
+def save_imported(synset: SyntheticSet, out: Path, real: RealData) -> Path:
+    """Write the set to ``out`` atomically (with its preview)."""
+    preview = None if synset.image_encoding == "uint8" else to_pixels(
+        synset.images, encoding=synset.image_encoding, image_space=synset.image_space, zca=real.zca)
+    return replace_dir_atomically(out, lambda tmp: save_synset(synset, tmp, preview_pixels=preview))
+
+
+def import_set(fmt: str, path: str | Path, *, real: RealData, out: str | Path, space: str | None = None,
+               experiment: int = -1, name: str | None = None) -> Path:
+    """Read ``path`` in ``fmt``, check it against ``real`` and write it as a set to ``out``; returns ``out``."""
+    if fmt not in IMPORT_FORMATS:
+        raise UserError(f"Unknown import format '{fmt}'; available: {', '.join(IMPORT_FORMATS)}")
+    path, out = Path(path), Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"out={out} exists and is not empty; give a new directory")
+    read = {"mtt": lambda: _read_mtt(path, soft=False), "datm": lambda: _read_mtt(path, soft=True),
+            "dc": lambda: _read_dc(path, experiment), "imagefolder": lambda: _read_imagefolder(path, real),
+            "npz": lambda: _read_npz(path)}[fmt]()
+    declared = _declared_space(read, space, real)
+    files = {f: file_sha256(path / f if path.is_dir() else path) for f in read["files"]
+             if (path / f if path.is_dir() else path).is_file()}
+    origin = {"format": fmt, "path": str(path), "space": declared, "files_sha256": files,
+              **({"experiment": experiment} if fmt == "dc" else {})}
+    synset = synset_from_tensors(read["images"], read["labels"], real=real, space=declared,
+                                 soft_labels=read.get("soft_labels"), learned_lr=read.get("learned_lr"),
+                                 name=name or f"imported_{fmt}", origin=origin, extras=read.get("extras"),
+                                 what=str(path))
+    return save_imported(synset, out, real)
