@@ -102,6 +102,9 @@ class DDBenchSchema:
     # evaluate / run: score the same images once per label source (e.g. [fkd,teacher,projector,hard]), one record
     # each; replaces label_source when set.
     label_sources: Optional[list[str]] = None
+    # evaluate / run: DD-Ranking's robust scores for the set's records (lrs, ars; dd_bench/robust_scoring.py): extra
+    # evaluations under the identical recipe (hard labels, the full-data reference, no augmentation), as fractions.
+    scores: list[str] = field(default_factory=list)
     seeds: int = 5  # number of evaluation networks; seed i = network i
     results: str = "runs"  # records, synsets, leaderboards; ignored by git
     device: str = "auto"  # auto | cpu | cuda | cuda:N

@@ -156,12 +156,22 @@ def task_evaluate(cfg: DictConfig, synset_dir: Path | None = None, real=None, sh
     protocol = protocol_of(cfg)
     real = evaluation_real(real if real is not None else load_real(cfg, dataset_name=meta["dataset"]), meta)
     seeds = list(range(cfg.seeds))
+    from dd_bench.robust_scoring import check_scores, robust_scores
+
+    check_scores(list(cfg.scores))
     new, kept = [], []
     for source in sources:
         done, found = evaluate_to_records(
             synset_dir=synset_dir, real=real, protocol=protocol, models=list(cfg.models), seeds=seeds,
             results_dir=Path(cfg.results), config=job_config(cfg), batched=cfg.eval.batched, progress=cfg.progress,
             rerun=cfg.rerun, label_source=source, cache_dir=_cache_dir(cfg), relabel=relabel)
+        if cfg.scores:
+            scored = {r.record_hash: r for r in robust_scores(
+                kinds=list(cfg.scores), own=done + found, synset_dir=synset_dir, real=real, protocol=protocol,
+                seeds=seeds, results_dir=Path(cfg.results), config=job_config(cfg), label_source=source,
+                cache_dir=_cache_dir(cfg), progress=cfg.progress, batched=cfg.eval.batched)}
+            done = [scored.get(r.record_hash, r) for r in done]
+            found = [scored.get(r.record_hash, r) for r in found]
         new, kept = new + done, kept + found
     if kept:
         print(f"kept {len(kept)} existing record(s) of this config ({', '.join(r.model for r in kept)}); "

@@ -37,8 +37,19 @@ from dd_bench.train.loop import Replay, Transform
 
 SCHEDULES = ("cosine", "half_cosine", "warmup_cosine")
 MIXES = ("mixup", "cutmix", "none")
-CROPS = ("random_crop", "resized_crop")
+CROPS = ("random_crop", "resized_crop", "none")  # none: no crop or flip (DD-Ranking's ARS "without augmentation")
 BATCH_RULES = ("fixed", "rded")
+
+
+class NoCrop:
+    """The identity in place of the crop + flip: no parameters drawn, the batch unchanged."""
+
+    def sample_params(self, n: int, *, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        return {}
+
+    @staticmethod
+    def apply(x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        return x
 
 
 @dataclass(frozen=True)
@@ -96,7 +107,9 @@ class KDProtocol:
         return {**asdict(self), "family": self.family}
 
     def augment(self, real: RealData) -> KDAugment:
-        if self.crop == "random_crop":
+        if self.crop == "none":
+            crop = NoCrop()
+        elif self.crop == "random_crop":
             crop = crop_flip_for(real, self.crop_pad)
         else:
             crop = RandomResizedCropFlip(image_size=real.image_size, scale=(self.crop_scale_min, 1.0),

@@ -66,6 +66,8 @@ COLUMNS = (
     ("published", _fmt_published),
     ("gap", lambda r: _fmt_number(r[GAP_COLUMN], 2, sign=True)),
     ("test-sel.", lambda r: _fmt_number(r["acc_test_selected"], 2)),
+    ("LRS", lambda r: _fmt_number(r["lrs"], 3)),
+    ("ARS", lambda r: _fmt_number(r["ars"], 3)),
     ("labels", _labels),
     ("stored", lambda r: _fmt_bytes(r["storage_bytes"])),
     ("+ at eval", _assets),

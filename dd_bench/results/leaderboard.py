@@ -42,7 +42,8 @@ PUBLISHED_CSV = Path(__file__).resolve().parents[2] / "baselines" / "published.c
 COLUMNS = (
     "protocol", "protocol_version", "ranked", "dataset", "ipc", "model", "rank", "method", "variant", "kind",
     "preset", "n_seeds", "acc_mean", "acc_std", "acc_mean_std", "published", "published_std", "published_verified",
-    GAP_COLUMN, "published_source", "acc_test_selected", "label_source", "images_bytes", "labels_bytes", "eval_assets_bytes",
+    GAP_COLUMN, "published_source", "acc_test_selected", "lrs", "ars", "label_source", "images_bytes", "labels_bytes",
+    "eval_assets_bytes",
     "eval_assets", "storage_bytes", "storage_dtype", "distill_seconds", "eval_seconds",
     "peak_memory_bytes", "peak_memory_kind", "device", "note", "record_id", "set_hash",
 )  # fmt: skip
@@ -233,6 +234,7 @@ def _row(record: RunRecord, variant: str, published: dict[str, Any] | None) -> d
         "peak_memory_kind": record.peak_memory.get("kind"),
         "device": record.device,
         "note": _note(record),
+        **{k: _nan_if_none(((record.extra.get("robust_scores") or {}).get(k) or {}).get(k)) for k in ("lrs", "ars")},
         "record_id": record.record_id,
         "set_hash": record.set_hash,
     }
@@ -364,6 +366,8 @@ _DISPLAY = (
     ("verified", lambda r: _text(r["published_verified"])),
     (GAP_COLUMN, lambda r: _fmt_number(r[GAP_COLUMN], 2, sign=True)),
     ("test-selected % (not ranked)", lambda r: _fmt_number(r["acc_test_selected"], 2)),
+    ("LRS", lambda r: _fmt_number(r["lrs"], 3)),
+    ("ARS", lambda r: _fmt_number(r["ars"], 3)),
     ("labels", lambda r: _text(r["label_source"])),
     ("images", lambda r: _fmt_bytes(r["images_bytes"])),
     ("label bytes", lambda r: _fmt_bytes(r["labels_bytes"])),
@@ -376,7 +380,7 @@ _DISPLAY = (
 )  # fmt: skip
 
 
-_OPTIONAL_DISPLAY = frozenset({"test-selected % (not ranked)", "peak memory"})
+_OPTIONAL_DISPLAY = frozenset({"test-selected % (not ranked)", "peak memory", "LRS", "ARS"})
 
 
 def _render_table(headers: list[str], rows: list[list[str]], *, markdown: bool) -> list[str]:
