@@ -126,6 +126,8 @@ class DDBenchSchema:
     space: Optional[str] = None
     entry: int = -1
     name: Optional[str] = None
+    # export: make stored fkd labels for this kd protocol and export them instead of the teachers' weights.
+    materialise: Optional[str] = None
 
 
 def method_schema(name: str, config_cls: type) -> type:

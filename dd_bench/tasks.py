@@ -275,7 +275,20 @@ def task_export(cfg: DictConfig) -> dict[str, Any]:
         zca = load_real(cfg, dataset_name=meta["dataset"]).zca
     records = [r for r in load_records(cfg.results) if meta.get("set_hash") and r.set_hash == meta["set_hash"]] \
         if Path(cfg.results).is_dir() else []
-    out = export_synset(cfg.synset, fmt=cfg.format, out=cfg.out, records=records, zca=zca, cache_dir=_cache_dir(cfg))
+    materialised = None
+    if cfg.materialise:
+        from dd_bench.eval import get_protocol
+        from dd_bench.workflow import relabel_to_disk
+
+        protocol = get_protocol(cfg.materialise)
+        if protocol.family != "kd":
+            raise UserError(f"materialise={cfg.materialise}: labels are materialised for a kd protocol (kd, "
+                            "kd-quick, ...); this one trains on the set's own labels")
+        materialised = relabel_to_disk(synset_dir=Path(cfg.synset), real=load_real(cfg, dataset_name=meta["dataset"]),
+                                       protocol=protocol, cache_dir=_cache_dir(cfg), progress=cfg.progress,
+                                       kind="fkd")
+    out = export_synset(cfg.synset, fmt=cfg.format, out=cfg.out, records=records, zca=zca, cache_dir=_cache_dir(cfg),
+                        materialised=materialised)
     print(f"exported {cfg.synset} as {cfg.format} to {out} (datasheet.json with {len(records)} recorded result(s))")
     return {"out": str(out), "records": []}
 

@@ -187,3 +187,25 @@ def test_score_api_on_users_tensors(sets, digits):
     assert len(records) == 1 and records[0].accuracies == expected.accuracies and records[0].synset is None
     with pytest.raises(UserError, match="images of shape"):
         dd_bench.score(original.images[:, :, :4], original.labels, dataset="digits", space="uint8")
+
+
+def test_teacher_labelled_sets_export_self_contained_or_materialised(compose_cfg, tmp_path):
+    import json
+
+    from dd_bench.tasks import run
+
+    made = run(compose_cfg("task=distill", "method=rded", "method.teacher=digits_convnet_bn_w32_d2",
+                           "method.mipc=20", "method.num_crop=2"))
+    out = run(compose_cfg("task=export", f"synset={made['synset']}", "format=npz", f"out={tmp_path / 'a'}"))["out"]
+    sheet = json.loads((tmp_path / "a" / "datasheet.json").read_text())
+    assert sheet["labels"]["export"].startswith("self-contained: the weights") and sheet["assets"]["bytes"] > 0
+    (weights,) = (tmp_path / "a" / "assets" / "teachers").glob("*/weights.safetensors")
+    assert weights.stat().st_size == sheet["assets"]["bytes"] and out == str(tmp_path / "a")
+    run(compose_cfg("task=export", f"synset={made['synset']}", "format=npz", f"out={tmp_path / 'b'}",
+                    "materialise=kd-quick"))
+    sheet = json.loads((tmp_path / "b" / "datasheet.json").read_text())
+    assert "materialised for protocol kd-quick" in sheet["labels"]["export"]
+    assert not (tmp_path / "b" / "assets").exists()
+    with np.load(tmp_path / "b" / "synset.npz", allow_pickle=False) as f:
+        shards = [k for k in f.files if k.startswith("labels.kd-quick") and k.endswith(".logits")]
+    assert len(shards) == 200  # one per epoch of kd-quick

@@ -46,7 +46,12 @@ def datasheet(meta: dict[str, Any], *, fmt: str, records: list[Any], assets: dic
                    "needs_at_evaluation": [t.get("recipe") or t.get("model") for t in labels.get("teachers") or []]
                    + (["projector backbone"] if labels.get("projector") else []),
                    "stored_label_keys": sorted(labels.get("fkd") or {}),
-                   "export": ("self-contained: the weights its labels need are in assets/"
+                   "export": (f"labels materialised for protocol {assets['materialised']['protocol']} (stored fkd "
+                              f"labels {assets['materialised']['key']}, {assets['materialised']['bytes']} bytes): "
+                              f"evaluate with label_source=fkd eval={assets['materialised']['protocol']}; no "
+                              "teacher needed, other protocols need the teachers"
+                              if assets.get("materialised") else
+                              "self-contained: the weights its labels need are in assets/"
                               if assets["needed"] and assets["self_contained"] else
                               "NOT self-contained: missing " + ", ".join(assets["missing"]) if assets["needed"]
                               else "self-contained: its labels need nothing at evaluation")},

@@ -17,7 +17,9 @@ hf         a ``datasets.load_from_disk`` directory (``image``, ``label`` and, wh
 
 A set whose labels need a teacher or a projector backbone at evaluation is exported **self-contained**: the
 models' weights files from the cache go to ``assets/`` and are counted in the datasheet; when one is not in the
-cache the datasheet says the export is not self-contained and names what is missing. ``out`` is written to a
+cache the datasheet says the export is not self-contained and names what is missing. Or its labels are
+**materialised** for one named kd protocol (``materialise=kd``: stored FKD labels made first, exported with the
+set, no weights copied); the datasheet says which. ``out`` is written to a
 temporary sibling and renamed into place: nothing half-written is left behind, and an existing non-empty ``out``
 is refused.
 """
@@ -123,8 +125,11 @@ def _copy_assets(root: Path, synset: Any, cache_dir: Path | None) -> dict[str, A
 
 
 def export_synset(synset_dir: str | Path, *, fmt: str, out: str | Path, records: list[Any] | None = None,
-                  zca: Any = None, cache_dir: Path | None = None) -> Path:
-    """Write ``synset_dir`` as ``fmt`` into ``out`` (atomically); returns ``out``."""
+                  zca: Any = None, cache_dir: Path | None = None, materialised: dict[str, Any] | None = None) -> Path:
+    """Write ``synset_dir`` as ``fmt`` into ``out`` (atomically); returns ``out``.
+
+    ``materialised``: the stored-labels entry (``dd-bench relabel``) the export stands on instead of the models its
+    labels need: no weights are copied and the datasheet names the protocol the labels serve."""
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"Unknown export format '{fmt}'; available: {', '.join(EXPORT_FORMATS)}")
     synset_dir, out = Path(synset_dir), Path(out)
@@ -146,7 +151,10 @@ def export_synset(synset_dir: str | Path, *, fmt: str, out: str | Path, records:
             np.savez_compressed(root / "labels.npz", **rest)
         else:
             _write_hf(root, pixels, synset.labels.cpu(), synset.soft_labels, synset.class_names)
-        assets = _copy_assets(root, synset, cache_dir)
+        assets = _copy_assets(root, synset, cache_dir) if materialised is None else {
+            "needed": False, "self_contained": True, "copied": [], "missing": [], "bytes": 0,
+            "materialised": {"protocol": materialised["protocol"]["name"], "key": materialised["key"],
+                             "bytes": materialised["bytes"]}}
         sheet = datasheet(meta, fmt=fmt, records=records or [], assets=assets,
                           files=sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()))
         atomic_write_json(root / "datasheet.json", sheet)

@@ -35,6 +35,7 @@ from torch import nn
 from dd_bench.data import RealData
 from dd_bench.errors import UserError, UserFileNotFoundError
 from dd_bench.io import file_sha256
+from dd_bench.io.weights_file import read_weights_file
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -139,25 +140,7 @@ def _state_bytes(module: nn.Module) -> int:
 
 
 def read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
-    """A checkpoint's tensors: safetensors, or a torch file read with ``weights_only=True`` (never unpickled)."""
-    if not path.is_file():
-        raise UserFileNotFoundError(f"backbone.file={path} does not exist; expected {what}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            for key in ("state_dict", "model"):
-                if isinstance(state, dict) and isinstance(state.get(key), dict):
-                    state = state[key]
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserError(f"backbone.file={path} could not be read ({type(err).__name__}: "
-                        f"{str(err).splitlines()[0] if str(err) else ''}); expected {what}") from None
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise UserError(f"backbone.file={path} holds no state dict of tensors; expected {what}")
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    return read_weights_file(path, option="backbone.file", expected=what)
 
 
 def _load_into(module: nn.Module, state: dict[str, torch.Tensor], path: Path, what: str,

@@ -65,7 +65,7 @@ COLUMNS = (
     ("acc % (seeds)", _acc),
     ("published", _fmt_published),
     ("gap", lambda r: _fmt_number(r[GAP_COLUMN], 2, sign=True)),
-    ("test-sel.", lambda r: _fmt_number(r["acc_test_selected"], 2)),
+    ("test-sel. % (unranked)", lambda r: _fmt_number(r["acc_test_selected"], 2)),
     ("LRS", lambda r: _fmt_number(r["lrs"], 3)),
     ("ARS", lambda r: _fmt_number(r["ars"], 3)),
     ("labels", _labels),

@@ -27,9 +27,10 @@ from tqdm.auto import tqdm
 from dd_bench.augment.crop_flip import RandomCropFlip, crop_flip_for
 from dd_bench.augment.resized_crop import RandomResizedCropFlip
 from dd_bench.data import RealData
-from dd_bench.errors import UserError, UserFileNotFoundError
+from dd_bench.errors import UserError
 from dd_bench.io import (KeyedStore, atomic_save_safetensors, atomic_write_json, load_checkpoint, load_optimizer,
                          optimizer_tensors, save_checkpoint)
+from dd_bench.io.weights_file import read_weights_file
 from dd_bench.train.targets import HardLabels
 from dd_bench.models import create_model
 from dd_bench.seeding import make_generator
@@ -180,20 +181,7 @@ def load_teacher_weights(path: str | Path, *, model: str, real: RealData,
     if real.val_images is not None:
         raise UserError(f"teacher.weights={path} with a validation split: imported weights may have seen the "
                         "held-out images; train the teacher here instead (drop teacher.weights) or drop validation")
-    if not path.is_file():
-        raise UserFileNotFoundError(f"teacher.weights={path} does not exist; expected {expected}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            state = state.get("state_dict", state) if isinstance(state, dict) else state
-            state = {k.removeprefix("module."): v for k, v in state.items()}  # DataParallel checkpoints
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserError(f"teacher.weights={path} could not be read ({type(err).__name__}: {err}); expected "
-                        f"{expected}") from None
+    state = read_weights_file(path, option="teacher.weights", expected=expected)
     module = create_model(model, **kwargs)
     try:
         module.load_state_dict(state)
