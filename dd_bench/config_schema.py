@@ -126,6 +126,9 @@ class DDBenchSchema:
     space: Optional[str] = None
     entry: int = -1
     name: Optional[str] = None
+    # leaderboard: rebuild it from the record files of a wandb project's runs (ENTITY/PROJECT, or a directory of
+    # offline runs) instead of results=.
+    wandb_project: Optional[str] = None
     # export: make stored fkd labels for this kd protocol and export them instead of the teachers' weights.
     materialise: Optional[str] = None
 

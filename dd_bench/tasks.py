@@ -230,14 +230,21 @@ def task_relabel(cfg: DictConfig, real=None) -> dict[str, Any]:
 def task_leaderboard(cfg: DictConfig) -> dict[str, Any]:
     from dd_bench.results import build_leaderboard, load_records, write_leaderboard
 
-    records = load_records(cfg.results)
+    if cfg.wandb_project:
+        from dd_bench.results.wandb_logger import records_from_wandb
+
+        records = records_from_wandb(cfg.wandb_project)
+        if not records:
+            raise UserError(f"no dd-bench record files in the runs of wandb_project={cfg.wandb_project}")
+    else:
+        records = load_records(cfg.results)
     if not records:
         raise UserError(f"no run records under '{cfg.results}' (looked for {cfg.results}/**/records/*.json)")
     df = build_leaderboard(records, published_csv=_published())
     csv_path, md_path = write_leaderboard(df, Path(cfg.results))
     _print_board(df)
     print(f"wrote {csv_path} and {md_path}")
-    return {"csv": str(csv_path), "markdown": str(md_path)}
+    return {"csv": str(csv_path), "markdown": str(md_path), "board": df}
 
 
 def task_demo(cfg: DictConfig) -> dict[str, Any]:
@@ -309,16 +316,38 @@ def task_import(cfg: DictConfig) -> dict[str, Any]:
     return {"synset": str(out), "records": []}
 
 
+def _hydra_context() -> tuple[list[str], str | None]:
+    """(the command line's overrides, the sweep's name under multirun) when Hydra runs the job, else ([], None)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+    except (ImportError, ValueError):
+        return [], None
+    sweep = Path(hc.sweep.dir).name if hc.mode == RunMode.MULTIRUN else None
+    return list(hc.overrides.task), sweep
+
+
 def _log(cfg: DictConfig, result: dict[str, Any]) -> None:
     """Send the records a task produced to the configured logger (wandb is a view, never the source of truth)."""
     if cfg.logger.name == "none":
         return
     from dd_bench.results import RunRecord
-    from dd_bench.results.wandb_logger import log_records
+    from dd_bench.results.wandb_logger import log_distill, log_leaderboard, log_records
 
+    overrides, sweep = _hydra_context()
+    if cfg.task == "distill" and result.get("synset"):
+        log_distill(result["synset"], project=cfg.logger.project, entity=cfg.logger.entity,
+                    mode=str(cfg.logger.mode), overrides=overrides, sweep=sweep, directory=cfg.results)
+        return
+    if cfg.task == "leaderboard" and result.get("board") is not None:
+        log_leaderboard(result["board"], project=cfg.logger.project, entity=cfg.logger.entity,
+                        mode=str(cfg.logger.mode), directory=cfg.results)
+        return
     records = [RunRecord.from_dict(r) for r in result.get("records", [])]
     log_records(records, project=cfg.logger.project, entity=cfg.logger.entity, mode=str(cfg.logger.mode),
-                config=job_config(cfg), job_type=cfg.task)
+                job_type=cfg.task, overrides=overrides, sweep=sweep, directory=cfg.results)
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:

@@ -239,41 +239,6 @@ def test_published_numbers_use_registered_names():
     assert set(published["dataset"]) <= set(DATASETS.list())
 
 
-def test_wandb_logger_receives_the_effective_config(compose_cfg, tmp_path, monkeypatch):
-    """logger=wandb: a fake wandb module records what dd-bench sends (no network, no real wandb needed)."""
-    import sys
-    import types
-
-    calls = {}
-
-    class FakeRun:
-        def __init__(self):
-            self.summary = {}
-
-        def log(self, data):
-            calls["log"] = data
-
-        def finish(self):
-            calls["finished"] = True
-
-    def init(**kwargs):
-        calls["init"] = kwargs
-        calls["run"] = FakeRun()
-        return calls["run"]
-
-    fake = types.SimpleNamespace(init=init, Table=lambda columns, data: {"columns": columns, "data": data})
-    monkeypatch.setitem(sys.modules, "wandb", fake)
-    out = tmp_path / "set"
-    run(compose_cfg("task=run", "method=random", f"out={out}", "eval=quick", "eval.epochs=2", "models=[mlp]",
-                    "seeds=2", "logger=wandb", "logger.mode=disabled"))
-    config = calls["init"]["config"]
-    assert calls["init"]["mode"] == "disabled" and config["task"] == "run" and calls["finished"]
-    assert config["preset"] == "random/digits" and config["logger"]["mode"] == "disabled"
-    json.dumps(config)  # plain JSON: enums by value
-    assert "mlp/evaluation/random/acc_mean" in calls["run"].summary
-    assert len(calls["log"]["records"]["data"]) == 2  # the evaluation and its random-subset reference
-
-
 def test_wandb_missing_fails_before_work(compose_cfg, monkeypatch):
     import sys
 
