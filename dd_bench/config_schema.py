@@ -17,7 +17,7 @@ from omegaconf import MISSING
 
 from dd_bench.eval.protocol import Augment
 
-TASKS = ("demo", "distill", "evaluate", "run", "relabel", "leaderboard", "export", "import")
+TASKS = ("demo", "distill", "evaluate", "run", "relabel", "leaderboard", "export", "import", "report")
 TASK_CONFIGS = {"demo": "config", **{t: t for t in TASKS if t != "demo"}}  # conf/<name>.yaml per task
 
 

@@ -247,6 +247,19 @@ def task_leaderboard(cfg: DictConfig) -> dict[str, Any]:
     return {"csv": str(csv_path), "markdown": str(md_path), "board": df}
 
 
+def task_report(cfg: DictConfig) -> dict[str, Any]:
+    from dd_bench.results import load_records
+    from dd_bench.results.report import build_report
+
+    records = load_records(cfg.results)
+    if not records:
+        raise UserError(f"no run records under '{cfg.results}' (looked for {cfg.results}/**/records/*.json)")
+    page = build_report(records, out_dir=Path(cfg.out or Path(cfg.results) / "report"), published_csv=_published(),
+                        cache_dir=_cache_dir(cfg))
+    print(f"wrote {page} (self-contained; the figures also as PNG beside it) from {len(records)} records")
+    return {"report": str(page), "records": []}
+
+
 def task_demo(cfg: DictConfig) -> dict[str, Any]:
     from dd_bench.demo import run_demo
 
@@ -353,7 +366,8 @@ def _log(cfg: DictConfig, result: dict[str, Any]) -> None:
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Dispatch on ``cfg.task``. Raises :class:`UserError` on bad input; anything else is a bug."""
     tasks = {"demo": task_demo, "distill": task_distill, "evaluate": task_evaluate, "run": task_run,
-             "relabel": task_relabel, "leaderboard": task_leaderboard, "export": task_export, "import": task_import}
+             "relabel": task_relabel, "leaderboard": task_leaderboard, "export": task_export, "import": task_import,
+             "report": task_report}
     if cfg.task not in tasks:
         raise UserError(f"Unknown task '{cfg.task}'; available: {', '.join(TASKS)}")
     if cfg.logger.name not in LOGGERS:
