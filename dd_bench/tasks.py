@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,15 +127,35 @@ def evaluation_real(real, meta: dict[str, Any]):
     return dataclasses.replace(real, zca=zca)
 
 
+@contextlib.contextmanager
+def _distill_logging(cfg: DictConfig, plan: DistillPlan):
+    """logger=wandb: the distillation as a wandb run (curves as they happen, then the set); else nothing."""
+    if cfg.logger.name != "wandb":
+        yield lambda synset_dir: None
+        return
+    from dd_bench.results.wandb_logger import distill_run
+
+    overrides, sweep = _hydra_context()
+    config = {"method": plan.method, "dataset": cfg.dataset.name, "ipc": cfg.ipc, "seed": cfg.seed,
+              "set_hash": plan.set_hash, "preset": cfg.preset, "overrides": overrides}
+    with distill_run(project=cfg.logger.project, entity=cfg.logger.entity, mode=str(cfg.logger.mode),
+                     config=config, name=f"distill-{plan.method}-{cfg.dataset.name}-ipc{cfg.ipc}-s{cfg.seed}",
+                     group=sweep or f"{cfg.dataset.name}-ipc{cfg.ipc}", directory=cfg.results) as attach:
+        yield attach
+
+
 def task_distill(cfg: DictConfig, real=None) -> dict[str, Any]:
     from dd_bench.workflow import distill_to_disk
 
     real = real if real is not None else load_real(cfg)
     plan = plan_distill(cfg, real)
-    synset, seconds, reused = distill_to_disk(
-        method=plan.method, method_kwargs=plan.options, real=plan.real, ipc=cfg.ipc, seed=cfg.seed, out=plan.out,
-        preset=cfg.preset or (f"experiment/{cfg.experiment}" if cfg.experiment else None), progress=cfg.progress,
-        validation=plan.holdout, set_hash=plan.set_hash, cache_dir=_cache_dir(cfg), rerun=cfg.rerun)
+    with _distill_logging(cfg, plan) as attach:
+        synset, seconds, reused = distill_to_disk(
+            method=plan.method, method_kwargs=plan.options, real=plan.real, ipc=cfg.ipc, seed=cfg.seed,
+            out=plan.out, preset=cfg.preset or (f"experiment/{cfg.experiment}" if cfg.experiment else None),
+            progress=cfg.progress, validation=plan.holdout, set_hash=plan.set_hash, cache_dir=_cache_dir(cfg),
+            rerun=cfg.rerun)
+        attach(plan.out)
     what = "reused (this config's set exists; rerun=true distils again)" if reused else f"{seconds:.1f} s"
     print(f"{'kept' if reused else 'wrote'} {plan.out} ({len(synset.images)} images, "
           f"{synset.storage()['total_bytes']} bytes, {what}{', preset ' + synset.preset if synset.preset else ''})")
@@ -347,13 +369,9 @@ def _log(cfg: DictConfig, result: dict[str, Any]) -> None:
     if cfg.logger.name == "none":
         return
     from dd_bench.results import RunRecord
-    from dd_bench.results.wandb_logger import log_distill, log_leaderboard, log_records
+    from dd_bench.results.wandb_logger import log_leaderboard, log_records
 
-    overrides, sweep = _hydra_context()
-    if cfg.task == "distill" and result.get("synset"):
-        log_distill(result["synset"], project=cfg.logger.project, entity=cfg.logger.entity,
-                    mode=str(cfg.logger.mode), overrides=overrides, sweep=sweep, directory=cfg.results)
-        return
+    overrides, sweep = _hydra_context()  # a distillation logged itself as it ran (_distill_logging)
     if cfg.task == "leaderboard" and result.get("board") is not None:
         log_leaderboard(result["board"], project=cfg.logger.project, entity=cfg.logger.entity,
                         mode=str(cfg.logger.mode), directory=cfg.results)

@@ -64,10 +64,15 @@ def test_leaderboard_table_and_rebuild_from_offline_runs(compose_cfg, offline):
     assert sorted(rebuilt["record_id"]) == sorted(board["board"]["record_id"])
 
 
-def test_distill_logs_the_set_as_an_artifact_with_its_preview(compose_cfg, offline):
+def test_distill_logs_its_curves_as_they_happen_then_the_set(compose_cfg, offline):
+    from dd_bench.methods.loop import DISTILL_CURVES
+    from dd_bench.results.wandb_logger import CURVES_FILE
     from dd_bench.tasks import run
 
-    run(compose_cfg("task=distill", "method=random", "logger=wandb", "logger.mode=offline",
-                    "logger.project=ddb-test"))
+    run(compose_cfg("task=distill", "method=dm", "method.iterations=3", "method.batch_real=16", "logger=wandb",
+                    "logger.mode=offline", "logger.project=ddb-test"))
     (run_dir,) = offline.glob("**/wandb/offline-run-*")
+    curves = [json.loads(line) for line in (run_dir / "files" / CURVES_FILE).read_text().splitlines()]
+    assert [c["iteration"] for c in curves] == [0, 1, 2] and all("loss" in c for c in curves)
     assert list(run_dir.glob("files/media/images/preview_*.png"))
+    assert DISTILL_CURVES.get() is None  # the observer is gone after the run

@@ -8,11 +8,14 @@ generator states, EMAs, counters). The loop:
   ``iterations`` (a resume never returns another config's result, nor a longer run's state);
 * after every step, checks the loss and every leaf: on a non-finite value it puts the leaves back to the last good
   iteration, stops, and says so in the returned status (which goes into the set's provenance);
-* checkpoints atomically every ``checkpoint_every`` iterations and at the end (:mod:`dd_bench.io.checkpoint`).
+* checkpoints atomically every ``checkpoint_every`` iterations and at the end (:mod:`dd_bench.io.checkpoint`);
+* reports each good iteration's loss and progress-bar numbers to :data:`DISTILL_CURVES` when the task running the
+  method has set an observer there (a logger's curves, as they happen); methods never set it.
 """
 
 from __future__ import annotations
 
+import contextvars
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +26,10 @@ from tqdm.auto import tqdm
 
 from dd_bench.io import load_checkpoint, save_checkpoint
 
+# The observer of distillation curves: (the loop's desc, {"iteration", "loss", the bar's numeric fields}) per good
+# iteration. Set only by the task that runs a method (dd_bench.results.wandb_logger.distill_run).
+DISTILL_CURVES: contextvars.ContextVar[Callable[[str, dict[str, float]], None] | None] = contextvars.ContextVar(
+    "dd_bench_distill_curves", default=None)
 SaveState = Callable[[], tuple[dict[str, torch.Tensor], dict[str, Any]]]
 RestoreState = Callable[[dict[str, torch.Tensor], dict[str, Any]], None]
 
@@ -64,6 +71,7 @@ def run_iterations(
         save_checkpoint(checkpoint_dir, tensors=tensors,
                         state={**state, "iteration": iteration, "config_hash": config_hash})
 
+    sink = DISTILL_CURVES.get()
     last_good = {name: leaf.detach().clone() for name, leaf in leaves.items()}
     bar = tqdm(range(start, iterations), desc=desc, disable=not progress, leave=False)
     for it in bar:
@@ -81,11 +89,25 @@ def run_iterations(
                 last_good[name].copy_(leaf)
         if after_step is not None:
             after_step(it, loss)
-        if postfix is not None and progress:
-            bar.set_postfix(postfix(it, loss), refresh=False)
+        shown = postfix(it, loss) if postfix is not None and (progress or sink is not None) else {}
+        if shown and progress:
+            bar.set_postfix(shown, refresh=False)
+        if sink is not None:
+            sink(desc, {"iteration": it, "loss": loss, **_numbers(shown)})
         if checkpoint_dir is not None and (it + 1) % checkpoint_every == 0:
             checkpoint(it + 1)
     bar.close()
     if checkpoint_dir is not None and not status["stopped_early"]:
         checkpoint(iterations)
     return status
+
+
+def _numbers(fields: dict[str, Any]) -> dict[str, float]:
+    """The numeric ones among a progress bar's fields (they are formatted strings there)."""
+    out = {}
+    for key, value in fields.items():
+        try:
+            out[key] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return out

@@ -8,6 +8,8 @@
 * Each run carries its record JSON (``dd_bench_record.json``), and the config and summary it was given, as run
   files; the evaluated set is an **Artifact** of type ``synthetic-set`` (its ``meta.json`` as metadata) that the
   run logs (wandb keeps one version per content digest).
+* A distillation is a run of its own (``job_type=distill``): its loss and the loop's other numbers (learned lr,
+  ...) logged as they happen, then the set as an Artifact with its preview image.
 * ``dd-bench leaderboard logger=wandb`` publishes the leaderboard as a ``wandb.Table``;
   ``dd-bench leaderboard wandb_project=ENTITY/PROJECT`` (or a directory of offline runs) rebuilds the local
   leaderboard from the runs' record files, through the public API, never by parsing wandb's internal formats.
@@ -17,6 +19,7 @@ The config always comes from Hydra; nothing is read back from wandb to configure
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from dd_bench.results.record import RunRecord
 RECORD_FILE = "dd_bench_record.json"
 CONFIG_FILE = "dd_bench_config.json"
 SUMMARY_FILE = "dd_bench_summary.json"
+CURVES_FILE = "dd_bench_curves.jsonl"
 
 
 def _import_wandb() -> Any:
@@ -111,21 +115,29 @@ def synset_artifact(wandb: Any, synset: Path, set_hash: str | None) -> Any:
     return artifact
 
 
-def log_distill(synset: str | Path, *, project: str | None, entity: str | None, mode: str,
-                overrides: list[str] | None = None, sweep: str | None = None, directory: str | Path | None = None
-                ) -> Any:
-    """A distillation as a wandb run: the set's artifact, its preview image and its distill status."""
+@contextlib.contextmanager
+def distill_run(*, project: str | None, entity: str | None, mode: str, config: dict[str, Any], name: str,
+                group: str, directory: str | Path | None = None):
+    """A wandb run around a distillation: its curves (:data:`dd_bench.methods.loop.DISTILL_CURVES`) are logged as
+    they happen, under ``<loop>/<metric>``, and kept as the run file ``dd_bench_curves.jsonl``; the context yields
+    ``attach(synset_dir)``, which logs the set as an Artifact with its preview image."""
+    from dd_bench.methods.loop import DISTILL_CURVES
+
     wandb = _import_wandb()
-    synset = Path(synset)
-    meta = json.loads((synset / "meta.json").read_text())
-    config = {"method": meta.get("method"), "dataset": meta.get("dataset"), "ipc": meta.get("ipc"),
-              "set_hash": meta.get("set_hash"), "preset": meta.get("preset"), "overrides": list(overrides or [])}
-    run = wandb.init(project=project, entity=entity, mode=mode, job_type="distill", config=config,
-                     group=sweep or f"{meta.get('dataset')}-ipc{meta.get('ipc')}",
-                     name=f"distill-{meta.get('method')}-{meta.get('dataset')}-ipc{meta.get('ipc')}",
-                     tags=["distill", str(meta.get("method"))], dir=None if directory is None else str(directory),
-                     reinit="create_new")
-    try:
+    run = wandb.init(project=project, entity=entity, mode=mode, job_type="distill", config=config, group=group,
+                     name=name, tags=["distill", str(config.get("method"))],
+                     dir=None if directory is None else str(directory), reinit="create_new")
+    curves = Path(run.dir) / CURVES_FILE
+
+    def sink(loop: str, metrics: dict[str, float]) -> None:
+        prefix = loop or "distill"
+        run.log({f"{prefix}/{k}": v for k, v in metrics.items()})
+        with curves.open("a") as f:
+            f.write(json.dumps({"loop": prefix, **metrics}) + "\n")
+
+    def attach(synset_dir: str | Path) -> Any:
+        synset = Path(synset_dir)
+        meta = json.loads((synset / "meta.json").read_text())
         artifact = synset_artifact(wandb, synset, meta.get("set_hash"))
         run.log_artifact(artifact)
         if (synset / "preview.png").is_file():
@@ -134,7 +146,12 @@ def log_distill(synset: str | Path, *, project: str | None, entity: str | None, 
         if seconds is not None:
             run.summary["distill_seconds"] = seconds
         return artifact
+
+    token = DISTILL_CURVES.set(sink)
+    try:
+        yield attach
     finally:
+        DISTILL_CURVES.reset(token)
         run.finish()
 
 
