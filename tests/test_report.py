@@ -32,7 +32,26 @@ def test_report_page_and_pngs(tmp_path):
     text = page.read_text()
     assert text.count("class='figure'") == len(FIGURES) and "http" not in text.replace("http-equiv", "")
     assert all((tmp_path / "report" / f"{name}.png").stat().st_size > 1000 for name in FIGURES)
-    assert "<table" in text and "teacher_seconds" in text and "48.50 +- 0.71" in text
+    assert "<table" in text and "one_time_seconds" in text and "48.50 +- 0.71" in text
+
+
+def test_one_time_cost_reads_the_teachers_and_experts_cache_entries(tmp_path):
+    import json
+
+    from dd_bench.io import KeyedStore
+    from dd_bench.results.report import one_time_seconds
+
+    teacher = KeyedStore("teachers", tmp_path).path("t" * 24)
+    teacher.mkdir(parents=True)
+    (teacher / "meta.json").write_text(json.dumps({"train_seconds": 12.5}))
+    experts = KeyedStore("experts", tmp_path).path("e" * 24)
+    experts.mkdir(parents=True)
+    (experts / "meta.json").write_text(json.dumps({"experts": {"0": {"wall_seconds": 3.0}, "1": {"wall_seconds": 4.0},
+                                                               "2": {"wall_seconds": 100.0}}}))
+    record = make_record(extra={"teachers": [{"key": "t" * 24}],
+                                "distill_status": {"experts": {"key": "e" * 24, "count": 2}}})
+    assert one_time_seconds(record, tmp_path) == 12.5 + 3.0 + 4.0  # only the experts the set used
+    assert one_time_seconds(make_record(), tmp_path) is None
 
 
 def _chromium() -> str | None:

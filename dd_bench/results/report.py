@@ -6,7 +6,8 @@ PNG data, the same figures also written as PNG files), viewable with no network:
 3. a method x architecture heatmap of accuracy (the (dataset, IPC, protocol) with the most models);
 4. the test-selection gap (the papers' test-selected checkpoint minus ours) where recorded;
 5. the leaderboard table (pandas' HTML) with published numbers beside ours, and each row's one-time cost: the
-   training seconds of the teachers it used, from their cache entries, beside its own distillation seconds.
+   training seconds of the teachers and experts it used (shared, cached once), from their cache entries, beside
+   its own distillation seconds.
 
 Every ``<img>`` marks itself loaded (``data-loaded``) so a headless browser can check that every figure rendered.
 """
@@ -26,7 +27,7 @@ from dd_bench.io import atomic_write_bytes, atomic_write_text
 
 TABLE_COLUMNS = ("protocol", "dataset", "ipc", "model", "rank", "method", "acc_mean_std", "published",
                  "published_verified", "label_source", "storage_bytes", "eval_assets_bytes", "distill_seconds",
-                 "teacher_seconds", "eval_seconds", "note")
+                 "one_time_seconds", "eval_seconds", "note")
 
 
 def _pyplot():
@@ -119,8 +120,9 @@ def test_selection_gap(df: pd.DataFrame) -> bytes | None:
     return _png(fig)
 
 
-def teacher_seconds(record: Any, cache_dir: Path | None) -> float | None:
-    """The one-time training seconds of the teachers a record's labels used, from their cache entries."""
+def one_time_seconds(record: Any, cache_dir: Path | None) -> float | None:
+    """The one-time training seconds of what a record's row used and shares with others, from the cache entries:
+    the teachers its labels (or its method) used, and the expert trajectories a trajectory-matching set used."""
     from dd_bench.io import KeyedStore
 
     total, found = 0.0, False
@@ -131,6 +133,14 @@ def teacher_seconds(record: Any, cache_dir: Path | None) -> float | None:
             seconds = json.loads(meta.read_text()).get("train_seconds")
             if seconds is not None:
                 total, found = total + float(seconds), True
+    experts = (record.extra.get("distill_status") or {}).get("experts") or {}
+    meta = KeyedStore("experts", cache_dir).path(experts["key"]) / "meta.json" if experts.get("key") else None
+    if meta is not None and meta.is_file():
+        entries = json.loads(meta.read_text()).get("experts") or {}
+        seconds = [float(e["wall_seconds"]) for i, e in entries.items()
+                   if int(i) < int(experts.get("count", 0)) and e.get("wall_seconds") is not None]
+        if seconds:
+            total, found = total + sum(seconds), True
     return total if found else None
 
 
@@ -144,8 +154,8 @@ def build_report(records: list[Any], *, out_dir: Path, published_csv: Path | Non
     from dd_bench.results import build_leaderboard
 
     df = build_leaderboard(records, published_csv=published_csv)
-    seconds = {r.record_id: teacher_seconds(r, cache_dir) for r in records}
-    df["teacher_seconds"] = df["record_id"].map(seconds)
+    seconds = {r.record_id: one_time_seconds(r, cache_dir) for r in records}
+    df["one_time_seconds"] = df["record_id"].map(seconds)
     out_dir.mkdir(parents=True, exist_ok=True)
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>dd-bench report</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
