@@ -76,3 +76,17 @@ def test_distill_logs_its_curves_as_they_happen_then_the_set(compose_cfg, offlin
     assert [c["iteration"] for c in curves] == [0, 1, 2] and all("loss" in c for c in curves)
     assert list(run_dir.glob("files/media/images/preview_*.png"))
     assert DISTILL_CURVES.get() is None  # the observer is gone after the run
+
+
+def test_trajectory_matching_curves_carry_the_learned_lr_and_validation_accuracy(compose_cfg, offline):
+    from dd_bench.methods import METHODS
+    from dd_bench.results.wandb_logger import CURVES_FILE
+    from dd_bench.tasks import run
+
+    options = [f"method.{k}={v}" for k, v in METHODS.get("mtt").TEST_OPTIONS.items()]
+    run(compose_cfg("task=distill", "method=mtt", *options, "method.iterations=4", "method.eval_every=2",
+                    "method.eval_epochs=1", "method.eval_networks=1", "validation=0.1", "logger=wandb",
+                    "logger.mode=offline", "logger.project=ddb-test"))
+    (run_dir,) = offline.glob("**/wandb/offline-run-*")
+    curves = [json.loads(line) for line in (run_dir / "files" / CURVES_FILE).read_text().splitlines()]
+    assert all("lr" in c for c in curves) and "val_acc" not in curves[0] and "val_acc" in curves[-1]

@@ -66,6 +66,14 @@ class Labels(enum.StrEnum):
     learned = "learned"  # DATM: soft labels learned as logits
 
 
+def _validation_field(selector: CheckpointSelector | None) -> dict[str, str]:
+    """The last validation-split accuracy of the checkpoint selection (never the test-selected one), for the bar
+    and the distillation curves; empty before the first check or without selection."""
+    if selector is None or not selector.curve or selector.curve[-1][1] is None:
+        return {}
+    return {"val_acc": f"{selector.curve[-1][1]:.2f}"}
+
+
 class TrajectoryMatching(Synthesizer):
     name = "trajectory_matching"
     TEST_OPTIONS = {"iterations": 2, "syn_steps": 2, "max_start_epoch": 1, "expert_epochs": 1, "num_experts": 1,
@@ -294,7 +302,7 @@ class TrajectoryMatching(Synthesizer):
             config_hash=self._resume_key(real, ipc, seed, experts.key), progress=progress,
             desc=f"{self.set_name} ipc{ipc}", after_step=after_step,
             postfix=lambda it, loss: {"loss": f"{loss:.3f}", "lr": f"{float(alpha.detach()):.4g}",
-                                      "skipped": state["skipped"]})
+                                      "skipped": state["skipped"], **_validation_field(selector)})
         if init_info:
             status["init"] = init_info
         if selector is not None and selector.best:
