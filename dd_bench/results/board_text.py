@@ -77,6 +77,11 @@ COLUMNS = (
 )  # fmt: skip
 
 
+def _wrap(text: str, indent: str = "") -> str:
+    # Never inside a protocol name such as `kd-quick`.
+    return textwrap.fill(text, WIDTH, subsequent_indent=indent, break_on_hyphens=False)
+
+
 def format_leaderboard_text(df: pd.DataFrame) -> str:
     """The leaderboard as aligned plain-text tables, one per protocol, for printing to a terminal."""
     if df.empty:
@@ -84,7 +89,7 @@ def format_leaderboard_text(df: pd.DataFrame) -> str:
     out: list[str] = []
     for (protocol, version, ranked), table in df.groupby(["protocol", "protocol_version", "ranked"], sort=False):
         header = _table_header(str(protocol), int(version), bool(ranked))
-        out += ["== " + header[0], *(textwrap.fill(line, WIDTH) if line else line for line in header[1:])]
+        out += ["== " + header[0], *(_wrap(line) if line else line for line in header[1:])]
         notes: dict[str, int] = {}
         cells, blocks = [], []
         for (dataset, ipc), block in table.groupby(["dataset", "ipc"], sort=False, dropna=False):
@@ -102,5 +107,5 @@ def format_leaderboard_text(df: pd.DataFrame) -> str:
         body = iter(lines[2:])
         for title, n in blocks:
             out += [title, *(next(body) for _ in range(n))]
-        out += [textwrap.fill(f"[{i}] {text}", WIDTH, subsequent_indent="    ") for text, i in notes.items()] + [""]
+        out += [_wrap(f"[{i}] {text}", indent="    ") for text, i in notes.items()] + [""]
     return "\n".join(out)
