@@ -35,9 +35,9 @@ def score(images: torch.Tensor, labels: torch.Tensor, *, dataset: str, protocol:
     from dd_bench.exchange.imports import synset_from_tensors
     from dd_bench.labels.sources import check_label_source, label_identity
     from dd_bench.results import write_record
-    from dd_bench.synset import read_meta, save_synset
+    from dd_bench.synset import load_synset, read_meta, save_synset
     from dd_bench.tasks import check_models
-    from dd_bench.workflow import records_from_results, relabel_to_disk, resolve_device
+    from dd_bench.workflow import ensure_stored_labels, records_from_results, resolve_device
 
     check_models(list(models))
     check_label_source(label_source)
@@ -51,12 +51,8 @@ def score(images: torch.Tensor, labels: torch.Tensor, *, dataset: str, protocol:
               "seeds": seed_list, "label_source": label_source, "space": space}
     with tempfile.TemporaryDirectory(prefix="dd-bench-score-") as tmp:
         directory = save_synset(synset, Path(tmp) / "set")
-        identity = label_identity(read_meta(directory), label_source, spec)
-        if identity.startswith(("fkd:", "fkd_", "distance:")):
-            relabel_to_disk(synset_dir=directory, real=real, protocol=spec, progress=progress,
-                            kind="fkd" if identity.startswith("fkd") else "distance")
-        from dd_bench.synset import load_synset
-
+        ensure_stored_labels(synset_dir=directory, real=real, protocol=spec, progress=progress,
+                             identity=label_identity(read_meta(directory), label_source, spec))
         loaded = load_synset(directory)
         results_ = evaluate(loaded, real=real, protocol=spec, models=list(models), seeds=seed_list,
                             progress=progress, label_source=label_source, cache_dir=cache_dir)

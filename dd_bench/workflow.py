@@ -116,6 +116,17 @@ def evaluation_hash(*, meta: dict[str, Any], protocol: EvalProtocol, model: str,
                        label_source=label_identity(meta, label_source, protocol))
 
 
+def ensure_stored_labels(*, synset_dir: Path, real: RealData, protocol: EvalProtocol, identity: str,
+                         cache_dir: Path | None = None, progress: bool = True) -> bool:
+    """Make the stored labels a label identity reads, when it reads any (fkd and its compressed forms read the fkd
+    shards, distance the DBR ones); returns whether it does."""
+    if not identity.startswith(("fkd:", "fkd_", "distance:")):
+        return False
+    relabel_to_disk(synset_dir=synset_dir, real=real, protocol=protocol, cache_dir=cache_dir, progress=progress,
+                    kind="fkd" if identity.startswith("fkd") else "distance")
+    return True
+
+
 def relabel_to_disk(*, synset_dir: Path, real: RealData, protocol: EvalProtocol, cache_dir: Path | None = None,
                     progress: bool = True, kind: str = "auto") -> dict[str, Any]:
     """Make the set's stored labels for ``protocol`` with the teachers its labels section names: FKD logits, or
@@ -213,11 +224,9 @@ def evaluate_to_records(
     from dd_bench.labels.sources import label_identity
 
     meta = read_meta(synset_dir)
-    identity = label_identity(meta, label_source, protocol)
-    if relabel and identity.startswith(("fkd:", "fkd_", "distance:")):
-        # The compressed fkd sources (fkd_int8, fkd_top<k>) read the fkd shards.
-        relabel_to_disk(synset_dir=Path(synset_dir), real=real, protocol=protocol, cache_dir=cache_dir,
-                        progress=progress, kind="fkd" if identity.startswith("fkd") else "distance")
+    if relabel and ensure_stored_labels(synset_dir=Path(synset_dir), real=real, protocol=protocol,
+                                        identity=label_identity(meta, label_source, protocol), cache_dir=cache_dir,
+                                        progress=progress):
         meta = read_meta(synset_dir)
     kept, todo = [], []
     for model in models:

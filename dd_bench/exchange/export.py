@@ -26,7 +26,6 @@ is refused.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -161,7 +160,3 @@ def export_synset(synset_dir: str | Path, *, fmt: str, out: str | Path, records:
         atomic_write_text(root / ("DATASHEET.md" if fmt == "hf" else "README.md"), datasheet_markdown(sheet))
 
     return replace_dir_atomically(out, populate)
-
-
-def read_export_sheet(directory: str | Path) -> dict[str, Any]:
-    return json.loads((Path(directory) / "datasheet.json").read_text())

@@ -164,13 +164,7 @@ def _stored_entry(ctx: LabelContext, kind: str, key: str | None = None) -> dict[
 
 @LABEL_SOURCES.register("fkd")
 def _fkd(ctx: LabelContext) -> ResolvedLabels:
-    s = ctx.synset
-    entry = _stored_entry(ctx, "fkd")
-    source = FKDLabels(synset_dir=s.directory, entry=entry, num_images=len(s.images), num_classes=s.num_classes,
-                       temperature=ctx.protocol.temperature, device=s.images.device)
-    stored = {**ctx.class_id_bytes(), f"fkd:{entry['key']}": int(entry["bytes"])}
-    return ResolvedLabels(source, "fkd", f"fkd:{entry['key']}", stored, replay=source,
-                          teachers=list(entry.get("teachers") or []))
+    return _stored_fkd(ctx, None)
 
 
 @LABEL_SOURCES.register("distance")
@@ -221,16 +215,24 @@ def _fkd_topk(ctx: LabelContext, k: int = 1) -> ResolvedLabels:
 
 
 def _compressed_fkd(ctx: LabelContext, kind: str) -> ResolvedLabels:
+    return _stored_fkd(ctx, kind)
+
+
+def _stored_fkd(ctx: LabelContext, compression: str | None) -> ResolvedLabels:
+    """The stored FKD labels of this protocol, as stored (``compression=None``) or compressed (``int8``,
+    ``top<k>``: charged at the compressed size)."""
     from dd_bench.labels.quantised import CompressedFKDLabels, compressed_entry_bytes
 
     s = ctx.synset
-    entry = _stored_entry(ctx, f"fkd_{kind}")
-    source = CompressedFKDLabels(kind=kind, synset_dir=s.directory, entry=entry, num_images=len(s.images),
-                                 num_classes=s.num_classes, temperature=ctx.protocol.temperature,
-                                 device=s.images.device)
-    stored = {**ctx.class_id_bytes(), f"fkd_{kind}:{entry['key']}": compressed_entry_bytes(entry, kind,
-                                                                                           s.num_classes)}
-    return ResolvedLabels(source, f"fkd_{kind}", f"fkd_{kind}:{entry['key']}", stored, replay=source,
+    name = "fkd" if compression is None else f"fkd_{compression}"
+    entry = _stored_entry(ctx, name)
+    kwargs = dict(synset_dir=s.directory, entry=entry, num_images=len(s.images), num_classes=s.num_classes,
+                  temperature=ctx.protocol.temperature, device=s.images.device)
+    source = FKDLabels(**kwargs) if compression is None else CompressedFKDLabels(kind=compression, **kwargs)
+    nbytes = int(entry["bytes"]) if compression is None else compressed_entry_bytes(entry, compression,
+                                                                                    s.num_classes)
+    stored = {**ctx.class_id_bytes(), f"{name}:{entry['key']}": nbytes}
+    return ResolvedLabels(source, name, f"{name}:{entry['key']}", stored, replay=source,
                           teachers=list(entry.get("teachers") or []))
 
 

@@ -58,6 +58,20 @@ class StorageDtype(enum.StrEnum):
     float32 = "float32"
 
 
+def _resumable(opt: torch.optim.Optimizer, generators: dict[str, torch.Generator], device: torch.device):
+    """The save / restore pair :func:`run_iterations` checkpoints a HeLlO phase with: Adam and the generators."""
+    def save_state():
+        tensors, state = optimizer_tensors(opt)
+        return {**tensors, **{n: g.get_state().cpu() for n, g in generators.items()}}, {"adam": state}
+
+    def restore_state(tensors, state) -> None:
+        load_optimizer(opt, tensors, state["adam"], device)
+        for n, g in generators.items():
+            g.set_state(tensors[n].to(g.get_state().device))
+
+    return save_state, restore_state
+
+
 @METHODS.register("hello")
 class HeLlO(Synthesizer):
     name = "hello"
@@ -215,15 +229,7 @@ class HeLlO(Synthesizer):
             losses.append(float(loss.detach()))
             return losses[-1]
 
-        def save_state():
-            tensors, state = optimizer_tensors(opt)
-            return {**tensors, "g_aug": g_aug.get_state().cpu(), "g_real": g_real.get_state()}, {"adam": state}
-
-        def restore_state(tensors, state) -> None:
-            load_optimizer(opt, tensors, state["adam"], device)
-            g_aug.set_state(tensors["g_aug"].to(g_aug.get_state().device))
-            g_real.set_state(tensors["g_real"])
-
+        save_state, restore_state = _resumable(opt, {"g_aug": g_aug, "g_real": g_real}, device)
         status = run_iterations(
             iterations=c.fit_steps, leaves=leaves, step=step, save_state=save_state, restore_state=restore_state,
             checkpoint_dir=None if checkpoint_dir is None else checkpoint_dir / "fit",
@@ -258,14 +264,7 @@ class HeLlO(Synthesizer):
             losses.append(float(loss.detach()))
             return losses[-1]
 
-        def save_state():
-            tensors, state = optimizer_tensors(opt)
-            return {**tensors, "g_aug": g_aug.get_state().cpu()}, {"adam": state}
-
-        def restore_state(tensors, state) -> None:
-            load_optimizer(opt, tensors, state["adam"], device)
-            g_aug.set_state(tensors["g_aug"].to(g_aug.get_state().device))
-
+        save_state, restore_state = _resumable(opt, {"g_aug": g_aug}, device)
         status = run_iterations(
             iterations=c.image_steps, leaves={"images": x_all}, step=step, save_state=save_state,
             restore_state=restore_state, checkpoint_dir=None if checkpoint_dir is None else checkpoint_dir / "image",

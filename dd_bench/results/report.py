@@ -15,7 +15,6 @@ Every ``<img>`` marks itself loaded (``data-loaded``) so a headless browser can 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 from pathlib import Path
@@ -176,7 +175,3 @@ def build_report(records: list[Any], *, out_dir: Path, published_csv: Path | Non
     page = out_dir / "index.html"
     atomic_write_text(page, "\n".join(parts))
     return page
-
-
-def figure_names(page: Path) -> list[str]:
-    return [html.unescape(n) for n in FIGURES if f"alt='{n}'" in page.read_text()]
