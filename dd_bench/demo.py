@@ -5,7 +5,8 @@ set is scored on each model with several seeds under the ``quick`` protocol (``k
 for the kd family, beside a random subset with hard labels and one with the set's teacher), beside the random-subset reference
 row (cached after the first run) and the full-data ceiling row (by default the recorded one shipped in
 ``baselines/references/`` with its provenance; ``demo.full_data=compute`` trains it), and the leaderboard is
-printed and written. Each (method, ipc) job is the config ``dd-bench run method=... ipc=...`` composes, so its set,
+printed and written. A method that cannot distil at a demo IPC (INFER at IPC 1: no base set fits its budget) is
+skipped with a note naming its smallest IPC and the command that scores it. Each (method, ipc) job is the config ``dd-bench run method=... ipc=...`` composes, so its set,
 records and hashes are exactly what that command would produce, and a second demo reuses them.
 """
 
@@ -43,6 +44,23 @@ def _job_overrides(cfg: DictConfig, method: str, ipc: int) -> list[str]:
     return overrides
 
 
+def _fits_ipc(job: DictConfig, *, num_classes: int) -> bool:
+    """Whether the job's method can distil at the job's IPC; if not (INFER at IPC 1: no base set fits), a note
+    naming its smallest IPC and the command that runs it, and the demo goes on without that row."""
+    from dd_bench.methods import create_method
+    from dd_bench.tasks import job_config
+
+    options = dict(job_config(job)["method"])
+    name = options.pop("name")
+    smallest = create_method(name, **options).smallest_ipc(num_classes)
+    if job.ipc >= smallest:
+        return True
+    print(f"note: {name} skipped at ipc {job.ipc}: its smallest ipc on {job.dataset.name} is {smallest} "
+          f"(dd-bench run method={name} ipc={smallest} eval={job.eval.name} models=[{','.join(job.models)}] "
+          f"seeds={job.seeds} scores it; demo.ipcs=[{smallest}] adds it to the demo)")
+    return False
+
+
 def recorded_full_data(real, *, protocol, models: list[str], seeds: list[int],
                        directory: Path) -> tuple[list[RunRecord], list[str]]:
     """The shipped full-data reference records that match this data, protocol, model and seeds exactly (by
@@ -76,6 +94,7 @@ def run_demo(cfg: DictConfig, *, real, run_job: Callable[..., dict[str, Any]]) -
         if job.preset is None:
             raise UserError(f"method '{job.method.name}' has no {demo.dataset} preset "
                             f"(conf/preset/{job.method.name}/{demo.dataset}.yaml)")
+    jobs = [job for job in jobs if _fits_ipc(job, num_classes=real.num_classes)]
     protocol = get_protocol(demo.protocol)
     seeds = list(range(demo.seeds))
     records: list[RunRecord] = []

@@ -1,18 +1,27 @@
-"""INFER (decoupled-methods.md §3): the K budget, storage of parts not composites, static logits under MixUp and
-bad input. No quality test yet: on digits IPC 2 under kd-quick (3 ConvNet students, distill seed 0, teachers
-{w64, w32}) INFER scored 75.4 % against 78.9 % for one random real subset of the same IPC with hard labels (distill
-seeds 0-1; 67.4 % for the reference row's per-student subsets 0-2): it does not beat random there yet."""
+"""INFER (decoupled-methods.md §3): the K budget, storage of parts not composites, static logits under MixUp, what
+the compensators add over their base images, the demo's skip below the smallest IPC, and bad input.
+
+The issue's quality criterion (INFER at IPC 2 beats a random real subset of IPC 2 with hard labels) is not met on
+digits and is not asserted: at IPC 2, K = 1 base image per class for any M < 10, half the real images of the random
+subset, and a second real digit is worth about as much as the compensators (INFER 71.1 % vs 67.4-78.1 % by draw;
+numbers in conf/preset/infer/digits.yaml and in the test below). What is asserted is the method's own claim: the
+compensators add accuracy over their base images under the same label source."""
 
 from __future__ import annotations
+
+import dataclasses
+import statistics
 
 import pytest
 import torch
 
 from dd_bench.errors import UserError
+from dd_bench.eval import evaluate, get_protocol
 from dd_bench.labels.static import StaticLogits
 from dd_bench.methods import create_method
 from dd_bench.methods.infer import base_sets_per_ipc, instance_plan, smallest_ipc
 from dd_bench.synset import load_synset, read_meta, save_synset
+from tests.conftest import preset_options
 
 DIGITS_OPTIONS = {"teachers": ["digits_convnet_bn_w64_d2", "digits_convnet_bn_w32_d2"], "iterations": 300,
                   "jitter": 1, "first_bn_multiplier": 1.0}
@@ -89,3 +98,46 @@ def test_an_ipc_without_base_sets_fails_in_one_line(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "smallest valid ipc is 2" in err[0], err
+
+
+def base_images_only(synset):
+    """The set's K base images per class (plan slot teacher -1) with their own stored labels, no compensators."""
+    k, m = synset.provenance["k"], len(synset.provenance["teachers"])
+    slots = [j for j, (_, teacher) in enumerate(instance_plan(k, m)) if teacher < 0]
+    keep = torch.tensor([c * (m + 1) * k + j for c in range(synset.num_classes) for j in slots])
+    return dataclasses.replace(synset, images=synset.images[keep], labels=synset.labels[keep],
+                               soft_labels=synset.soft_labels[keep], composition=None, extras={})
+
+
+def test_compensators_beat_their_base_images_under_the_same_labels(digits):
+    """Measured with the digits preset at IPC 2 (kd-quick, ConvNet students 0-2, static labels): the full set vs its
+    own base images (K = 1 per class) with the same static logits, distill seeds 0 / 1: 75.6 vs 52.7 % and 68.0 vs
+    53.9 % (71.8 vs 53.3 % on average). Asserted with about half the margin as slack. Not asserted, measured
+    (distill seeds 0-2): INFER 71.1 %; random real subsets of IPC 2 with hard labels 78.1 % (method=random seeds
+    0-2) and 67.4 % (the reference row's subsets 0-2)."""
+    kd = get_protocol("kd-quick")
+
+    def acc(synset) -> float:
+        return statistics.fmean(evaluate(synset, real=digits, protocol=kd, models=["convnet"], seeds=[0, 1, 2],
+                                         progress=False)[0].accuracies)
+
+    full, base = [], []
+    for seed in (0, 1):
+        synset = create_method("infer", **preset_options("infer")).distill(digits, ipc=2, seed=seed, progress=False)
+        subset = base_images_only(synset)
+        assert len(subset.images) == 10 and torch.equal(subset.labels, torch.arange(10))
+        assert torch.equal(subset.soft_labels, synset.soft_labels[::3])
+        full.append(acc(synset))
+        base.append(acc(subset))
+    assert statistics.fmean(full) > statistics.fmean(base) + 9.0, (full, base)
+
+
+def test_the_demo_skips_infer_below_its_smallest_ipc_and_says_how_to_run_it(tmp_path, capsys):
+    from dd_bench.cli import main
+
+    assert main([f"results={tmp_path}", "progress=false", "demo.models=[mlp]", "demo.seeds=1",
+                 "demo.methods=[infer,random]", "hydra.run.dir=" + str(tmp_path / "h")]) == 0
+    out = capsys.readouterr().out
+    assert ("note: infer skipped at ipc 1: its smallest ipc on digits is 2 (dd-bench run method=infer ipc=2 "
+            "eval=kd-quick") in out and "demo.ipcs=[2] adds it" in out
+    assert "demo finished in" in out and not list((tmp_path / "synsets").glob("infer-*"))
