@@ -55,12 +55,14 @@ def robust_scores(*, kinds: list[str], own: list[Any], synset_dir: Path, real: A
     from dd_bench.eval.robust_scores import augmentation_robust_score, label_robust_score
     from dd_bench.results import write_record
     from dd_bench.synset import read_meta
-    from dd_bench.workflow import evaluate_to_records, reference_records
+    from dd_bench.workflow import evaluate_to_records, reference_records, same_label_kinds
 
     check_scores(kinds)
     meta = read_meta(synset_dir)
     section = meta.get("labels") or {}
-    teachers = section if section.get("teachers") and protocol.family == "kd" and label_source != "hard" else None
+    how = same_label_kinds(section, [label_source]) if protocol.family == "kd" else ()
+    teachers = section if how else None
+    wanted = how[0] if how else "hard"  # the random rows' labels: the set's teachers as the set uses them
 
     def evaluated(model: str, proto: Any, source: str) -> Any:
         new, kept = evaluate_to_records(synset_dir=synset_dir, real=real, protocol=proto, models=[model],
@@ -71,13 +73,12 @@ def robust_scores(*, kinds: list[str], own: list[Any], synset_dir: Path, real: A
     def random_row(model: str, proto: Any) -> Any:
         rows = reference_records(real=real, protocol=proto, models=[model], seeds=seeds, ipcs=[int(meta["ipc"])],
                                  results_dir=results_dir, kinds=("random_subset",), progress=progress,
-                                 cache_dir=cache_dir, teachers=teachers)
-        wanted = "teacher" if teachers else "hard"
+                                 cache_dir=cache_dir, teachers=teachers, teacher_labels=how or ("teacher",))
         return next(r for r in rows if r.storage.get("label_source", "hard") == wanted)
 
     out = []
     for record in own:
-        scores: dict[str, Any] = {"random_labels": "teacher" if teachers else "hard"}
+        scores: dict[str, Any] = {"random_labels": wanted}
         rdm = random_row(record.model, protocol)
         if "lrs" in kinds:
             (full,) = reference_records(real=real, protocol=protocol, models=[record.model], seeds=seeds, ipcs=[],

@@ -167,7 +167,7 @@ def task_evaluate(cfg: DictConfig, synset_dir: Path | None = None, real=None, sh
                   relabel: bool = False) -> dict[str, Any]:
     from dd_bench.results import build_leaderboard
     from dd_bench.synset import read_meta
-    from dd_bench.workflow import evaluate_to_records, reference_records
+    from dd_bench.workflow import evaluate_to_records, reference_records, same_label_kinds
 
     synset_dir = synset_dir or (Path(cfg.synset) if cfg.synset else None)
     if synset_dir is None:
@@ -200,12 +200,12 @@ def task_evaluate(cfg: DictConfig, synset_dir: Path | None = None, real=None, sh
               "rerun=true evaluates again")
     records = new + kept
     if cfg.references:
-        online = ("auto", "teacher", "fkd", "distance", "projector")
-        labels = (meta.get("labels") or {}) if any(s in online or s.startswith("fkd_") for s in sources) else {}
+        section = meta.get("labels") or {}
+        how = same_label_kinds(section, sources)
         records += reference_records(real=real, protocol=protocol, models=list(cfg.models), seeds=seeds,
                                      ipcs=[int(meta["ipc"])], results_dir=Path(cfg.results),
                                      kinds=tuple(cfg.references), progress=cfg.progress, cache_dir=_cache_dir(cfg),
-                                     teachers=labels if labels.get("teachers") else None)
+                                     teachers=section if how else None, teacher_labels=how)
     if show:
         _print_board(build_leaderboard(records, published_csv=_published()))
     return {"records": [r.to_dict() for r in records], "evaluated": len(new), "kept": len(kept)}

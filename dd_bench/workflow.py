@@ -258,6 +258,22 @@ def reference_storage(real: RealData, num_images: int) -> dict[str, Any]:
     return as_set.storage()
 
 
+def same_label_kinds(section: dict[str, Any], sources: list[str]) -> tuple[str, ...]:
+    """How the random-subset rows beside a set are labelled by its teachers, to match the label sources scored
+    (``auto``: the set's own): ``static`` for static logits, ``teacher`` (online) for every source its teachers make
+    (teacher, fkd and its compressed forms, distance, projector); none for hard or learned labels or no teachers."""
+    if not section.get("teachers"):
+        return ()
+    kinds = []
+    for source in sources:
+        own = section.get("source") if source == "auto" else source
+        kind = ("static" if own == "static" else "teacher" if own in ("teacher", "fkd", "distance", "projector")
+                or str(own).startswith("fkd_") else None)
+        if kind and kind not in kinds:
+            kinds.append(kind)
+    return tuple(kinds)
+
+
 def reference_records(
     *,
     real: RealData,
@@ -271,12 +287,14 @@ def reference_records(
     progress: bool = True,
     cache_dir: Path | None = None,
     teachers: dict[str, Any] | None = None,
+    teacher_labels: tuple[str, ...] = ("teacher",),
 ) -> list[RunRecord]:
     """Full-data and random-subset reference rows (cached on disk), written as records of kind 'reference'.
 
     ``full_data_seeds``: the seeds of the full-data row (default: ``seeds``; an empty list skips the row).
     ``teachers``: a set's labels section naming teachers: under a kd protocol the random subsets are also scored
-    with those teachers online (the same label source as the method), beside the hard-label row.
+    with those teachers (the same label source as the method), beside the hard-label row: online (``teacher`` in
+    ``teacher_labels``) and/or as static logits on the clean subset (``static``: INFER's labels).
     """
     from dd_bench.eval.reference import REFERENCE_KINDS
 
@@ -285,22 +303,32 @@ def reference_records(
         raise UserError(f"Unknown reference kind(s) {unknown}; available: {', '.join(REFERENCE_KINDS)}")
     prov = provenance_fields(collect_provenance(real.device))
     full_seeds = seeds if full_data_seeds is None else full_data_seeds
-    jobs: list[tuple[str, int | None, list[int], dict | None]] = []
+    bad = sorted(set(teacher_labels) - {"teacher", "static"})
+    if bad:
+        raise ValueError(f"teacher_labels {bad}: each is 'teacher' (online) or 'static'")
+    jobs: list[tuple[str, int | None, list[int], dict | None, bool]] = []
     if "full_data" in kinds and full_seeds:
-        jobs.append(("full_data", None, full_seeds, None))
+        jobs.append(("full_data", None, full_seeds, None, False))
     if "random_subset" in kinds:
-        jobs += [("random_subset", ipc, seeds, None) for ipc in ipcs]
+        jobs += [("random_subset", ipc, seeds, None, False) for ipc in ipcs]
         if teachers and teachers.get("teachers") and protocol.family == "kd":
-            jobs += [("random_subset", ipc, seeds, teachers) for ipc in ipcs]
+            jobs += [("random_subset", ipc, seeds, teachers, how == "static") for how in teacher_labels
+                     for ipc in ipcs]
     records = []
     for model in models:
-        for kind, ipc, job_seeds, job_teachers in jobs:
+        for kind, ipc, job_seeds, job_teachers, static in jobs:
             r, cached = reference_result(kind, real, protocol=protocol, model=model, seeds=job_seeds, ipc=ipc,
-                                         progress=progress, cache_dir=cache_dir, teachers=job_teachers)
+                                         progress=progress, cache_dir=cache_dir, teachers=job_teachers,
+                                         static=static)
             n_images = len(real.train_labels) if ipc is None else ipc * real.num_classes
             storage = {**reference_storage(real, n_images), "label_source": "hard"}
             labels = "hard"
-            if job_teachers is not None:
+            if static:
+                labels = r.extra["label_identity"]
+                logit_bytes = int(r.extra["static_logits_bytes"])
+                storage = {**storage, "label_source": "static", "labels_bytes": storage["labels_bytes"] + logit_bytes,
+                           "total_bytes": storage["total_bytes"] + logit_bytes}
+            elif job_teachers is not None:
                 labels = r.extra["label_identity"]
                 assets = {**r.extra.get("eval_assets", {}), **({"zca": storage["eval_assets_bytes"]}
                                                                if storage["eval_assets_bytes"] else {})}

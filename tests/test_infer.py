@@ -141,3 +141,53 @@ def test_the_demo_skips_infer_below_its_smallest_ipc_and_says_how_to_run_it(tmp_
     assert ("note: infer skipped at ipc 1: its smallest ipc on digits is 2 (dd-bench run method=infer ipc=2 "
             "eval=kd-quick") in out and "demo.ipcs=[2] adds it" in out
     assert "demo finished in" in out and not list((tmp_path / "synsets").glob("infer-*"))
+
+
+def test_same_label_kinds_follow_the_scored_sources():
+    from dd_bench.workflow import same_label_kinds
+
+    static = {"teachers": [{"key": "k"}], "source": "static"}
+    assert same_label_kinds(static, ["auto"]) == ("static",)
+    assert same_label_kinds(static, ["auto", "teacher", "hard"]) == ("static", "teacher")
+    assert same_label_kinds({**static, "source": "fkd"}, ["auto", "fkd_int8"]) == ("teacher",)
+    assert same_label_kinds(static, ["hard"]) == () and same_label_kinds({"source": "static"}, ["auto"]) == ()
+
+
+def test_a_static_set_is_compared_with_random_subsets_under_static_logits_of_its_teachers(digits, tmp_path,
+                                                                                         monkeypatch):
+    """INFER's same-label-source row: the teachers' mean logits on each random subset's clean images, stored once
+    (not the teachers online), with their bytes counted."""
+    import dd_bench.labels.static as static_module
+    from dd_bench.eval.reference import random_subset_indices
+    from dd_bench.teachers.spec import resolve_teacher
+    from dd_bench.workflow import reference_records
+
+    seen = []
+
+    class Recording(static_module.StaticLogits):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen.append(self.logits.clone())
+
+    monkeypatch.setattr(static_module, "StaticLogits", Recording)
+    synset = create_method("infer", **{**DIGITS_OPTIONS, "iterations": 3}).distill(digits, ipc=2, seed=0,
+                                                                                  progress=False)
+    section = synset.labels_section()
+    # A protocol of its own (the description is part of the reference key): computed here, never from the cache.
+    protocol = dataclasses.replace(get_protocol("kd-quick"), epochs=2, description=f"test {tmp_path}")
+    rows = reference_records(real=digits, protocol=protocol, models=["mlp"], seeds=[0, 1], ipcs=[2],
+                             results_dir=tmp_path, kinds=("random_subset",), progress=False, teachers=section,
+                             teacher_labels=("static", "teacher"))
+    by_labels = {r.storage["label_source"]: r for r in rows}
+    assert sorted(by_labels) == ["hard", "static", "teacher"]
+    static_row = by_labels["static"]
+    assert static_row.extra["label_identity"].startswith("static:teacher:")
+    assert static_row.storage["labels_bytes"] == 20 * 8 + 20 * 10 * 4  # class ids + fp32 logits
+    assert not static_row.storage.get("eval_assets") and static_row.storage["eval_assets_bytes"] == 0
+    assert by_labels["teacher"].storage["eval_assets_bytes"] > 0 and len({r.record_hash for r in rows}) == 3
+    teachers = [resolve_teacher(digits, recipe=r, progress=False).module.eval() for r in DIGITS_OPTIONS["teachers"]]
+    assert len(seen) == 2 and not static_row.extra["from_cache"]
+    for seed, logits in zip([0, 1], seen):
+        x = digits.to_model_space(digits.train_images[random_subset_indices(digits, 2, seed)])
+        with torch.no_grad():
+            torch.testing.assert_close(logits, torch.stack([t(x) for t in teachers]).mean(0))

@@ -110,6 +110,9 @@ def test_paper_comparison_kd_protocols_follow_their_cards(digits):
     assert [rded.batch_for(10 * ipc, 10) for ipc in (1, 10, 50)] == [10, 50, 100]
     assert [rded.batch_for(100 * ipc, 100) for ipc in (1, 10, 50)] == [20, 100, 200]
     assert (infer.epochs, infer.batch_size, infer.mix, infer.temperature) == (400, 64, "mixup", 30.0)
+    # val_static.py / val_dyn.py test every 10 epochs and report the max: the best-during-training column.
+    dyn = get_protocol("kd-infer-dyn")
+    assert (infer.best_every, infer.best_from, dyn.epochs, dyn.best_every, dyn.best_from) == (10, 0.0, 80, 10, 0.0)
     aug = rded.augment(digits)
     x = digits.to_model_space(digits.train_images[:4])
     params = aug.sample_params(4, generator=torch.Generator().manual_seed(0))

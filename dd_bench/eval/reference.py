@@ -60,11 +60,14 @@ def reference_result(
     cache_dir: Path | None = None,
     progress: bool = True,
     teachers: dict | None = None,
+    static: bool = False,
 ) -> tuple[EvalResult, bool]:
     """Score a reference row; returns (result, came_from_cache). ``ipc`` is required for random subsets.
 
     ``teachers``: a set's labels section (``teachers``, ``weights``, ``bn_train``): the random subsets are then
     distilled from those teachers online, as the method's set is (DD-Ranking's same-label-source comparison).
+    ``static``: instead, the teachers' (weighted) mean logits on each subset's clean images, computed once and
+    stored, as INFER's static labels are (interpolated as logits under MixUp).
     """
     if kind not in REFERENCE_KINDS:
         raise UserError(f"Unknown reference kind '{kind}'; available: {', '.join(REFERENCE_KINDS)}")
@@ -73,9 +76,11 @@ def reference_result(
     store = KeyedStore("references", cache_dir)
     from dd_bench.labels.sources import teacher_identity
 
-    labels = "hard" if teachers is None else teacher_identity(teachers)
+    labels = "hard" if teachers is None else ("static:" if static else "") + teacher_identity(teachers)
     if teachers is not None and (kind != "random_subset" or protocol.family != "kd"):
         raise UserError("teacher-labelled references are random subsets under a kd protocol")
+    if static and teachers is None:
+        raise ValueError("static references need the teachers that make their logits")
     key = _cache_key(kind, real, protocol, model, seeds, ipc, labels)
     path = store.path(key, ".json")
     cached = _read_cache(path) if path.is_file() else None
@@ -86,13 +91,14 @@ def reference_result(
         if cached is not None:
             return cached, True
         result = _compute(kind, real, protocol=protocol, model=model, seeds=seeds, ipc=ipc, progress=progress,
-                          teachers=teachers, cache_dir=cache_dir)
+                          teachers=teachers, static=static, cache_dir=cache_dir)
         atomic_write_json(path, result.to_dict(), indent=None)
     return result, False
 
 
 def _compute(kind: str, real: RealData, *, protocol: EvalProtocol, model: str, seeds: list[int], ipc: int | None,
-             progress: bool, teachers: dict | None = None, cache_dir: Path | None = None) -> EvalResult:
+             progress: bool, teachers: dict | None = None, static: bool = False,
+             cache_dir: Path | None = None) -> EvalResult:
     if kind == "full_data":
         images, targets, extra = real.train_images, real.train_labels, {}
     else:
@@ -109,9 +115,19 @@ def _compute(kind: str, real: RealData, *, protocol: EvalProtocol, model: str, s
         source = [resolved.source] * len(seeds)
         extra = {**extra, "label_source": "teacher", "label_identity": resolved.identity,
                  "eval_assets": resolved.assets}
+        if static:
+            from dd_bench.labels.static import StaticLogits
+
+            # (ipc * C, C) float32 logits per subset, on the clean images in chunks of 512 (eval-mode teachers).
+            logits = [torch.cat([resolved.source.logits(real.to_model_space(im[i:i + 512]))
+                                 for i in range(0, len(im), 512)]) for im in images]
+            source = [StaticLogits(z, protocol.temperature) for z in logits]
+            extra = {**extra, "label_source": "static", "label_identity": "static:" + resolved.identity,
+                     "eval_assets": {}, "static_logits_bytes": logits[0].numel() * logits[0].element_size()}
     result = train_and_score(
         model=model, images=images, targets=targets, real=real, protocol=protocol, lr=protocol.lr, seeds=seeds,
         transform=real.to_model_space, progress=progress, label_source=source,
-        desc=f"reference {kind}{'' if ipc is None else f' ipc{ipc}'} {model}{' teacher' if source else ''}")
+        desc=f"reference {kind}{'' if ipc is None else f' ipc{ipc}'} {model}"
+             f"{(' static' if static else ' teacher') if source else ''}")
     result.extra.update(extra, reference=kind)
     return result
