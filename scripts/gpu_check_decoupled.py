@@ -29,7 +29,8 @@ from dd_bench.eval import custom_protocol, get_protocol
 from dd_bench.results import collect_provenance
 from dd_bench.results.bench_report import log_stage as log
 from dd_bench.teachers import TEACHER_RECIPES, accuracy, get_recipe, get_teacher
-from dd_bench.workflow import distill_to_disk, evaluate_to_records, reference_records, resolve_device
+from dd_bench.workflow import (distill_to_disk, evaluate_to_records, reference_records, resolve_device,
+                               same_label_kinds)
 
 # The teachers each method is checked with, (CIFAR recipes, digits recipes for the CPU smoke run), reduced.
 METHOD_TEACHERS = {
@@ -99,9 +100,11 @@ def main() -> None:
                                          models=[args.student], seeds=seeds, results_dir=out, progress=False,
                                          config={"check": "gpu_check_decoupled", "method": method, **options},
                                          cache_dir=cache, relabel=True)
+        section = synset.labels_section()
+        how = same_label_kinds(section, ["auto"])  # INFER's static logits get a static random row
         refs = reference_records(real=real, protocol=protocol, models=[args.student], seeds=seeds, ipcs=[args.ipc],
                                  results_dir=out, kinds=("random_subset",), progress=False, cache_dir=cache,
-                                 teachers=synset.labels_section())
+                                 teachers=section if how else None, teacher_labels=how)
         log(out, f"{method}_evaluate", seconds=time.perf_counter() - t0, protocol=protocol.name,
             accuracies={r.method + ":" + str(r.storage.get("label_source")): r.accuracies for r in records + refs},
             eval_seconds=[r.eval_seconds for r in records + refs])
