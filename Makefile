@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: help install demo test test-full bench gpu-checks clean
+.PHONY: help install install-core demo test test-full bench gpu-checks clean
 
 help:
 	@echo "make demo       install dd-bench and run the quick digits benchmark (CPU, a few minutes)"
@@ -12,13 +12,20 @@ help:
 	@echo "make gpu-checks every pending GPU check and benchmark (scripts/gpu_checks.sh; OUT=dir)"
 
 # torch first: the pinned CUDA build runs on CPU and GPU alike; any torch >= 2.11 already installed is kept.
+TORCH = $(PYTHON) -c "import torch, torchvision" 2>/dev/null || $(PIP) install -q torch==2.14.1 torchvision==0.29.1 \
+	|| $(PIP) install -q "torch>=2.11" "torchvision>=0.26"
+
 # The test extra brings the launcher plugins (joblib, submitit) the sweep and SLURM tests use.
 install:
-	@$(PYTHON) -c "import torch, torchvision" 2>/dev/null || $(PIP) install -q torch==2.14.1 torchvision==0.29.1 \
-		|| $(PIP) install -q "torch>=2.11" "torchvision>=0.26"
+	@$(TORCH)
 	$(PIP) install -q -e ".[test]"
 
-demo: install
+# The demo needs only the package (measured: 13.0 s vs 17.7 s for the test extras, both already present).
+install-core:
+	@$(TORCH)
+	$(PIP) install -q -e .
+
+demo: install-core
 	dd-bench
 
 test: install
