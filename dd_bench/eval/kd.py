@@ -158,7 +158,7 @@ class T2Scaled:
 # 6.4 s batched vs 8.3 s one by one; IPC 10 (6,400 pixels) 32.8 s vs 29.1 s. At IPC 2, twice in a row: a random
 # subset (1,280 pixels) 6.8 / 7.4 s vs 8.2 / 8.9 s, INFER's 30 instances (1,920 pixels) 8.7 / 8.6 s vs 10.8 / 10.5 s.
 # The mtt protocol at IPC 1 gains nothing (7.7 s vs 7.6 s) and keeps the sequential path. In pixels per pass
-# (images x H x W).
+# (images x H x W). scripts/cpu_bench_kd_batching.py measures the crossover side by side.
 KD_CPU_BATCHED_UP_TO = 2048
 
 
