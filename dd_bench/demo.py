@@ -2,12 +2,13 @@
 
 Every registered method that has a digits preset is distilled at each IPC (``demo.ipcs``, IPC 1 by default), each
 set is scored on each model with several seeds under the ``quick`` protocol (``kd-quick`` on ``demo.kd_models``
-for the kd family, beside a random subset with hard labels and one with the set's teacher), beside the random-subset reference
-row (cached after the first run) and the full-data ceiling row (by default the recorded one shipped in
-``baselines/references/`` with its provenance; ``demo.full_data=compute`` trains it), and the leaderboard is
-printed and written. A method that cannot distil at a demo IPC (INFER at IPC 1: no base set fits its budget) is
-skipped with a note naming its smallest IPC and the command that scores it. Each (method, ipc) job is the config ``dd-bench run method=... ipc=...`` composes, so its set,
-records and hashes are exactly what that command would produce, and a second demo reuses them.
+for the kd family, beside a random subset with hard labels and one with the set's teacher), beside the
+random-subset reference row (cached after the first run) and the full-data ceiling row (by default the recorded one
+shipped in ``baselines/references/`` with its provenance; ``demo.full_data=compute`` trains it), and the leaderboard
+is printed and written. A method that cannot distil at a demo IPC (INFER at IPC 1: no base set fits its budget) is
+skipped with a note naming its smallest IPC and the command that scores it. Each (method, ipc) job is the config
+``dd-bench run method=... ipc=...`` composes, so its set, records and hashes are exactly what that command would
+produce, and a second demo reuses them.
 """
 
 from __future__ import annotations

@@ -29,8 +29,7 @@ from dd_bench.eval import custom_protocol, get_protocol
 from dd_bench.results import collect_provenance
 from dd_bench.results.bench_report import log_stage as log
 from dd_bench.teachers import TEACHER_RECIPES, accuracy, get_recipe, get_teacher
-from dd_bench.workflow import (distill_to_disk, evaluate_to_records, reference_records, resolve_device,
-                               same_label_kinds)
+from dd_bench.workflow import distill_to_disk, evaluate_to_records, reference_records, resolve_device, same_label_kinds
 
 # The teachers each method is checked with, (CIFAR recipes, digits recipes for the CPU smoke run), reduced.
 METHOD_TEACHERS = {
