@@ -73,7 +73,7 @@ def robust_scores(*, kinds: list[str], own: list[Any], synset_dir: Path, real: A
     def random_row(model: str, proto: Any) -> Any:
         rows = reference_records(real=real, protocol=proto, models=[model], seeds=seeds, ipcs=[int(meta["ipc"])],
                                  results_dir=results_dir, kinds=("random_subset",), progress=progress,
-                                 cache_dir=cache_dir, teachers=teachers, teacher_labels=how or ("teacher",))
+                                 cache_dir=cache_dir, teachers=teachers, teacher_labels=how)
         return next(r for r in rows if r.storage.get("label_source", "hard") == wanted)
 
     out = []

@@ -154,11 +154,10 @@ class T2Scaled:
 
 # A kd step carries more small ops than an `mtt` one (crop, mix, label source, AdamW over every tensor); on sets of a
 # few tiny images they, not the convolutions, are the cost, and one vmapped step for all seeds beats S steps.
-# Measured on 2 CPU cores, kd-quick, ConvNet, 3 students (RDED digits sets): IPC 1 (10 x 8x8 = 640 pixels a pass)
-# 6.4 s batched vs 8.3 s one by one; IPC 10 (6,400 pixels) 32.8 s vs 29.1 s. At IPC 2, twice in a row: a random
-# subset (1,280 pixels) 6.8 / 7.4 s vs 8.2 / 8.9 s, INFER's 30 instances (1,920 pixels) 8.7 / 8.6 s vs 10.8 / 10.5 s.
-# The mtt protocol at IPC 1 gains nothing (7.7 s vs 7.6 s) and keeps the sequential path. In pixels per pass
-# (images x H x W). scripts/cpu_bench_kd_batching.py measures the crossover side by side.
+# scripts/cpu_bench_kd_batching.py (results/cpu_bench_kd_batching.json; 2 CPU cores, kd-quick, 3 ConvNet seeds):
+# batched took 0.78-0.86x the sequential time at 640-1,920 pixels a pass (digits IPC 1-3) and 1.07-1.15x at
+# 3,200-6,400 (IPC 5-10). The mtt protocol at IPC 1 gains nothing (7.7 s vs 7.6 s) and keeps the sequential path.
+# In pixels per pass (images x H x W).
 KD_CPU_BATCHED_UP_TO = 2048
 
 
