@@ -116,6 +116,11 @@ class DDBenchSchema:
     # Hold out a seeded, stratified fraction of the training set from distillation (recorded in the set's
     # provenance); selection that uses it (best checkpoint, lr search) is opt-in per method. Never the test set.
     validation: Optional[float] = None
+    # How the distilled set stores its images (dd_bench/image_store.py, docs/storage.md): native (as the method makes
+    # them: float32 model space, uint8 for coresets; the default, left out of the set hash) | uint8 | jpeg (PIL at
+    # jpeg_quality, evaluated on the decoded pixels, charged the JPEG bytes). Checked by the task before any work.
+    image_store: str = "native"
+    jpeg_quality: int = 75  # with image_store=jpeg; 75: PIL's default, what the official decoupled scripts save at
     demo: DemoSchema = field(default_factory=DemoSchema)
     # export / import (dd_bench/exchange): the format (export: imagefolder | npz | pt | hf; import: mtt | datm | dc |
     # imagefolder | npz), the file or directory to import, the declared space of imported images (normalized |

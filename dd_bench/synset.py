@@ -13,7 +13,8 @@ with a :class:`SynsetError` naming the file and what is wrong.
 
 Images are stored either as ``float32`` in the dataset's model space (``image_encoding="model"``: normalised
 with mean/std, or ZCA-whitened) or, for coresets of real images, as the original ``uint8`` pixels
-(``image_encoding="uint8"``) so that storage is charged as stored: a coreset is not charged as float32.
+(``image_encoding="uint8"``) so that storage is charged as stored: a coreset is not charged as float32. The
+set-level ``image_store`` option (:mod:`dd_bench.image_store`) stores any set as uint8 pixels or JPEG files.
 """
 
 from __future__ import annotations
@@ -134,8 +135,10 @@ class SyntheticSet:
             "extras_bytes": extras,
             "eval_assets_bytes": self.eval_assets_bytes,
             "total_bytes": images + labels + extras,
-            "dtype": ("+".join(sorted({str(self.extras[k].dtype).replace("torch.", "") for k in parts})) if parts
-                      else str(self.images.dtype).replace("torch.", "")),
+            # A composition may name its stored form (image_store=jpeg: "jpeg q75"); else the parts' dtypes.
+            "dtype": (self.composition or {}).get("dtype") or (
+                "+".join(sorted({str(self.extras[k].dtype).replace("torch.", "") for k in parts})) if parts
+                else str(self.images.dtype).replace("torch.", "")),
         }
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -304,6 +307,7 @@ def register_composer(name: str):
 
 def compose_images(composition: dict[str, Any], extras: dict[str, torch.Tensor],
                    image_space: dict[str, Any]) -> torch.Tensor:
+    import dd_bench.image_store  # noqa: F401  (image_store=jpeg: JPEG streams decoded at load)
     import dd_bench.methods  # noqa: F401  (the methods register their composers)
 
     kind = composition.get("kind")

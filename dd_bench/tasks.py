@@ -77,16 +77,32 @@ class DistillPlan:
     holdout: dict[str, Any] | None
     set_hash: str
     out: Path
+    image_store: str = "native"
+    jpeg_quality: int = 75
 
 
-def plan_distill(cfg: DictConfig, real) -> DistillPlan:
-    """Everything about the set this config makes, before any work: options checked, set hash, directory."""
+def check_image_store_of(cfg: DictConfig) -> None:
+    """``image_store`` / ``jpeg_quality`` checked before any data is read (one line naming the valid values)."""
+    from dd_bench.image_store import check_image_store
+
+    check_image_store(cfg.image_store, cfg.jpeg_quality)
+
+
+def plan_distill(cfg: DictConfig, real, prior_file: tuple[str, str] | None = None) -> DistillPlan:
+    """Everything about the set this config makes, before any work: options checked, set hash, directory.
+    ``prior_file``: (path, digest) of CV-DD's measured priors; the set hash takes the digest, not the path."""
+    from dd_bench.image_store import check_image_store, store_identity
     from dd_bench.methods import create_method
     from dd_bench.results.keys import set_dirname, set_hash
 
+    check_image_store(cfg.image_store, cfg.jpeg_quality, channels=real.channels)
     config = job_config(cfg)
     options = config["method"]
     name = options.pop("name")
+    hashed = options
+    if prior_file is not None:
+        options = {**options, "prior_file": prior_file[0]}
+        hashed = {**options, "prior_file": f"measured:{prior_file[1]}"}
     create_method(name, **options)  # unknown or impossible options fail here, before distilling
     holdout = None
     if cfg.validation is not None:
@@ -97,11 +113,13 @@ def plan_distill(cfg: DictConfig, real) -> DistillPlan:
         real, val = split_validation(real, fraction=cfg.validation, seed=cfg.seed, refit_zca=True)
         holdout = {"fraction": cfg.validation, "seed": cfg.seed, "num_images": len(val["indices"]),
                    "indices": [int(i) for i in val["indices"]]}
-    digest = set_hash(method=name, method_config=options, dataset=config["dataset"],
-                      data_fingerprint=real.fingerprint(), ipc=cfg.ipc, seed=cfg.seed, validation=cfg.validation)
+    digest = set_hash(method=name, method_config=hashed, dataset=config["dataset"],
+                      data_fingerprint=real.fingerprint(), ipc=cfg.ipc, seed=cfg.seed, validation=cfg.validation,
+                      image_store=store_identity(cfg.image_store, cfg.jpeg_quality))
     out = Path(cfg.out) if cfg.out else Path(cfg.results) / "synsets" / set_dirname(
         method=name, dataset=real.name, ipc=cfg.ipc, seed=cfg.seed, set_hash_hex=digest)
-    return DistillPlan(method=name, options=options, real=real, holdout=holdout, set_hash=digest, out=out)
+    return DistillPlan(method=name, options=options, real=real, holdout=holdout, set_hash=digest, out=out,
+                       image_store=cfg.image_store, jpeg_quality=cfg.jpeg_quality)
 
 
 def evaluation_real(real, meta: dict[str, Any]):
@@ -145,16 +163,25 @@ def _distill_logging(cfg: DictConfig, plan: DistillPlan):
 
 
 def task_distill(cfg: DictConfig, real=None) -> dict[str, Any]:
+    from dd_bench.cvdd_priors import measure_sre2l_pp_priors, needs_measuring
     from dd_bench.workflow import distill_to_disk
 
+    check_image_store_of(cfg)
     real = real if real is not None else load_real(cfg)
     plan = plan_distill(cfg, real)
+    if needs_measuring(plan.method, plan.options):  # CV-DD's priors=sre2l_pp: the SRe2L++ sets first
+        measured = measure_sre2l_pp_priors(
+            real=plan.real, options=plan.options, dataset=job_config(cfg)["dataset"], ipc=cfg.ipc, seed=cfg.seed,
+            holdout=plan.holdout, protocol=protocol_of(cfg), model=cfg.models[0], seeds=list(range(cfg.seeds)),
+            label_source=label_sources_of(cfg)[0], results_dir=Path(cfg.results), cache_dir=_cache_dir(cfg),
+            progress=cfg.progress, image_store=plan.image_store, jpeg_quality=plan.jpeg_quality)
+        plan = plan_distill(cfg, real, prior_file=(str(measured.path), measured.digest))
     with _distill_logging(cfg, plan) as attach:
         synset, seconds, reused = distill_to_disk(
             method=plan.method, method_kwargs=plan.options, real=plan.real, ipc=cfg.ipc, seed=cfg.seed,
             out=plan.out, preset=cfg.preset or (f"experiment/{cfg.experiment}" if cfg.experiment else None),
             progress=cfg.progress, validation=plan.holdout, set_hash=plan.set_hash, cache_dir=_cache_dir(cfg),
-            rerun=cfg.rerun)
+            rerun=cfg.rerun, image_store=plan.image_store, jpeg_quality=plan.jpeg_quality)
         attach(plan.out)
     what = "reused (this config's set exists; rerun=true distils again)" if reused else f"{seconds:.1f} s"
     print(f"{'kept' if reused else 'wrote'} {plan.out} ({len(synset.images)} images, "
@@ -226,6 +253,7 @@ def label_sources_of(cfg: DictConfig) -> list[str]:
 def task_run(cfg: DictConfig, real=None, show: bool = True) -> dict[str, Any]:
     check_models(list(cfg.models))
     label_sources_of(cfg)
+    check_image_store_of(cfg)
     protocol_of(cfg)  # fail on a bad protocol before distilling
     real = real if real is not None else load_real(cfg)
     distilled = task_distill(cfg, real=real)

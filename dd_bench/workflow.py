@@ -62,13 +62,20 @@ def distill_to_disk(
     set_hash: str | None = None,
     cache_dir: Path | None = None,
     rerun: bool = False,
+    image_store: str = "native",
+    jpeg_quality: int = 75,
 ) -> tuple[SyntheticSet, float, bool]:
     """Distil a set into ``out`` (checkpoints under ``out/.checkpoint``); returns (set, seconds, reused).
 
     With ``set_hash``, a complete set of that hash already in ``out`` is returned as it is (``reused``) unless
     ``rerun``; a set of another hash there is an error unless ``rerun`` (two configs never share a directory).
     ``validation``: a description of the held-out split ``real`` already excludes, recorded in the provenance.
+    ``image_store`` / ``jpeg_quality``: how the set stores its images (:mod:`dd_bench.image_store`); the set hash
+    must cover them (:func:`dd_bench.image_store.store_identity`).
     """
+    from dd_bench.image_store import apply_image_store, check_image_store
+
+    check_image_store(image_store, jpeg_quality, channels=real.channels)
     check_ipc(real, ipc)
     synthesizer = create_method(method, **method_kwargs)
     out = Path(out)
@@ -92,6 +99,12 @@ def distill_to_disk(
                      if getattr(synthesizer.cfg, "paper_selection", False) else {})
             synset = synthesizer.distill(real.without_test(), ipc=ipc, seed=seed, progress=progress,
                                          checkpoint_dir=out / ".checkpoint", cache_dir=cache_dir, **paper)
+            if image_store != "native":
+                synset = apply_image_store(synset, image_store=image_store, jpeg_quality=jpeg_quality,
+                                           to_pixels=lambda x: real.to_pixel_space(x.to(real.device)))
+                # Labels a method computed from its images (INFER's static logits) are remade on the stored ones.
+                synset = synthesizer.labels_for_stored_images(synset, real=real.without_test(), cache_dir=cache_dir,
+                                                              progress=progress)
         seconds = time.perf_counter() - start
         synset.preset = preset
         synset.set_hash = set_hash
@@ -157,7 +170,8 @@ def relabel_to_disk(*, synset_dir: Path, real: RealData, protocol: EvalProtocol,
     transform = real.to_model_space if synset.image_encoding == "uint8" else None
     record = distance_recorder(labels.source, synset.labels, real.num_classes) if distances else None
     entry = relabel_fkd(synset_dir=synset_dir, images=synset.images, teacher=labels.source, protocol=protocol,
-                        augment=protocol.augment(real), num_classes=real.num_classes, transform=transform,
+                        augment=protocol.augment(real), num_classes=real.num_classes, dataset=real.name,
+                        transform=transform,
                         teachers_spec=section["teachers"], progress=progress, key=key, record=record)
     add_stored_labels(synset_dir, key, entry)
     return entry
@@ -264,12 +278,13 @@ def same_label_kinds(section: dict[str, Any], sources: list[str]) -> tuple[str, 
     (teacher, fkd and its compressed forms, distance, projector); none for hard or learned labels or no teachers."""
     if not section.get("teachers"):
         return ()
+    from dd_bench.results.ior import reference_label_kind  # the one pairing rule, shared with the board's IOR
+
     kinds = []
     for source in sources:
         own = section.get("source") if source == "auto" else source
-        kind = ("static" if own == "static" else "teacher" if own in ("teacher", "fkd", "distance", "projector")
-                or str(own).startswith("fkd_") else None)
-        if kind and kind not in kinds:
+        kind = reference_label_kind(own)
+        if kind != "hard" and kind not in kinds:
             kinds.append(kind)
     return tuple(kinds)
 

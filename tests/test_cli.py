@@ -198,7 +198,8 @@ def _fails(args: list[str], tmp_path: Path, capsys) -> str:
     (["evaluate"], "evaluate needs synset=DIR"),
     (["run", "-m", "hydra/launcher=nope"], "Could not find 'hydra/launcher/nope'"),
     (["run", "method=rded", "label_source=bogus"],
-     "Unknown label source 'bogus'; available: auto, distance, fkd, fkd_int8, fkd_top<k>, hard"),
+     "Unknown label source 'bogus'; available: auto, distance, fkd, fkd_int8, fkd_top<k>, fkd_top<k>_renorm, "
+     "hard"),
     (["relabel"], "relabel needs synset=DIR"),
     (["distill", "method=rded", "method.teacher=nope"], "Unknown teacher recipe 'nope'; available: cvdd_cifar"),
     (["distill", "method=sre2l", "method.teacher_weights=/nonexistent/t.safetensors"],

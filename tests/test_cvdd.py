@@ -8,8 +8,11 @@ import json
 import math
 import statistics
 
+from pathlib import Path
+
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dd_bench.data import split_validation
@@ -38,7 +41,9 @@ def test_prior_weights_at_both_temperatures_match_the_hand_computation_and_the_c
     v = prior_weights(card, 10.0)
     assert v == pytest.approx(_softmax(card, 10.0), abs=1e-12)
     assert [round(x, 3) for x in v] == [0.323, 0.230, 0.093, 0.204, 0.151]
-    # The code's own two-decimal priors, by hand.
+    # The code's priors at the official HEAD (recover.py:260, 269, 293; adbfd30 rounded the CIFAR ones) are the card's.
+    assert OFFICIAL_PRIORS == {"cifar10": (63.0, 65.3, 68.5, 67.6, 67.4), "cifar100": tuple(card),
+                               "tiny_imagenet": (46.5, 28.3, 43.6, 44.8, 41.5)}
     code = list(OFFICIAL_PRIORS["cifar100"])
     assert prior_weights(code, 10.0) == pytest.approx(_softmax(code, 10.0), abs=1e-12)
     with pytest.raises(UserError, match="temperature"):
@@ -58,7 +63,7 @@ def test_committees_follow_the_official_settings():
     assert committees(ipc=1, pool_size=5, size=2, priors=list(OFFICIAL_PRIORS["cifar100"]), dataset="cifar100",
                       official_pool=True, generator=g) == [(2, 3)]
     assert committees(ipc=1, pool_size=5, size=2, priors=priors, dataset="cifar10", official_pool=False,
-                      generator=g) == [(2, 3)]  # SV2 68.52 and MBv2 67.61 are the top two
+                      generator=g) == [(2, 3)]  # SV2 68.5 and MBv2 67.6 are the top two
     # Tiny-ImageNet names no pair: the top-2 by the official priors is the card's {R18, MBv2}.
     assert committees(ipc=1, pool_size=5, size=2, priors=list(OFFICIAL_PRIORS["tiny_imagenet"]),
                       dataset="tiny_imagenet", official_pool=True, generator=g) == [(0, 3)]
@@ -136,6 +141,8 @@ def test_cvdd_records_its_priors_committees_and_relabel_weights(digits):
      "no prior for teacher(s) digits_convnet_bn_w32_d2"),
     (["method.teachers=[digits_convnet_bn_w32_d2]", "method.priors=official"],
      "priors=official are the repo's numbers for its own five teachers"),
+    (["method.priors=sre2l_pp"], "this run has none: add validation=0.1"),
+    (["method.priors=sre2l_pp", "validation=0.1", "method.prior_eval=mtt"], "'mtt' is of the mtt family"),
 ])
 def test_bad_committee_input_fails_in_one_line(tmp_path, capsys, args, message):
     from dd_bench.cli import main
@@ -170,30 +177,163 @@ def test_cvdd_and_sre2l_pp_beat_a_random_subset_under_kd_quick(digits):
     assert sre2l_pp > base + 6.0, (sre2l_pp, base)
 
 
-def test_measured_priors_from_sre2l_pp_records_drive_a_cvdd_run(tmp_path, capsys, digits):
-    """The card's priors: run SRe2L++ per teacher, take its students' accuracy, weigh CV-DD's committee by it."""
-    from dd_bench.cli import main
-    from dd_bench.methods.committee import priors_from_records
-    from dd_bench.results import load_records
+@pytest.mark.parametrize("dataset, prior_ipc", [("cifar10", 50), ("cifar100", 50), ("tiny_imagenet", 10)])
+def test_cvdd_and_sre2l_pp_presets_share_teachers_and_the_priors_sets(compose_cfg, digits, dataset, prior_ipc):
+    """Both presets hold out the same validation split, so their teachers hash to the same keys (a teacher key hashes
+    the data with its split); the set a CV-DD preset's priors need for its R18 is the SRe2L++ preset's own set at
+    prior_ipc (same hash, same directory), so a run of that preset is found. The presets' data stand-in is digits:
+    the keys depend on the split, which both configs draw alike."""
+    from dd_bench.cvdd_priors import single_teacher_sets
+    from dd_bench.tasks import job_config, plan_distill
+    from dd_bench.teachers.recipe import get_recipe
 
-    recipes = ["digits_convnet_bn_w32_d2", "digits_convnet_bn_w64_d2"]
-    for r in recipes:
-        argv = ["run", "method=sre2l_pp", f"method.teachers=[{r}]", "method.iterations=2", "method.mipc=30",
-                "method.num_crop=1", "eval=kd-quick", "eval.epochs=2", "models=[mlp]", "seeds=1", "references=[]",
-                f"results={tmp_path}", "progress=false", "hydra.run.dir=" + str(tmp_path / r)]
-        assert main(argv) == 0, capsys.readouterr()
-    records = load_records(tmp_path)
-    entries = priors_from_records(records, protocol="kd-quick+custom", model="mlp")
-    assert sorted(e["recipe"] for e in entries) == recipes
-    by_recipe = {r.extra["teachers"][0]["recipe"]: r.acc_mean for r in records if r.method == "sre2l_pp"}
-    assert {e["recipe"]: e["accuracy"] for e in entries} == by_recipe
-    path = write_prior_file(tmp_path / "priors.json", entries)
-    options = {**create_method("cvdd").TEST_OPTIONS, "teachers": recipes, "priors": "sre2l_pp",
-               "prior_file": str(path)}
-    synset = create_method("cvdd", **options).distill(digits, ipc=1, seed=0, progress=False)
-    assert synset.provenance["priors"]["values"] == [by_recipe[r] for r in recipes]
-    with pytest.raises(UserError, match="no sre2l_pp record under protocol 'kd'"):
-        priors_from_records(records, protocol="kd", model="mlp")
+    for ipc in (1, 10, 50):
+        cvdd = compose_cfg("task=run", f"experiment=cvdd_{dataset}_ipc{ipc}")
+        sre2l_pp = compose_cfg("task=run", f"experiment=sre2l_pp_{dataset}_ipc{ipc}")
+        assert cvdd.validation == sre2l_pp.validation == 0.1 and cvdd.seed == sre2l_pp.seed
+        assert cvdd.method.priors == "sre2l_pp" and cvdd.method.prior_ipc == prior_ipc
+        assert cvdd.method.prior_eval == "kd-cvdd" and cvdd.label_source == sre2l_pp.label_source == "fkd"
+        plan_c, plan_s = plan_distill(cvdd, digits), plan_distill(sre2l_pp, digits)
+        (teacher,) = sre2l_pp.method.teachers
+        assert teacher == cvdd.method.teachers[0]
+        assert get_recipe(teacher).key(plan_c.real) == get_recipe(teacher).key(plan_s.real)
+        assert plan_distill(compose_cfg("task=run", f"experiment=cvdd_{dataset}_ipc{ipc}", "validation=null"),
+                            digits).real.fingerprint() != plan_c.real.fingerprint()
+    at_prior_ipc = compose_cfg("task=run", f"experiment=sre2l_pp_{dataset}_ipc{prior_ipc}")
+    plan_s = plan_distill(at_prior_ipc, digits)
+    sets = single_teacher_sets(real=plan_c.real, options=plan_c.options, dataset=job_config(cvdd)["dataset"],
+                               ipc=prior_ipc, seed=cvdd.seed, validation=cvdd.validation,
+                               results_dir=Path(cvdd.results), image_store=cvdd.image_store,
+                               jpeg_quality=cvdd.jpeg_quality)
+    assert [s.recipe for s in sets] == list(cvdd.method.teachers)
+    assert (sets[0].set_hash, sets[0].out) == (plan_s.set_hash, plan_s.out)
+    assert len({s.set_hash for s in sets}) == 5
+
+
+def test_measured_priors_are_found_or_made_and_read_the_validation_split_only(compose_cfg, digits, monkeypatch,
+                                                                              capsys):
+    """priors=sre2l_pp without prior_file: one command distils each teacher's SRe2L++ set, scores it on the
+    validation split (a spy on the scorer sees only the held-out training images, never the test split), writes
+    the prior file and weighs CV-DD's committee by it; a second run finds the sets and scores and makes nothing."""
+    import dd_bench.eval.kd as kd
+    from dd_bench.synset import load_synset
+    from dd_bench.tasks import run
+    from dd_bench.teachers.recipe import TEACHER_RECIPES, TeacherRecipe
+
+    # The split's teachers are trained anew: two one-epoch ConvNet-BN teachers keep this test at seconds.
+    recipes = ["test_digits_w8", "test_digits_w16"]
+    for name, width in zip(recipes, (8, 16)):
+        monkeypatch.setitem(TEACHER_RECIPES._entries, name, TeacherRecipe(
+            model="convnet_bn", model_kwargs={"width": width, "depth": 1}, epochs=1, lr=0.01, batch_size=64))
+    split, _ = split_validation(digits, fraction=0.1, seed=0)
+    seen = []
+    real_score = kd.score
+
+    def spy(trained, real, protocol):
+        seen.append((real.test_images, real.test_labels))
+        out = real_score(trained, real, protocol)
+        seen[-1] += (out,)
+        return out
+
+    monkeypatch.setattr(kd, "score", spy)
+    common = ["task=distill", "method=cvdd", "method.priors=sre2l_pp", "validation=0.1", "method.iterations=2",
+              "method.mipc=30", "eval=kd-quick", "eval.epochs=2", "models=[mlp]", "seeds=2", "method.prior_ipc=1",
+              f"method.teachers=[{','.join(recipes)}]"]
+    first = run(compose_cfg(*common, "ipc=1"))
+    assert len(seen) == 2  # one scoring per teacher, both on the validation split
+    for images, labels, _ in seen:
+        assert torch.equal(images, split.val_images) and torch.equal(labels, split.val_labels)
+        assert len(labels) != len(digits.test_labels) or not torch.equal(images, digits.test_images)
+    priors = load_synset(first["synset"]).provenance["priors"]
+    assert priors["source"] == "sre2l_pp" and [e["recipe"] for e in priors["entries"]] == recipes
+    assert all(e["split"] == "validation" for e in priors["entries"])
+    assert priors["values"] == pytest.approx([statistics.fmean(acc) for _, _, acc in seen])
+    entries = json.loads(Path(priors["file"]).read_text())["priors"]
+    assert [e["accuracy"] for e in entries] == priors["values"] and Path(priors["file"]).parent.name == "priors"
+    sets = sorted(p.name for p in (Path(first["synset"]).parent).iterdir() if p.name.startswith("sre2l_pp"))
+    assert len(sets) == 2
+    capsys.readouterr()
+    seen.clear()
+    second = run(compose_cfg(*common, "ipc=2"))  # the same SRe2L++ sets (prior_ipc 1) and scores: found
+    assert seen == [] and "kept" in capsys.readouterr().out
+    assert load_synset(second["synset"]).provenance["priors"]["values"] == priors["values"]
+    assert sorted(p.name for p in (Path(first["synset"]).parent).iterdir() if p.name.startswith("sre2l_pp")) == sets
+    # An explicit prior_file=PATH wins: no SRe2L++ set, no scoring.
+    third = run(compose_cfg(*common, "ipc=3", f"method.prior_file={priors['file']}"))
+    assert seen == [] and load_synset(third["synset"]).provenance["priors"]["file"] == priors["file"]
+
+
+def test_kd_cvdd_accumulates_two_micro_batches_of_8_as_the_official_loop():
+    """kd-cvdd v2 (train_fkd.py:363-394): batches of 16 (labels and augmentation per batch), the student on halves
+    of 8, each half's batchmean KL / 2, one AdamW step. On a network without BN the update equals the official
+    loop's, re-implemented here (a short last batch: one micro-batch, still / 2), on the sequential and the
+    vmapped path; with BN the running statistics are those of two batches of 8, not one of 16."""
+    from dd_bench.models import create_model
+    from dd_bench.seeding import make_generator
+    from dd_bench.train import OptimizerSpec, train_networks
+    from dd_bench.train.losses import Loss
+    from dd_bench.train.schedules import Cosine
+    from dd_bench.train.targets import Targets
+
+    protocol = get_protocol("kd-cvdd")
+    assert (protocol.version, protocol.batch_size, protocol.accumulation_steps) == (2, 16, 2)
+    assert "accumulation_steps" not in get_protocol("kd").to_dict()  # the other protocols' hashes are unchanged
+    n, t_kd = 40, protocol.temperature  # batches of 16, 16 and 8
+    gen = torch.Generator().manual_seed(0)
+    images, soft = torch.randn(n, 1, 8, 8, generator=gen), torch.randn(n, 10, generator=gen) * 5
+
+    class Stored:  # FKD-like: stored logits by index, KL at T; the replay keeps the order fixed
+        name = "stored"
+
+        def targets(self, x, idx, epoch, aug):
+            return Targets(soft[idx], Loss("kl", temperature=t_kd))
+
+    class Order:
+        def order(self, epoch):
+            return torch.arange(n)
+
+        def params(self, epoch, start, stop):
+            return {}
+
+    def ours(model: str, steps: int, seeds=(0,), batched=False, max_steps=None):
+        return train_networks(model=model, images=images, labels=Stored(), num_classes=10, passes=1,
+                              batch_size=protocol.batch_size, optimizer=OptimizerSpec("adamw", weight_decay=0.01),
+                              lr=1e-3, schedule=Cosine(t_max=300), seeds=list(seeds), augment=None, progress=False,
+                              replay=Order(), accumulation_steps=steps, batched=batched, max_steps=max_steps)
+
+    def fresh(model: str, seed: int = 0):
+        return create_model(model, generator=make_generator(seed, "eval", "init", model), num_classes=10,
+                            in_channels=1, image_size=(8, 8))
+
+    official = fresh("mlp").train()
+    opt = torch.optim.AdamW(official.parameters(), lr=1e-3, weight_decay=0.01)
+    gas, small_bs = 2, protocol.batch_size // 2
+    for start in range(0, n, protocol.batch_size):
+        x, y = images[start:start + 16], soft[start:start + 16]
+        opt.zero_grad()
+        for k in range(math.ceil(len(x) / small_bs)):
+            out = F.log_softmax(official(x[k * small_bs:(k + 1) * small_bs]) / t_kd, dim=1)
+            target = F.softmax(y[k * small_bs:(k + 1) * small_bs] / t_kd, dim=1)
+            (nn.KLDivLoss(reduction="batchmean")(out, target) / gas).backward()
+        opt.step()
+    want = dict(official.named_parameters())
+    for got in (ours("mlp", 2).seed_parameters(0), ours("mlp", 2, seeds=(0, 1), batched=True).seed_parameters(0)):
+        for name, value in got.items():
+            torch.testing.assert_close(value, want[name].detach(), rtol=1e-5, atol=1e-6)
+    one = ours("mlp", 1).seed_parameters(0)  # the short last batch (8, / 2) is what differs from one batch of 16
+    assert any(not torch.allclose(one[k], want[k].detach(), atol=1e-6) for k in one)
+
+    def bn_buffers(steps: int) -> dict[str, torch.Tensor]:
+        net = ours("convnet_bn", steps, max_steps=1).modules[0]
+        return {k: v for k, v in net.state_dict().items() if "running" in k}
+
+    halves, whole = fresh("convnet_bn").train(), fresh("convnet_bn").train()
+    with torch.no_grad():
+        halves(images[:8]), halves(images[8:16]), whole(images[:16])
+    accumulated = bn_buffers(2)
+    assert accumulated and all(torch.allclose(v, halves.state_dict()[k], atol=1e-6) for k, v in accumulated.items())
+    assert all(torch.allclose(v, whole.state_dict()[k], atol=1e-6) for k, v in bn_buffers(1).items())
+    assert any(not torch.allclose(v, whole.state_dict()[k], atol=1e-4) for k, v in accumulated.items())
 
 
 def test_stacked_voters_give_the_same_loss_and_gradient_as_one_at_a_time():

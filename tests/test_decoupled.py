@@ -206,7 +206,7 @@ def test_label_sources_name_their_bytes_and_assets(digits, tmp_path):
     assert meta["format_version"] == 2 and meta["labels"]["source"] == "teacher"
     assert label_identity(meta, "auto", kd) == teacher.identity and label_identity(meta, "hard", kd) == "hard"
     with pytest.raises(UserError, match="Unknown label source .bogus.; available: auto, distance, fkd, fkd_int8, "
-                                        "fkd_top<k>, hard, learned"):
+                                        "fkd_top<k>, fkd_top<k>_renorm, hard, learned"):
         resolve_labels("bogus", synset=synset, real=digits, protocol=kd)
     with pytest.raises(UserError, match="needs a kd protocol"):
         resolve_labels("teacher", synset=synset, real=digits, protocol=get_protocol("quick"))

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from dd_bench.errors import UserError, UserFileNotFoundError
-from dd_bench.labels.quantised import compressed_bytes_per_row, int8_roundtrip, topk_roundtrip
+from dd_bench.labels.quantised import (compressed_bytes_per_row, int8_roundtrip, probabilities_as_logits,
+                                      topk_renorm_roundtrip, topk_smooth_probabilities)
 from dd_bench.labels.sources import check_label_source, resolve_labels
 from dd_bench.methods import METHODS, create_method
 from dd_bench.projector.backbone import load_backbone
@@ -151,14 +152,55 @@ def test_compressed_fkd_labels_by_hand():
     q = int8_roundtrip(z)
     scale = z.abs().amax(1, keepdim=True) / 127
     assert torch.all((q - z).abs() <= scale / 2 + 1e-3)
-    top = topk_roundtrip(z, 2)
+    top = topk_renorm_roundtrip(z, 2)  # fkd_top<k>_renorm: the old fkd_top<k>, unchanged
     assert torch.equal(top.topk(2, dim=1).indices.sort(1).values, torch.tensor([[0, 2], [0, 1]]))
     assert torch.allclose(torch.softmax(top, 1)[0, [1, 3]], torch.zeros(2))
-    assert compressed_bytes_per_row("int8", 100) == 102 and compressed_bytes_per_row("top5", 100) == 15
-    assert compressed_bytes_per_row("top5", 1000) == 20
-    check_label_source("fkd_top5")
-    with pytest.raises(UserError, match=r"Unknown label source 'fkd_topx'.*fkd_top<k>"):
-        check_label_source("fkd_topx")
+    kept = torch.softmax(z, 1)[0, [0, 2]]
+    assert torch.allclose(torch.softmax(top, 1)[0, [0, 2]], kept / kept.sum(), atol=1e-3)  # FKD's marginal_renorm
+    for k in ("top5", "top5_renorm"):  # k fp16 values + k class indices (1 byte below 256 classes, else 2)
+        assert compressed_bytes_per_row(k, 100) == 15 and compressed_bytes_per_row(k, 1000) == 20
+    assert compressed_bytes_per_row("int8", 100) == 102
+    for name in ("fkd_top5", "fkd_top5_renorm"):
+        check_label_source(name)
+    for bad in ("fkd_topx", "fkd_top0", "fkd_top5_smooth", "fkd_renorm5"):
+        with pytest.raises(UserError, match=rf"Unknown label source '{bad}'.*fkd_top<k>, fkd_top<k>_renorm"):
+            check_label_source(bad)
+
+
+def test_marginal_smoothing_keeps_the_teachers_top_k_and_spreads_the_rest_uniformly():
+    """FKD's marginal_smoothing_k<k> (FKD/utils_FKD.py:138-162) at the protocol's T: the row sums to 1, the top-k
+    entries equal the teacher's probabilities (to fp16), the rest are equal; the kl loss at T sees exactly it."""
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(6, 100, generator=g) * 3
+    for temperature, k in ((1.0, 5), (4.0, 10), (20.0, 1)):
+        teacher = torch.softmax(z / temperature, 1)
+        p = topk_smooth_probabilities(z, k, temperature=temperature)
+        assert torch.allclose(p.sum(1), torch.ones(6), atol=1e-6)
+        values, index = teacher.topk(k, dim=1)
+        assert torch.allclose(p.gather(1, index), values, rtol=1e-3)  # stored as fp16
+        rest = torch.ones_like(p, dtype=torch.bool).scatter_(1, index, False)
+        tail = p[rest].view(6, 100 - k)
+        assert torch.allclose(tail, tail[:, :1].expand_as(tail), rtol=1e-6)
+        assert torch.allclose(tail[:, 0], (1 - values.half().float().sum(1)) / (100 - k), rtol=1e-4)
+        logits = probabilities_as_logits(p, temperature=temperature)  # what the kl loss at T is given
+        assert torch.allclose(torch.softmax(logits / temperature, 1), p, atol=1e-6)
+    # k >= K: the full softmax (RDED's keep_top_k returns p unchanged), still summing to 1
+    assert torch.allclose(topk_smooth_probabilities(z[:, :4], 9, temperature=2.0), torch.softmax(z[:, :4] / 2, 1),
+                          atol=1e-3)
+
+
+def test_the_smoothed_top_k_has_a_new_record_identity_and_the_renorm_keeps_the_old_behaviour():
+    from dd_bench.eval import get_protocol
+    from dd_bench.labels.fkd import fkd_key
+    from dd_bench.labels.sources import label_identity
+
+    kd = get_protocol("kd-quick")
+    meta = {"labels": {"source": "teacher"}, "label_kind": "hard"}
+    old = f"fkd_top5:{fkd_key(kd)}"  # what fkd_top5 (then the renorm form) hashed as before
+    smooth, renorm = label_identity(meta, "fkd_top5", kd), label_identity(meta, "fkd_top5_renorm", kd)
+    assert smooth == f"fkd_top5_smooth:{fkd_key(kd)}" and renorm == f"fkd_top5_renorm:{fkd_key(kd)}"
+    assert len({old, smooth, renorm, label_identity(meta, "fkd_top10", kd)}) == 4
+    assert label_identity(meta, "fkd_int8", kd) == f"fkd_int8:{fkd_key(kd)}"  # unchanged
 
 
 def test_projector_labels_keep_most_of_the_online_teachers_label_quality(digits, tmp_path):
@@ -195,11 +237,14 @@ def test_label_sources_score_the_same_images_once_per_source(compose_cfg, digits
 
     overrides = [f"method.{k}={v}" for k, v in METHODS.get("hello").TEST_OPTIONS.items() if k != "backbone"]
     cfg = compose_cfg("task=run", "method=hello", "ipc=1", "seeds=1", "references=[]", "eval=kd-quick",
-                      "eval.epochs=2", "label_sources=[projector,hard,fkd_top2]", *overrides)
+                      "eval.epochs=2", "label_sources=[projector,hard,fkd_top2,fkd_top2_renorm]", *overrides)
     records = run(cfg)["records"]
-    assert [r["storage"]["label_source"] for r in records] == ["projector", "hard", "fkd_top2"]
-    assert len({r["set_hash"] for r in records}) == 1 and len({r["record_hash"] for r in records}) == 3
+    assert [r["storage"]["label_source"] for r in records] == ["projector", "hard", "fkd_top2", "fkd_top2_renorm"]
+    assert len({r["set_hash"] for r in records}) == 1 and len({r["record_hash"] for r in records}) == 4
     by_source = {r["storage"]["label_source"]: r["storage"] for r in records}
+    assert by_source["fkd_top2"]["labels_bytes"] == by_source["fkd_top2_renorm"]["labels_bytes"]  # same pairs
+    identities = [r["extra"]["label_identity"].split(":")[0] for r in records[2:]]
+    assert identities == ["fkd_top2_smooth", "fkd_top2_renorm"]  # never the old fkd_top2 records
     assert by_source["projector"]["labels_bytes"] > by_source["hard"]["labels_bytes"] == 80
     assert by_source["projector"]["eval_assets_bytes"] > 0 and by_source["hard"]["eval_assets_bytes"] == 0
     assert all("reconstruction" in r["config"]["method"] for r in records)

@@ -163,9 +163,9 @@ def tiny_published(tmp_path) -> Path:
     path.write_text(
         ",".join(PUBLISHED_COLUMNS)
         + "\n"
-        + "dm,cifar10,10,convnet,48.9,0.6,mtt,test source,partial\n"
-        + "full_data,cifar10,all,convnet,84.8,0.1,reference,test source,partial\n"
-        + "random,cifar10,10,convnet,26.0,,mtt,test source,no\n"
+        + "dm,cifar10,10,convnet,48.9,0.6,mtt,final,mtt,test source,partial\n"
+        + "full_data,cifar10,all,convnet,84.8,0.1,mtt,final,reference,test source,partial\n"
+        + "random,cifar10,10,convnet,26.0,,mtt,final,mtt,test source,no\n"
     )
     return path
 
@@ -226,7 +226,7 @@ def test_leaderboard_files_and_text(synthetic_records, tiny_published, tmp_path)
     md = md_path.read_text()
     after_mtt = md.split("## Protocol `mtt` v1 (ranked)")[1]
     mtt_section, quick_section = after_mtt.split("## Protocol `quick` v1 - NOT RANKED")
-    assert "mean +- std over seeds" in mtt_section and "best-of-checkpoints on test" in mtt_section
+    assert "mean +- std over seeds" in mtt_section and "paper's selection rule" in mtt_section
     assert GAP_COLUMN in mtt_section and "full data (reference)" in mtt_section
     assert "random real subset (reference)" in mtt_section and "| 84.8 +- 0.1 |" in mtt_section
     assert "Not ranked" in quick_section and "| 30.00 +- 1.00 |" not in mtt_section
@@ -269,13 +269,23 @@ def test_published_csv_parses_with_declared_columns():
 def test_load_published_rejects_bad_tables(tmp_path):
     header = ",".join(PUBLISHED_COLUMNS) + "\n"
     bad_flag = tmp_path / "flag.csv"
-    bad_flag.write_text(header + "dm,cifar10,10,convnet,48.9,0.6,mtt,src,maybe\n")
+    bad_flag.write_text(header + "dm,cifar10,10,convnet,48.9,0.6,mtt,final,mtt,src,maybe\n")
     with pytest.raises(ValueError, match="verified"):
         load_published(bad_flag)
+    bad_selection = tmp_path / "selection.csv"
+    bad_selection.write_text(header + "dm,cifar10,10,convnet,48.9,0.6,mtt,best,mtt,src,yes\n")
+    with pytest.raises(ValueError, match="selection must be one of .*best_during_training"):
+        load_published(bad_selection)
     dup = tmp_path / "dup.csv"
-    dup.write_text(header + "dm,cifar10,10,convnet,48.9,0.6,mtt,a,yes\ndm,cifar10,10,convnet,49.0,0.6,mtt,b,yes\n")
+    dup.write_text(header + "dm,cifar10,10,convnet,48.9,0.6,mtt,final,mtt,a,yes\n"
+                   "dm,cifar10,10,convnet,49.0,0.6,mtt,final,mtt,b,yes\n")
     with pytest.raises(ValueError, match="duplicate"):
         load_published(dup)
+    # One cell under two protocols is two rows, not a duplicate.
+    two = tmp_path / "two.csv"
+    two.write_text(header + "rded,cifar10,10,resnet18_cifar,37.1,,kd-rded,best_during_training,n,a,no\n"
+                   "rded,cifar10,10,resnet18_cifar,30.0,,kd,final,n,b,no\n")
+    assert len(load_published(two)) == 2
 
 
 # ---- provenance --------------------------------------------------------------------------------------------------
@@ -319,8 +329,7 @@ def test_custom_and_quick_protocols_never_show_published_numbers(tmp_path):
     from dd_bench.results import RunRecord, build_leaderboard
 
     published = tmp_path / "published.csv"
-    published.write_text("method,dataset,ipc,model,acc_mean,acc_std,protocol_note,source,verified\n"
-                         "dm,cifar10,10,convnet,48.9,0.6,mtt,test,partial\n")
+    published.write_text(",".join(PUBLISHED_COLUMNS) + "\n" + "dm,cifar10,10,convnet,48.9,0.6,mtt,final,mtt,test,partial\n")
     rows = []
     for protocol in ("mtt", "mtt+custom", "quick"):
         rows.append(RunRecord(kind="evaluation", method="dm", dataset="cifar10", ipc=10, protocol=protocol,
@@ -338,9 +347,9 @@ def test_a_best_during_training_published_number_is_compared_with_our_best(tmp_p
     from dd_bench.results.leaderboard import GAP_COLUMN
 
     published = tmp_path / "published.csv"
-    published.write_text("method,dataset,ipc,model,acc_mean,acc_std,protocol_note,source,verified\n"
-                         "cvdd,cifar10,10,resnet18_cifar,44.6,,kd-cvdd: ...; best during training,test,yes\n"
-                         "sre2l,cifar10,10,resnet18_cifar,27.2,0.5,kd (final epoch),test,no\n")
+    published.write_text(",".join(PUBLISHED_COLUMNS) + "\n"
+                         "cvdd,cifar10,10,resnet18_cifar,44.6,,kd-cvdd,best_during_training,kd-cvdd,test,yes\n"
+                         "sre2l,cifar10,10,resnet18_cifar,27.2,0.5,kd,final,kd (final epoch),test,no\n")
     best = {"accuracies": [46.0, 48.0], "epochs_checked": [10, 20], "note": "best"}
     rows = [make_record(method="cvdd", protocol="kd-cvdd", model="resnet18_cifar", seeds=[0, 1],
                         accuracies=[40.0, 42.0], ranked=False, extra={"best_during_training": best}),
@@ -375,3 +384,135 @@ def test_the_terminal_board_reads_at_a_glance(synthetic_records, tiny_published)
     mtt = text.split("== Protocol `mtt` v1 (ranked)")[1].split("== Protocol")[0]
     assert "-- cifar10, IPC 10" in mtt and "-- cifar10, all images" in mtt and "[1] legacy record" in mtt
     assert "+ at eval" not in mtt  # nothing is needed at evaluation there
+
+
+# ---- the comparison contract: protocol-matched published rows, like-for-like gaps, IOR --------------------------
+
+
+@pytest.fixture
+def two_protocol_published(tmp_path) -> Path:
+    path = tmp_path / "published.csv"
+    path.write_text(",".join(PUBLISHED_COLUMNS) + "\n"
+                    "rded,cifar10,10,resnet18_cifar,37.1,,kd-rded,best_during_training,RDED's recipe,src,no\n"
+                    "cvdd,cifar10,10,resnet18_cifar,44.6,,kd-cvdd,best_during_training,CV-DD's recipe,src,yes\n"
+                    "mtt,cifar10,10,convnet,65.3,0.7,mtt,best_of_checkpoints_test,mtt,src,partial\n"
+                    "dm,cifar10,10,convnet,48.9,0.6,mtt,final,mtt,src,partial\n"
+                    "tesla,cifar10,10,convnet,66.4,0.8,mtt,unknown,mtt,src,no\n"
+                    "sre2l,cifar10,10,resnet18_cifar,27.2,0.5,,unknown,recipe unknown,src,no\n")
+    return path
+
+
+def test_a_published_row_appears_only_beside_its_own_protocol(two_protocol_published):
+    """CV-DD under the ranked `kd` never shows CV-DD's `kd-cvdd` number; the note names the protocol that has one."""
+    best = {"accuracies": [40.0, 42.0], "epochs_checked": [300]}
+    rows = [make_record(method=m, protocol=p, model="resnet18_cifar", seeds=[0, 1], accuracies=[36.0, 38.0],
+                        ranked=p == "kd", extra={"best_during_training": best})
+            for m in ("rded", "cvdd") for p in ("kd", m if m == "cvdd" else "kd-rded")]
+    rows.append(make_record(method="sre2l", protocol="kd", model="resnet18_cifar", accuracies=[30.0, 28.0, 29.0]))
+    df = build_leaderboard(rows, published_csv=two_protocol_published).set_index(["method", "protocol"])
+    assert pd.isna(df.loc[("cvdd", "kd"), "published"]) and pd.isna(df.loc[("cvdd", "kd"), GAP_COLUMN])
+    assert "published 44.6 is under `kd-cvdd`" in df.loc[("cvdd", "kd"), "note"]
+    assert pd.isna(df.loc[("rded", "kd"), "published"]) and "`kd-rded`" in df.loc[("rded", "kd"), "note"]
+    assert df.loc[("rded", "kd-rded"), "published"] == 37.1
+    assert df.loc[("rded", "kd-rded"), "published_selection"] == "best_during_training"
+    assert "published" not in df.loc[("rded", "kd-rded"), "note"]
+    # A number of unknown recipe (empty protocol) is shown beside nothing, and the note says why.
+    assert pd.isna(df.loc[("sre2l", "kd"), "published"]) and "no dd-bench protocol" in df.loc[("sre2l", "kd"), "note"]
+    text = format_leaderboard_text(build_leaderboard(rows, published_csv=two_protocol_published))
+    kd_table = text.split("== Protocol `kd` v1 (ranked)")[1].split("== Protocol")[0]
+    assert "44.6" not in kd_table.split("[1]")[0] and "No published number is shown" in kd_table
+
+
+@pytest.mark.parametrize("selection, extra, expected, basis", [
+    ("final", {}, 49.0 - 48.9, "final epoch"),
+    ("best_during_training", {"best_during_training": {"accuracies": [51.0, 53.0]}}, 52.0 - 48.9,
+     "best during training"),
+    ("best_during_training", {}, math.nan, None),  # ours not recorded: no gap, never the final epoch instead
+    ("best_of_checkpoints_test", {"acc_test_selected": {"mean": 50.5}}, 50.5 - 48.9, "test-selected checkpoint"),
+    ("best_of_checkpoints_test", {}, math.nan, None),
+    ("unknown", {"acc_test_selected": {"mean": 50.5}}, math.nan, None),
+])
+def test_the_gap_uses_our_number_measured_the_papers_way(tmp_path, selection, extra, expected, basis):
+    published = tmp_path / "published.csv"
+    published.write_text(",".join(PUBLISHED_COLUMNS) + f"\ndm,cifar10,10,convnet,48.9,0.6,mtt,{selection},mtt,s,no\n")
+    row = build_leaderboard([make_record(extra=extra)], published_csv=published).iloc[0]
+    assert row["published"] == 48.9 and row["published_selection"] == selection
+    if math.isnan(expected):
+        assert pd.isna(row[GAP_COLUMN]) and row["gap_ours"] is None
+    else:
+        assert row[GAP_COLUMN] == pytest.approx(expected) and row["gap_ours"] == basis
+    md = _render_markdown(build_leaderboard([make_record(extra=extra)], published_csv=published))
+    assert (basis or "never") in md or basis is None
+
+
+def _render_markdown(df: pd.DataFrame) -> str:
+    from dd_bench.results.leaderboard import _render
+
+    return _render(df, markdown=True)
+
+
+def _teachers(*keys: str) -> list[dict]:
+    return [{"recipe": k, "key": k} for k in keys]
+
+
+def test_ior_is_the_method_minus_its_same_protocol_same_label_random_row(tmp_path):
+    common = {"protocol": "kd", "model": "resnet18_cifar", "ranked": True}
+    hard_ref = make_record(kind="reference", method="random_subset", accuracies=[20.0, 22.0, 21.0], **common)
+    teacher_ref = make_record(kind="reference", method="random_subset", accuracies=[30.0, 31.0, 32.0],
+                              storage={"label_source": "teacher"},
+                              extra={"label_identity": "teacher:ka,kb:bn_train"}, **common)
+    other_teacher_ref = make_record(kind="reference", method="random_subset", accuracies=[10.0, 10.0, 10.0],
+                                    storage={"label_source": "teacher"},
+                                    extra={"label_identity": "teacher:kz"}, **common)
+    static_ref = make_record(kind="reference", method="random_subset", accuracies=[25.0, 25.0, 25.0],
+                             storage={"label_source": "static"},
+                             extra={"label_identity": "static:teacher:ka,kb"}, **common)
+    other_protocol_ref = make_record(kind="reference", method="random_subset", accuracies=[5.0, 5.0, 5.0],
+                                     **{**common, "protocol": "kd-rded", "ranked": False})
+    fkd = make_record(method="cvdd", accuracies=[40.0, 41.0, 42.0], storage={"label_source": "fkd"},
+                      extra={"teachers": _teachers("ka", "kb")}, **common)
+    learned = make_record(method="datm", accuracies=[23.0, 24.0, 25.0], label_kind="soft_logits", **common)
+    static = make_record(method="infer", accuracies=[28.0, 28.0, 28.0], storage={"label_source": "static"},
+                         extra={"teachers": _teachers("ka", "kb")}, **common)
+    unpaired = make_record(method="rded", accuracies=[33.0, 33.0, 33.0], storage={"label_source": "teacher"},
+                           extra={"teachers": _teachers("kq")}, **common)
+    no_ref = make_record(method="dm", dataset="cifar100", accuracies=[9.0, 9.0, 9.0], **common)
+    records = [hard_ref, teacher_ref, other_teacher_ref, static_ref, other_protocol_ref, fkd, learned, static,
+               unpaired, no_ref]
+    for i, rec in enumerate(records):  # distinct configs, as real records are
+        rec.record_hash = f"{i + 1:02d}".ljust(64, "0")
+    df = build_leaderboard(records).set_index("method")
+    assert df.loc["cvdd", "ior"] == pytest.approx(41.0 - 31.0)  # fkd labels: the same teachers online
+    assert df.loc["datm", "ior"] == pytest.approx(24.0 - 21.0)  # learned labels: the hard-label subset
+    assert df.loc["infer", "ior"] == pytest.approx(28.0 - 25.0)  # static logits: the static subset
+    assert pd.isna(df.loc["rded", "ior"])  # teachers with no reference row: empty, never another teacher's
+    assert pd.isna(df.loc["dm", "ior"])  # no reference row at all
+    assert df[df.index == "random_subset"]["ior"].isna().all()  # references have no IOR
+    text = format_leaderboard_text(df.reset_index())
+    assert max(len(line) for line in text.splitlines()) <= 120
+    assert "IOR" in text and "+10.00" in text
+    csv_path, md_path = write_leaderboard(df.reset_index(), tmp_path)
+    assert "ior" in pd.read_csv(csv_path).columns and "IOR (points)" in md_path.read_text()
+
+
+def test_published_csv_names_a_registered_protocol_and_a_selection_rule_for_every_row():
+    from dd_bench.eval.protocol import PROTOCOLS
+    from dd_bench.results.published import SELECTIONS
+
+    table = load_published(PUBLISHED_CSV)
+    assert set(table["selection"]) <= set(SELECTIONS)
+    assert set(table["protocol"]) - {""} <= set(PROTOCOLS.list())
+
+    def rows(method, dataset=None):
+        hit = table[table.method == method]
+        return hit if dataset is None else hit[hit.dataset == dataset]
+
+    own_dc = rows("dc")[rows("dc").model == "convnet"]  # DC's own numbers: DC's main.py recipe, not mtt
+    assert (own_dc["protocol"] == "dc").all() and (own_dc["selection"] == "final").all()
+    assert set(rows("dsa")["protocol"]) == {"mtt"}  # DSA's numbers use the 1000-epoch DSA recipe
+    cifar_sre2l = rows("sre2l")[rows("sre2l").dataset != "tiny_imagenet"]
+    assert (cifar_sre2l["protocol"] == "").all() and (cifar_sre2l["selection"] == "unknown").all()
+    assert (rows("rded")[["protocol", "selection"]] == ["kd-rded", "best_during_training"]).all().all()
+    assert set(rows("cvdd")["protocol"]) == {"kd-cvdd", "kd-cvdd-eta2"}
+    for tm in ("mtt", "ftd", "datm", "tesla"):  # trajectory matching reports the test-selected checkpoint
+        assert set(rows(tm)["selection"]) == {"best_of_checkpoints_test"}, tm

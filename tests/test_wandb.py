@@ -45,6 +45,8 @@ def test_one_offline_run_per_record_with_files_table_and_artifact(compose_cfg, o
     assert all(not isinstance(v, dict) for v in config.values())  # flat
     summary = json.loads((files / SUMMARY_FILE).read_text())
     assert {"acc_mean", "acc_std", "storage_bytes", "eval_seconds"} <= set(summary)
+    reference = next(r for r in records if r.kind == "reference")
+    assert summary["ior"] == pytest.approx(record.acc_mean - reference.acc_mean)  # over the task's random subset
     artifact = own["artifact"]
     assert artifact.type == "synthetic-set" and artifact.metadata["method"] == "random"
     assert {"meta.json", "synset.safetensors", "preview.png"} <= set(artifact.manifest.entries)

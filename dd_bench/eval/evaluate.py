@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from dd_bench.augment import DSA
+from dd_bench.augment.dc_aug import DCAugment
 from dd_bench.data import RealData
 from dd_bench.errors import UserError
 from dd_bench.eval.kd import kd_train_and_score
@@ -51,10 +52,12 @@ class EvalResult:
         return {**asdict(self), "acc_mean": self.acc_mean, "acc_std": self.acc_std}
 
 
-def make_augment(real: RealData, protocol: EvalProtocol) -> DSA | None:
+def make_augment(real: RealData, protocol: EvalProtocol) -> DSA | DCAugment | None:
     """The protocol's training augmentation for ``real``'s images; ``dsa_fyi`` fails for strategies without flip."""
     if protocol.augment == "none":
         return None
+    if protocol.augment.startswith("dc_"):
+        return DCAugment(protocol.augment.removeprefix("dc_"), image_size=real.image_size)
     if protocol.augment == "dsa_fyi":
         try:
             return DSA(real.dsa_strategy, image_size=real.image_size, fyi=True)
@@ -133,11 +136,15 @@ def train_and_score(
         raise UserError(f"protocol '{protocol.name}' trains on the set's own labels; a label source needs a kd "
                         "protocol (eval=kd, eval=kd-quick)")
     device = real.device
+    trains = protocol.resolved(dataset=real.name, model=model)  # dc: its epochs and augmentation for this pair
+    augment = make_augment(real, trains)
+    if isinstance(augment, DCAugment):
+        batched = False  # DC's crop fills with the batch's channel means: one seed's batch at a time
     tracker = PeakMemory(device)
     start = time.perf_counter()
     with tracker:
-        common = dict(model=model, targets=targets, num_classes=real.num_classes, protocol=protocol, lr=lr,
-                      seeds=seeds, augment=make_augment(real, protocol), transform=transform, batched=batched,
+        common = dict(model=model, targets=targets, num_classes=real.num_classes, protocol=trains, lr=lr,
+                      seeds=seeds, augment=augment, transform=transform, batched=batched,
                       progress=progress)
         # mtt-ftd-warm: the networks first learn the raw images, then continue (fresh SGD and schedule) on these.
         warm = None if warm_images is None else train_networks(images=warm_images, desc=f"{desc} (raw)", **common)

@@ -81,8 +81,21 @@ class KDProtocol:
     test_batch_size: int = 512
     ranked: bool = True
     description: str = ""
+    # The student runs on micro-batches of ceil(batch / steps) images, one backward each with its loss divided by
+    # steps, and one optimiser step per batch (CV-DD's --gradient-accumulation-steps, train_fkd.py:363-394): the
+    # gradient of a full batch is unchanged, the student's train-mode BN sees the micro-batch. Left out of
+    # to_dict() at 1, so the hashes of the protocols without it are unchanged.
+    accumulation_steps: int = 1
+    # RDED's get_parameters (validation/utils.py:67-84): biases and BN parameters without weight decay.
+    no_decay_1d: bool = False
+    # RDED's test transform (validation/main.py:154-155): Resize(size // 7 * 8) + CenterCrop(size) on the test
+    # images: 72 -> 64 on Tiny-ImageNet, the identity on 32x32 (32 // 7 * 8 = 32).
+    test_resize_crop: bool = False
 
     family = "kd"
+    # Fields added after v1 of the protocols that do not use them: left out of to_dict() at these values, so the
+    # hashes (and the records) of those protocols are unchanged.
+    _OMITTED_AT_DEFAULT = {"accumulation_steps": 1, "no_decay_1d": False, "test_resize_crop": False}
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -95,6 +108,10 @@ class KDProtocol:
             raise UserError(f"Unknown kd batch rule '{self.batch_rule}'; available: {', '.join(BATCH_RULES)}")
         if self.epochs < 1 or self.batch_size < 1:
             raise UserError(f"protocol {self.name}: epochs and batch_size must be >= 1")
+        if self.accumulation_steps < 1 or self.batch_size % self.accumulation_steps:
+            # train_fkd.py:364 asserts batch_size % gradient_accumulation_steps == 0
+            raise UserError(f"protocol {self.name}: accumulation_steps {self.accumulation_steps} must be >= 1 and "
+                            f"divide batch_size {self.batch_size}")
 
     @property
     def passes(self) -> int:
@@ -104,7 +121,11 @@ class KDProtocol:
         return self.lr  # the kd family never uses a learned lr
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "family": self.family}
+        d = {**asdict(self), "family": self.family}
+        for key, default in self._OMITTED_AT_DEFAULT.items():
+            if d[key] == default:
+                del d[key]
+        return d
 
     def augment(self, real: RealData) -> KDAugment:
         if self.crop == "none":
@@ -118,11 +139,13 @@ class KDProtocol:
                "cutmix": lambda: CutMix(alpha=self.mix_alpha, image_size=real.image_size)}[self.mix]()
         return KDAugment(crop=crop, mix=mix)
 
-    def batch_for(self, num_images: int, num_classes: int) -> int:
-        """The batch size for a set of ``num_images``: fixed, or RDED's rule (IPC 1/10/50 -> 10/50/100, x2 from
-        100 classes, never above the set's size)."""
+    def batch_for(self, num_images: int, num_classes: int, dataset: str | None = None) -> int:
+        """The batch size for a set of ``num_images``: fixed, or RDED's rule (argument.py:233-258: IPC 1/10/50 ->
+        10/50/100, x2 from 100 classes; Tiny-ImageNet always 100, L252-254), never above the set's size."""
         if self.batch_rule == "fixed":
             return self.batch_size
+        if dataset == "tiny_imagenet":
+            return min(100, num_images)
         ipc = max(1, num_images // num_classes)
         batch = {1: 10, 10: 50, 50: 100}.get(ipc, self.batch_size)
         batch *= 2 if num_classes >= 100 else 1
@@ -187,12 +210,14 @@ def kd_train_and_score(*, model: str, images: torch.Tensor | list[torch.Tensor],
         trained = train_networks(
             model=model, images=images, labels=labels, num_classes=real.num_classes, passes=protocol.epochs,
             batch_size=protocol.batch_for(len(images[0] if isinstance(images, (list, tuple)) else images),
-                                          real.num_classes),
+                                          real.num_classes, real.name),
             optimizer=OptimizerSpec(protocol.optimizer, momentum=protocol.momentum,
-                                    weight_decay=protocol.weight_decay), lr=protocol.lr,
+                                    weight_decay=protocol.weight_decay, no_decay_1d=protocol.no_decay_1d),
+            lr=protocol.lr,
             schedule=protocol.lr_schedule(), seeds=seeds, augment=protocol.augment(real), transform=transform,
             batched=batched, progress=progress, desc=desc, replay=replay,
-            after_pass=track_best if protocol.best_every else None, cpu_batched_up_to=KD_CPU_BATCHED_UP_TO)
+            after_pass=track_best if protocol.best_every else None, cpu_batched_up_to=KD_CPU_BATCHED_UP_TO,
+            accumulation_steps=protocol.accumulation_steps)
         accuracies = score(trained, real, protocol)
     if real.device.type == "cuda":
         torch.cuda.synchronize(real.device)

@@ -35,13 +35,17 @@ def datasheet(meta: dict[str, Any], *, fmt: str, records: list[Any], assets: dic
 
     labels = meta.get("labels") or {}
     space = meta.get("image_space") or {}
+    jpeg = (meta.get("composition") or {}).get("kind") == "jpeg"  # image_store=jpeg
+    stored_as = (meta.get("storage") or {}).get("dtype") if jpeg else meta.get("image_encoding")
     return {
         "format": f"dd-bench-export/{fmt}", "dd_bench_version": __version__, "method": meta.get("method"),
         "dataset": meta.get("dataset"), "ipc": meta.get("ipc"), "num_images": meta.get("num_images"),
         "class_names": meta.get("class_names"), "preset": meta.get("preset"), "set_hash": meta.get("set_hash"),
-        "images": {"exported_as": "uint8 pixels" if meta.get("image_encoding") == "uint8" else
+        "images": {"exported_as": "uint8 pixels decoded from the stored JPEG files (imagefolder: those files)"
+                   if jpeg else "uint8 pixels" if meta.get("image_encoding") == "uint8" else
                    "pixels in [0, 1], de-normalised" + (" (ZCA inverted)" if space.get("space") == "zca" else ""),
-                   "stored_space": space, "stored_encoding": meta.get("image_encoding")},
+                   "stored_space": space, "stored_encoding": meta.get("image_encoding"), "stored_as": stored_as,
+                   "image_store": (meta.get("provenance") or {}).get("image_store")},
         "labels": {"source": labels.get("source"), "kind": meta.get("label_kind"),
                    "needs_at_evaluation": [t.get("recipe") or t.get("model") for t in labels.get("teachers") or []]
                    + (["projector backbone"] if labels.get("projector") else []),
@@ -68,7 +72,8 @@ def datasheet_markdown(sheet: dict[str, Any]) -> str:
              f"Exported by dd-bench {sheet['dd_bench_version']} as `{sheet['format']}`; every field is in "
              "`datasheet.json`.", "",
              f"- images: {sheet['num_images']} ({sheet['images']['exported_as']}; stored as "
-             f"{sheet['images']['stored_encoding']} in {sheet['images']['stored_space'].get('space')} space)",
+             f"{sheet['images'].get('stored_as') or sheet['images']['stored_encoding']} in "
+             f"{sheet['images']['stored_space'].get('space')} space)",
              f"- labels: {sheet['labels']['source']} ({sheet['labels']['kind']}); {sheet['labels']['export']}",
              f"- learned lr: {sheet['learned_lr']}" if sheet["learned_lr"] is not None else "- learned lr: none",
              f"- storage: {(sheet['storage'] or {}).get('total_bytes')} bytes as stored"

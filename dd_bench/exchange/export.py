@@ -8,9 +8,12 @@ format     what ``out`` holds besides the datasheet
 npz        ``synset.npz``: ``images`` (de-normalised float32 pixels in [0, 1], or uint8 for pixel sets),
            ``images_stored`` (the exact stored tensor, in the space the datasheet names), ``labels`` (int64),
            ``soft_labels`` / ``learned_lr`` where stored, ``extras.<name>`` (e.g. INFER's compensators, HeLlO's
-           adapters) and ``labels.<key>.<epoch>.<tensor>`` for every stored label shard (FKD, DBR)
+           adapters) and ``labels.<key>.<epoch>.<tensor>`` for every stored label shard (FKD, DBR); a JPEG-stored
+           set (``image_store=jpeg``) adds its streams (``extras.images.jpeg``) and ``images_jpeg_lengths``, and
+           ``images`` / ``images_stored`` are the decoded uint8 pixels
 pt         ``synset.pt``: the same tensors as a dict (``torch.load(weights_only=True)`` reads it)
-imagefolder ``train/<class index>_<class name>/<i>.png`` (8-bit), and ``labels.npz`` with the rest of the npz
+imagefolder ``train/<class index>_<class name>/<i>.png`` (8-bit; a JPEG-stored set: its stored ``.jpg`` files
+           byte for byte), and ``labels.npz`` with the rest of the npz
 hf         a ``datasets.load_from_disk`` directory (``image``, ``label`` and, where stored, ``soft_label``);
            needs the ``datasets`` package (``pip install datasets``)
 ========== =============================================================================================
@@ -55,6 +58,8 @@ def export_tensors(synset_dir: Path, synset: Any, *, zca: Any = None) -> dict[st
     if synset.learned_lr is not None:
         out["learned_lr"] = torch.tensor(synset.learned_lr, dtype=torch.float32)
     out.update({f"extras.{k}": v.cpu() for k, v in synset.extras.items()})
+    if (synset.composition or {}).get("kind") == "jpeg":  # image_store=jpeg: the lengths split extras.images.jpeg
+        out["images_jpeg_lengths"] = torch.tensor(synset.composition["lengths"], dtype=torch.int64)
     for key, entry in (synset.label_info.get("fkd") or {}).items():
         for epoch, shard in enumerate(entry["shards"]):
             for name, t in load_file(str(synset_dir / entry["dir"] / shard["file"])).items():
@@ -62,14 +67,19 @@ def export_tensors(synset_dir: Path, synset: Any, *, zca: Any = None) -> dict[st
     return {k: v.detach().contiguous() for k, v in out.items()}
 
 
-def _write_png_tree(root: Path, pixels: torch.Tensor, labels: torch.Tensor, class_names: list[str]) -> None:
+def _write_png_tree(root: Path, pixels: torch.Tensor, labels: torch.Tensor, class_names: list[str],
+                    jpeg: list[bytes] | None = None) -> None:
+    """8-bit PNGs, or for a JPEG-stored set its stored JPEG files byte for byte (``.jpg``: nothing re-encoded)."""
     from PIL import Image
 
     arr = to_uint8(pixels).permute(0, 2, 3, 1).numpy()
     for i, (img, label) in enumerate(zip(arr, labels.tolist())):
         folder = root / "train" / f"{label:03d}_{class_names[label]}"
         folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(folder / f"{i:06d}.png")
+        if jpeg is not None:
+            (folder / f"{i:06d}.jpg").write_bytes(jpeg[i])
+        else:
+            Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(folder / f"{i:06d}.png")
 
 
 def _write_hf(root: Path, pixels: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | None,
@@ -145,8 +155,14 @@ def export_synset(synset_dir: str | Path, *, fmt: str, out: str | Path, records:
         elif fmt == "pt":
             torch.save(tensors, root / "synset.pt")
         elif fmt == "imagefolder":
-            _write_png_tree(root, pixels, synset.labels.cpu(), synset.class_names)
-            rest = {k: v.numpy() for k, v in tensors.items() if k not in ("images", "images_stored")}
+            jpeg = None
+            if (synset.composition or {}).get("kind") == "jpeg":
+                from dd_bench.image_store import JPEG_PART, split_streams
+
+                jpeg = split_streams(synset.composition, synset.extras[JPEG_PART])
+            _write_png_tree(root, pixels, synset.labels.cpu(), synset.class_names, jpeg=jpeg)
+            rest = {k: v.numpy() for k, v in tensors.items()  # the JPEG bytes are the .jpg files themselves
+                    if k not in ("images", "images_stored", "extras.images.jpeg", "images_jpeg_lengths")}
             np.savez_compressed(root / "labels.npz", **rest)
         else:
             _write_hf(root, pixels, synset.labels.cpu(), synset.soft_labels, synset.class_names)

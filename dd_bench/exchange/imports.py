@@ -10,7 +10,8 @@ datm       DATM's directory: ``images_best.pt``, ``labels_best.pt`` (soft logits
 dc         DatasetCondensation's ``res_*.pt`` file: ``{"data": [[images, labels], ...]}``, the last
            experiment (``experiment=-1``) unless told otherwise
 imagefolder a tree of class folders (named as the dataset's classes, ``<index>_<name>`` as dd-bench exports
-           write them, or plain indices) of images of the dataset's size, stored as uint8 pixels
+           write them, or plain indices) of images of the dataset's size, stored as uint8 pixels (a tree
+           of JPEG files only: stored as those files, charged their bytes, read as their decoded pixels)
 npz        dd-bench's own export (``synset.npz`` or ``synset.pt``), or any npz with ``images`` and ``labels``
 ========== ==========================================================================================
 
@@ -96,7 +97,7 @@ def _read_imagefolder(path: Path, real: RealData) -> dict[str, Any]:
         raise UserFileNotFoundError(f"{path} is not a directory of class folders")
     root = path / "train" if (path / "train").is_dir() else path
     names = {n: i for i, n in enumerate(real.class_names)}
-    images, labels = [], []
+    images, labels, streams = [], [], []  # streams: each file's bytes while every file is a JPEG
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         cls = names.get(folder.name)
         if cls is None and folder.name.split("_", 1)[0].isdigit():
@@ -107,6 +108,10 @@ def _read_imagefolder(path: Path, real: RealData) -> dict[str, Any]:
         for file in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
             with Image.open(file) as img:
                 arr = np.asarray(img.convert("L" if real.channels == 1 else "RGB"))
+                if img.format != "JPEG":
+                    streams = None
+                elif streams is not None:
+                    streams.append(file.read_bytes())
             images.append(torch.from_numpy(arr.copy()).reshape(*arr.shape[:2], -1).permute(2, 0, 1))
             labels.append(cls)
     if not images:
@@ -114,7 +119,10 @@ def _read_imagefolder(path: Path, real: RealData) -> dict[str, Any]:
     shapes = {tuple(t.shape) for t in images}
     if len(shapes) != 1:
         raise UserError(f"{root}: the images differ in size ({sorted(shapes)[:3]}); the set needs one size")
-    return {"images": torch.stack(images), "labels": torch.tensor(labels), "space": "uint8", "files": [root.name]}
+    # A tree of JPEG files (the official SRe2L / CV-DD / INFER / RDED output, a JPEG-stored set's export) is stored
+    # as those files and charged their bytes (dd_bench/image_store.py); any other tree as uint8 pixels.
+    return {"images": torch.stack(images), "labels": torch.tensor(labels), "space": "uint8", "files": [root.name],
+            "jpeg_streams": streams}
 
 
 def _read_npz(path: Path) -> dict[str, Any]:
@@ -150,6 +158,11 @@ def _read_npz(path: Path) -> dict[str, Any]:
     if "learned_lr" in arrays:
         out["learned_lr"] = float(arrays["learned_lr"].reshape(-1)[0])
     out["extras"] = {k.removeprefix("extras."): v for k, v in arrays.items() if k.startswith("extras.")}
+    if "images_jpeg_lengths" in arrays and "images.jpeg" in out["extras"]:  # an export of a JPEG-stored set
+        from dd_bench.image_store import split_streams
+
+        blob = out["extras"].pop("images.jpeg")
+        out["jpeg_streams"] = split_streams({"lengths": arrays["images_jpeg_lengths"].tolist()}, blob.to(torch.uint8))
     return out
 
 
@@ -253,4 +266,9 @@ def import_set(fmt: str, path: str | Path, *, real: RealData, out: str | Path, s
                                  soft_labels=read.get("soft_labels"), learned_lr=read.get("learned_lr"),
                                  name=name or f"imported_{fmt}", origin=origin, extras=read.get("extras"),
                                  what=str(path))
+    if read.get("jpeg_streams"):
+        from dd_bench.image_store import stored_as_jpeg
+
+        quality = ((read.get("datasheet") or {}).get("images", {}).get("image_store") or {}).get("quality")
+        synset = stored_as_jpeg(synset, read["jpeg_streams"], quality=quality)
     return save_imported(synset, out, real)

@@ -54,7 +54,8 @@ def relabel_command(synset_dir: str | Path, protocol: Any) -> str:
 
 @torch.no_grad()
 def relabel_fkd(*, synset_dir: str | Path, images: torch.Tensor, teacher: Any, protocol: Any, augment: Any,
-                num_classes: int, transform: Any = None, teachers_spec: list[dict[str, Any]] | None = None,
+                num_classes: int, dataset: str | None = None, transform: Any = None,
+                teachers_spec: list[dict[str, Any]] | None = None,
                 seed: int = FKD_SEED, progress: bool = True, key: str | None = None,
                 record: Callable[[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]], dict[str, torch.Tensor]]
                 | None = None) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def relabel_fkd(*, synset_dir: str | Path, images: torch.Tensor, teacher: Any, p
     directory = Path(synset_dir) / FKD_DIR / key
     directory.mkdir(parents=True, exist_ok=True)
     n, device = len(images), images.device
-    b = protocol.batch_for(n, num_classes)
+    b = protocol.batch_for(n, num_classes, dataset)  # the batch the student will train with
     shards, total = [], 0
     for epoch in tqdm(range(protocol.epochs), desc=f"relabel {key}", unit="epoch", disable=not progress,
                       leave=False):

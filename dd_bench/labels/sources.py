@@ -3,19 +3,22 @@
 ``resolve_labels(kind, synset=..., real=..., protocol=..., cache_dir=...) -> ResolvedLabels`` builds the source
 named ``kind`` for a set (``auto``: the set's own, from its labels section) and says what it costs:
 
-========== ======================================================= =========================== ====================
-kind       targets                                                  stored in the set           evaluation assets
-========== ======================================================= =========================== ====================
-hard       the class (CE; under MixUp mixed one-hots, soft CE)       class ids                   none
-learned    stored logits softmaxed once (DATM; v1 soft labels)      class ids + soft labels     none
-static     one stored logit vector per image, KL at T (INFER)       class ids + logits          none
-teacher    an online teacher / committee on each augmented batch    class ids                   the teachers
-fkd        stored per-epoch fp16 teacher logits, replayed batches   class ids + label shards    none
-distance   NRR-DD's two stored distances per instance per epoch     class ids + distance shards none
-projector  HeLlO's projector online on each augmented batch         class ids + adapters + head the backbone
-fkd_int8   the fkd labels, int8 with a per-row scale (a baseline)   class ids + int8 shards     none
-fkd_top<k> the fkd labels' k largest logits per row (a baseline)    class ids + top-k shards    none
-========== ======================================================= =========================== ====================
+================= ======================================================= =========================== ============
+kind              targets                                                  stored in the set           eval assets
+================= ======================================================= =========================== ============
+hard              the class (CE; under MixUp mixed one-hots, soft CE)       class ids                   none
+learned           stored logits softmaxed once (DATM; v1 soft labels)      class ids + soft labels     none
+static            one stored logit vector per image, KL at T (INFER)       class ids + logits          none
+teacher           an online teacher / committee on each augmented batch    class ids                   the teachers
+fkd               stored per-epoch fp16 teacher logits, replayed batches   class ids + label shards    none
+distance          NRR-DD's two stored distances per instance per epoch     class ids + distance shards none
+projector         HeLlO's projector online on each augmented batch         class ids + adapters + head the backbone
+fkd_int8          the fkd labels, int8 with a per-row scale (a baseline)   class ids + int8 shards     none
+fkd_top<k>        FKD's marginal smoothing: the k largest probabilities    class ids + top-k shards    none
+                  at T per row, the rest shared uniformly (a baseline)
+fkd_top<k>_renorm the k largest logits per row, the tail dropped (FKD's    class ids + top-k shards    none
+                  marginal_renorm: the kept probabilities renormalised)
+================= ======================================================= =========================== ============
 
 A new kind registers a builder here; its source returns the targets
 **and** the loss they go with (:class:`~dd_bench.train.targets.Targets`), so it can bring its own loss.
@@ -214,14 +217,19 @@ def _fkd_topk(ctx: LabelContext, k: int = 1) -> ResolvedLabels:
     return _compressed_fkd(ctx, f"top{k}")
 
 
+@LABEL_SOURCES.register("fkd_top<k>_renorm")
+def _fkd_topk_renorm(ctx: LabelContext, k: int = 1) -> ResolvedLabels:
+    return _compressed_fkd(ctx, f"top{k}_renorm")
+
+
 def _compressed_fkd(ctx: LabelContext, kind: str) -> ResolvedLabels:
     return _stored_fkd(ctx, kind)
 
 
 def _stored_fkd(ctx: LabelContext, compression: str | None) -> ResolvedLabels:
     """The stored FKD labels of this protocol, as stored (``compression=None``) or compressed (``int8``,
-    ``top<k>``: charged at the compressed size)."""
-    from dd_bench.labels.quantised import CompressedFKDLabels, compressed_entry_bytes
+    ``top<k>``, ``top<k>_renorm``: charged at the compressed size)."""
+    from dd_bench.labels.quantised import CompressedFKDLabels, compressed_entry_bytes, compressed_identity_name
 
     s = ctx.synset
     name = "fkd" if compression is None else f"fkd_{compression}"
@@ -232,20 +240,21 @@ def _stored_fkd(ctx: LabelContext, compression: str | None) -> ResolvedLabels:
     nbytes = int(entry["bytes"]) if compression is None else compressed_entry_bytes(entry, compression,
                                                                                     s.num_classes)
     stored = {**ctx.class_id_bytes(), f"{name}:{entry['key']}": nbytes}
-    return ResolvedLabels(source, name, f"{name}:{entry['key']}", stored, replay=source,
+    identity = name if compression is None else compressed_identity_name(compression)
+    return ResolvedLabels(source, name, f"{identity}:{entry['key']}", stored, replay=source,
                           teachers=list(entry.get("teachers") or []))
 
 
 def _builder(name: str) -> Callable[[LabelContext], ResolvedLabels] | None:
-    """The builder of a label source name: a registered kind, or ``fkd_top<k>`` with k >= 1."""
-    from dd_bench.labels.quantised import TOPK
+    """The builder of a label source name: a registered kind, or ``fkd_top<k>`` / ``fkd_top<k>_renorm`` with
+    k >= 1."""
+    from dd_bench.labels.quantised import TOPK_PATTERNS, topk_compression
 
-    if name in LABEL_SOURCES and name != "fkd_top<k>":
+    if name in LABEL_SOURCES and name not in TOPK_PATTERNS:
         return LABEL_SOURCES.get(name)
-    match = TOPK.match(name)
-    if match and int(match.group(1)) >= 1:
-        k = int(match.group(1))
-        return lambda ctx: _fkd_topk(ctx, k)
+    compression = topk_compression(name)
+    if compression is not None:
+        return lambda ctx: _compressed_fkd(ctx, compression)
     return None
 
 
@@ -273,7 +282,10 @@ def label_identity(meta: dict[str, Any], kind: str, protocol: Any) -> str:
     if kind == "teacher":
         return teacher_identity(section)
     if kind == "fkd" or kind.startswith("fkd_"):
-        return f"{kind}:{fkd_key(protocol)}"
+        from dd_bench.labels.quantised import compressed_identity_name
+
+        name = kind if kind == "fkd" else compressed_identity_name(kind.removeprefix("fkd_"))
+        return f"{name}:{fkd_key(protocol)}"
     if kind == "projector":
         from dd_bench.labels.projector import projector_identity
 

@@ -56,6 +56,13 @@ class Synthesizer(ABC):
         """Images per class in the set it distils at ``ipc`` (INFER: base images + composites within the budget)."""
         return ipc
 
+    def labels_for_stored_images(self, synset: SyntheticSet, *, real: RealData, cache_dir: Path | None = None,
+                                 progress: bool = True) -> SyntheticSet:
+        """The set after ``image_store`` converted its images (uint8 / decoded JPEG): a method whose stored labels
+        it computed from the images at distillation (INFER's static logits) remakes them from the stored images,
+        as the official scripts compute them from the saved files; every other method returns ``synset``."""
+        return synset
+
     def config_dict(self) -> dict[str, Any]:
         return {"name": self.name, **dataclasses.asdict(self.cfg)}
 

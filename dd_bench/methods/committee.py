@@ -8,11 +8,13 @@ ipc id, with which weight, and where the priors come from.
   (``model_setting 4``); at IPC 10 the fixed list of pairs in combination order of the pool ((R18, R50), (R18,
   SV2), ..., (MBv2, D121): ``model_setting 5``; a pool of another size cycles through its own combinations);
   otherwise a seeded random pair per ipc id (the official ``random.sample`` is unseeded).
-* **Priors** (``priors=``): ``validation`` (default): each teacher's accuracy on the validation split, a proxy for
-  the card's single-teacher SRe2L++ accuracies, labelled so, never the test set; ``sre2l_pp``: the measured
-  SRe2L++ accuracies from a prior file (:func:`load_prior_file`), one per teacher of the pool, matched by teacher
-  key; ``official``: the repo's hard-coded numbers, only for its own five CIFAR teachers (labelled: they were
-  measured on the authors' teachers, not these); ``equal``: weight 1/N (``--voter-type equal``).
+* **Priors** (``priors=``): ``sre2l_pp`` (the paper presets): the card's priors, the accuracy of a student trained
+  on a set ONE teacher of the pool distilled (single-teacher SRe2L++), from a prior file (:func:`load_prior_file`),
+  one per teacher, matched by teacher key; ``dd-bench run`` / ``distill`` find or make the sets and score them on
+  the validation split, never the test set (:mod:`dd_bench.cvdd_priors`); ``validation``: each teacher's own
+  accuracy on the validation split, a labelled proxy; ``official``: the repo's hard-coded numbers, only for its own
+  five teachers (labelled: measured on the authors' teachers, on the test set); ``equal``: weight 1/N
+  (``--voter-type equal``).
 """
 
 from __future__ import annotations
@@ -48,11 +50,13 @@ def official_pool(dataset: str) -> tuple[str, ...]:
     return OFFICIAL_TINY_POOL if dataset == "tiny_imagenet" else OFFICIAL_POOL
 
 
-# recover.py::parse_args model_prior_weight_dict (R18, R50, SV2, MBv2, D121): SRe2L++ student accuracies of the
-# authors' teachers (issue CV-DD#1).
+# model_prior_weight_dict (R18, R50, SV2, MBv2, D121) at the official HEAD 24097e9: recover/recover.py:269
+# (CIFAR-10; also relabel/scripts/cifar10_experiment/*.sh --model-weight), :260 (CIFAR-100), :293 (Tiny): SRe2L++
+# student test accuracies of the authors' teachers (issue CV-DD#1). Commit adbfd30 rounded the CIFAR values
+# (before it: e.g. CIFAR-10 D121 67.57, CIFAR-100 R50 60.58).
 OFFICIAL_PRIORS = {
-    "cifar10": (63.01, 65.25, 68.52, 67.61, 67.57),
-    "cifar100": (64.0, 60.58, 51.62, 59.43, 56.36),
+    "cifar10": (63.0, 65.3, 68.5, 67.6, 67.4),
+    "cifar100": (64.0, 60.6, 51.6, 59.4, 56.4),
     "tiny_imagenet": (46.5, 28.3, 43.6, 44.8, 41.5),
 }
 # model_setting 4 names these pairs (pool indices); other datasets take the top-2 by prior.
@@ -92,9 +96,15 @@ def load_prior_file(path: str | Path, teachers: list[dict[str, Any]]) -> list[fl
     """The measured SRe2L++ priors of ``teachers`` (specs with ``recipe`` and ``key``) from a prior file.
 
     Format (JSON): ``{"format": "dd-bench-cvdd-priors", "priors": [{"recipe", "key", "accuracy", "source"}, ...]}``
-    with one entry per teacher, ``accuracy`` in percent. Entries are matched by teacher key: priors measured on
-    other teachers (another recipe, dataset or validation split) fail.
+    with one entry per teacher, ``accuracy`` in percent (dd-bench's entries also name their ``split``:
+    validation). Entries are matched by teacher key: priors measured on other teachers (another recipe, dataset or
+    validation split) fail.
     """
+    return [float(e["accuracy"]) for e in prior_entries(path, teachers)]
+
+
+def prior_entries(path: str | Path, teachers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The prior file's entries for ``teachers``, in their order (:func:`load_prior_file`)."""
     data = read_json_file(path, what=f"cvdd: prior file '{path}'", error=UserError,
                           missing=f"cvdd: prior file '{path}' does not exist")
     if not isinstance(data, dict) or data.get("format") != PRIOR_FILE_FORMAT:
@@ -105,11 +115,12 @@ def load_prior_file(path: str | Path, teachers: list[dict[str, Any]]) -> list[fl
         known = ", ".join(f"{e.get('recipe')} ({str(e.get('key'))[:12]})" for e in by_key.values()) or "none"
         raise UserError(f"cvdd: prior file '{path}' has no prior for teacher(s) {', '.join(missing)}; it holds "
                         f"priors for: {known} (priors are measured per teacher: other teachers need their own)")
-    return [float(by_key[t["key"]]["accuracy"]) for t in teachers]
+    return [by_key[t["key"]] for t in teachers]
 
 
 def write_prior_file(path: str | Path, entries: list[dict[str, Any]]) -> Path:
-    """Write a prior file from entries ``{"recipe", "key", "accuracy", "source"}`` (e.g. SRe2L++ records)."""
+    """Write a prior file (atomically) from entries ``{"recipe", "key", "accuracy", "source"}``, one per teacher
+    (:mod:`dd_bench.cvdd_priors` writes one from the SRe2L++ sets' validation accuracies)."""
     from dd_bench.io import atomic_write_json
 
     for e in entries:
@@ -117,25 +128,3 @@ def write_prior_file(path: str | Path, entries: list[dict[str, Any]]) -> Path:
             raise UserError(f"cvdd: a prior entry needs recipe, key and accuracy; got {sorted(e)}")
     atomic_write_json(Path(path), {"format": PRIOR_FILE_FORMAT, "priors": entries})
     return Path(path)
-
-
-def priors_from_records(records: list[Any], *, protocol: str, model: str) -> list[dict[str, Any]]:
-    """Prior entries from single-teacher SRe2L++ run records (the card's priors: the accuracy of a student trained on
-    the set one teacher distilled): per teacher key, the mean ``acc_mean`` of its ``sre2l_pp`` records under
-    ``protocol`` on ``model``, with the record ids as the source. Feed them to :func:`write_prior_file`."""
-    by_key: dict[str, dict[str, Any]] = {}
-    for r in records:
-        teachers = (r.extra or {}).get("teachers") or []
-        wanted = (r.method, r.kind, r.protocol, r.model) == ("sre2l_pp", "evaluation", protocol, model)
-        if not wanted or len(teachers) != 1:
-            continue
-        entry = by_key.setdefault(teachers[0]["key"], {"recipe": teachers[0].get("recipe"), "key": teachers[0]["key"],
-                                                       "accuracies": [], "records": []})
-        entry["accuracies"].append(float(r.acc_mean))
-        entry["records"].append(r.record_id)
-    if not by_key:
-        raise UserError(f"cvdd: no sre2l_pp record under protocol '{protocol}' on model '{model}' to take priors "
-                        "from; run `dd-bench run method=sre2l_pp method.teachers=[RECIPE] ...` once per teacher")
-    return [{"recipe": e["recipe"], "key": e["key"], "accuracy": sum(e["accuracies"]) / len(e["accuracies"]),
-             "source": f"mean acc_mean of sre2l_pp record(s) {', '.join(i[:12] for i in e['records'])} under "
-                       f"{protocol} on {model}"} for e in by_key.values()]

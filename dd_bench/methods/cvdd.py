@@ -4,7 +4,8 @@ baseline SRe2L++ (decoupled-methods.md §5, §7.2 "CV-DD-min").
 * **Squeeze**: a pool of teachers trained by the suite (``cvdd_cifar*`` recipes: R18, R50, ShuffleNetV2-0.5,
   MobileNetV2, DenseNet-121 with Adam 1e-3, 200 epochs, batch 512), shared through the teacher cache.
 * **Priors** and **committees** (:mod:`dd_bench.methods.committee`): each ipc id is recovered against N = 2
-  voters weighted by softmax(prior / 5).
+  voters weighted by softmax(prior / 5). The paper presets' ``priors=sre2l_pp`` are measured before the run by
+  :mod:`dd_bench.cvdd_priors` (single-teacher SRe2L++ sets scored on the validation split; docs/methods/cvdd.md).
 * **Initialisation** from the RDED selector (:func:`dd_bench.methods.rded.select_patches`, observer = the pool's
   first teacher): the official "medium" patches are pre-made files whose generation code is not public; here each
   class's ``mipc`` candidates are ranked by the observer's CE on their best crop and ``ipc`` are drawn (seeded)
@@ -33,7 +34,7 @@ from dd_bench.data import RealData
 from dd_bench.errors import UserError
 from dd_bench.io import json_sha256
 from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
-from dd_bench.methods.committee import (OFFICIAL_POOL, OFFICIAL_PRIORS, Priors, committees, load_prior_file,
+from dd_bench.methods.committee import (OFFICIAL_POOL, OFFICIAL_PRIORS, Priors, committees, prior_entries,
                                         official_pool, prior_weights)
 from dd_bench.methods.rded import class_candidates, select_patches
 from dd_bench.methods.recovery import Crop, RecoveryBatch, Voter, frozen_voters, recover
@@ -69,6 +70,52 @@ def tercile_pick(order_len: int, ipc: int, difficulty: Difficulty, generator: to
     return lo + torch.randperm(hi - lo, generator=generator)[:ipc]
 
 
+@dataclasses.dataclass
+class RecoveryConfig:
+    """The options CV-DD and SRe2L++ share (SRe2L++ is CV-DD with one teacher)."""
+
+    teachers: list[str] = dataclasses.field(default_factory=lambda: list(OFFICIAL_POOL))  # teacher recipes
+    teacher_weights: list[str] | None = None  # local weights files, one per teacher (null: suite-trained)
+    priors: Priors = Priors.validation
+    # priors=sre2l_pp: a prior file (committee.load_prior_file); null: dd-bench run/distill measures them
+    # (dd_bench/cvdd_priors.py) and fills this in
+    prior_file: str | None = None
+    committee_size: int = 2  # voters per ipc id (N)
+    weight_temperature: float = 5.0  # recovery weights softmax(prior / tau)
+    label_temperature: float = 10.0  # relabel weights over the pool softmax(prior / tau)
+    init: Init = Init.patches
+    init_difficulty: Difficulty = Difficulty.medium
+    mipc: int = 300  # candidate real images per class for the patch initialisation
+    num_crop: int = 5  # candidate crops per image
+    init_scale_min: float = 0.08  # the selector's RandomResizedCrop scale (min, 1)
+    iterations: int = 4000
+    lr: float = 0.25  # Adam(0.5, 0.9) on the images, cosine to 0
+    r_bn: float = 0.01
+    first_bn_multiplier: float = 10.0
+    jitter: int = 4
+    batch_size: int = 100  # consecutive classes per recovery batch (one ipc id)
+    crop: Crop = Crop.shared
+    crop_scale_min: float = 0.08
+    teacher_bn_train: bool = True  # BSSL: the relabelling teachers' BN on batch statistics
+    bn_split: int = 2  # ... of half-batches
+    stack_voters: bool = False  # voters of one architecture as one vmapped forward (same loss, reassociated)
+    checkpoint_every: int = 100
+
+
+# What SRe2L++ (one teacher, weight 1) sets instead of CV-DD's committee options; the rest is shared.
+COMMITTEE_OPTIONS = {"priors": Priors.equal.value, "prior_file": None, "committee_size": 1,
+                     "weight_temperature": 5.0, "label_temperature": 10.0}
+
+
+def single_teacher_options(options: dict[str, Any], *, teacher: str, weights: str | None = None) -> dict[str, Any]:
+    """The SRe2L++ options of one pool teacher of a CV-DD config (``priors=sre2l_pp``: the set whose student's
+    accuracy is that teacher's prior): CV-DD's shared options, SRe2L++'s committee of one. The CV-DD and SRe2L++
+    paper presets differ only there, so a shipped SRe2L++ run of the same teacher has the same set hash."""
+    shared = {f.name for f in dataclasses.fields(RecoveryConfig)}
+    return {**{k: v for k, v in options.items() if k in shared}, **COMMITTEE_OPTIONS, "teachers": [teacher],
+            "teacher_weights": None if weights is None else [weights]}
+
+
 @METHODS.register("cvdd")
 class CVDD(Synthesizer):
     name = "cvdd"
@@ -78,31 +125,12 @@ class CVDD(Synthesizer):
                     "init_scale_min": 1.0}
 
     @dataclasses.dataclass
-    class Config:
-        teachers: list[str] = dataclasses.field(default_factory=lambda: list(OFFICIAL_POOL))  # teacher recipes
-        teacher_weights: list[str] | None = None  # local weights files, one per teacher (null: suite-trained)
-        priors: Priors = Priors.validation
-        prior_file: str | None = None  # priors=sre2l_pp: measured SRe2L++ accuracies (committee.load_prior_file)
-        committee_size: int = 2  # voters per ipc id (N)
-        weight_temperature: float = 5.0  # recovery weights softmax(prior / tau)
-        label_temperature: float = 10.0  # relabel weights over the pool softmax(prior / tau)
-        init: Init = Init.patches
-        init_difficulty: Difficulty = Difficulty.medium
-        mipc: int = 300  # candidate real images per class for the patch initialisation
-        num_crop: int = 5  # candidate crops per image
-        init_scale_min: float = 0.08  # the selector's RandomResizedCrop scale (min, 1)
-        iterations: int = 4000
-        lr: float = 0.25  # Adam(0.5, 0.9) on the images, cosine to 0
-        r_bn: float = 0.01
-        first_bn_multiplier: float = 10.0
-        jitter: int = 4
-        batch_size: int = 100  # consecutive classes per recovery batch (one ipc id)
-        crop: Crop = Crop.shared
-        crop_scale_min: float = 0.08
-        teacher_bn_train: bool = True  # BSSL: the relabelling teachers' BN on batch statistics
-        bn_split: int = 2  # ... of half-batches
-        stack_voters: bool = False  # voters of one architecture as one vmapped forward (same loss, reassociated)
-        checkpoint_every: int = 100
+    class Config(RecoveryConfig):
+        # priors=sre2l_pp without prior_file (dd_bench/cvdd_priors.py): the IPC of the single-teacher SRe2L++ sets
+        # (null: the run's; the official priors are the README's SRe2L++ ResNet-18 cells at IPC 50 on CIFAR, IPC
+        # 10 on Tiny, decoupled-methods.md §5(a)) and the protocol scoring them (null: the run's eval)
+        prior_ipc: int | None = None
+        prior_eval: str | None = None
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
@@ -112,9 +140,15 @@ class CVDD(Synthesizer):
             raise UserError(f"{self.name}: committee_size {c.committee_size} is larger than the "
                             f"{len(c.teachers)} teacher(s) given ({', '.join(c.teachers)}); use 1 to "
                             f"{len(c.teachers)} or add teachers")
-        if c.priors == Priors.sre2l_pp and not c.prior_file:
-            raise UserError(f"{self.name}: priors=sre2l_pp reads the measured SRe2L++ accuracies from "
-                            "prior_file=PATH (committee.write_prior_file); none was given")
+        prior_ipc, prior_eval = getattr(c, "prior_ipc", None), getattr(c, "prior_eval", None)
+        if prior_ipc is not None and prior_ipc < 1:
+            raise UserError(f"{self.name}: prior_ipc must be >= 1 (or null: the run's ipc); got {prior_ipc}")
+        if prior_eval is not None:
+            from dd_bench.eval import PROTOCOLS
+
+            if prior_eval not in PROTOCOLS:
+                raise UserError(f"{self.name}: Unknown prior_eval '{prior_eval}'; available: "
+                                f"{', '.join(PROTOCOLS.list())}")
         if c.iterations < 0 or c.batch_size < 1 or c.jitter < 0 or not c.lr > 0 or c.bn_split < 1 or c.mipc < 1:
             raise UserError(f"{self.name}: iterations >= 0, batch_size >= 1, jitter >= 0, lr > 0, bn_split >= 1 "
                             f"and mipc >= 1 are required; got {c.iterations}, {c.batch_size}, {c.jitter}, "
@@ -134,8 +168,12 @@ class CVDD(Synthesizer):
                 "source": "official", "note": "the official repo's hard-coded priors, measured on the authors' "
                                               "teachers, not these"}
         if c.priors == Priors.sre2l_pp:
-            return load_prior_file(c.prior_file, specs), {"source": "sre2l_pp", "file": str(c.prior_file),
-                                                          "note": "measured single-teacher SRe2L++ accuracies"}
+            entries = prior_entries(c.prior_file, specs)
+            return [float(e["accuracy"]) for e in entries], {
+                "source": "sre2l_pp", "file": str(c.prior_file),
+                "entries": [{k: e.get(k) for k in ("recipe", "key", "accuracy", "split", "source")} for e in entries],
+                "note": "accuracies of students trained on single-teacher SRe2L++ sets, on the split each entry "
+                        "names (dd-bench measures them on the validation split; the paper's are test accuracies)"}
         if real.val_images is None:
             raise UserError(f"{self.name}: priors=validation weighs the committee by each teacher's accuracy on "
                             "the validation split, and this run has none: add validation=0.1, or use "
@@ -146,8 +184,9 @@ class CVDD(Synthesizer):
                                                         "the paper's SRe2L++ priors (never the test set)"}
 
     def _config_hash(self, real: RealData, ipc: int, seed: int, keys: list[str], priors: list[float]) -> str:
-        cfg = {k: v for k, v in self.config_dict().items()
-               if k not in ("checkpoint_every", "label_temperature", "teacher_bn_train", "bn_split")}
+        cfg = {k: v for k, v in self.config_dict().items()  # the priors enter by value
+               if k not in ("checkpoint_every", "label_temperature", "teacher_bn_train", "bn_split", "prior_file",
+                            "prior_ipc", "prior_eval")}
         return json_sha256({"cfg": cfg, "data": real.fingerprint(), "ipc": ipc, "seed": seed, "teachers": keys,
                             "priors": priors}, 16)
 
@@ -169,6 +208,9 @@ class CVDD(Synthesizer):
     def distill(self, real: RealData, *, ipc: int, seed: int, progress: bool = True,
                 checkpoint_dir: Path | None = None, cache_dir: Path | None = None) -> SyntheticSet:
         c, device, k = self.cfg, real.device, real.num_classes
+        if c.priors == Priors.sre2l_pp and not c.prior_file:
+            raise UserError(f"{self.name}: priors=sre2l_pp needs prior_file=PATH here; `dd-bench run` / `distill` "
+                            "measure the priors first (validation split) and pass it (dd_bench/cvdd_priors.py)")
         lo, hi = pixel_bounds(real)
         pool = resolve_teachers(real, recipes=c.teachers, weights=c.teacher_weights, cache_dir=cache_dir,
                                 progress=progress)
@@ -216,7 +258,7 @@ class SRe2LPP(CVDD):
                     "num_crop": 1, "crop_scale_min": 1.0, "init_scale_min": 1.0}
 
     @dataclasses.dataclass
-    class Config(CVDD.Config):
+    class Config(RecoveryConfig):
         teachers: list[str] = dataclasses.field(default_factory=lambda: ["cvdd_cifar"])
         priors: Priors = Priors.equal
         committee_size: int = 1

@@ -15,7 +15,8 @@
   once and interpolated as logits under MixUp (``label_source=static``, ``kd-infer``); ``infer_dyn``
   (INFER+Dyn): the ensemble online on every augmented batch (``label_source=teacher``, ``kd-infer-dyn``).
 * **Storage**: the base images, the compensators and the logits, never the composites, which are rebuilt at load
-  (``composition`` ``infer_ufc``); the records count them so.
+  (``composition`` ``infer_ufc``); the records count them so. ``image_store=jpeg`` (the paper presets) stores the
+  composites as JPEG files instead, as ``ufc_cifar.py`` saves them, and the static logits are taken on those.
 """
 
 from __future__ import annotations
@@ -185,14 +186,34 @@ class INFER(Synthesizer):
                                    label_source="teacher", extras=extras, composition=composition,
                                    label_info={"teachers": specs, "weights": None, "bn_train": False},
                                    provenance=provenance)
-        with torch.no_grad():
-            logits = torch.stack([torch.cat([t.module.eval()(images[i:i + 512]).float()
-                                             for i in range(0, len(images), 512)]) for t in teachers]).mean(0)
+        logits = static_logits([t.module for t in teachers], images)
         return self.new_synset(real, ipc=ipc, images=images, labels=labels, recommended_protocol="kd",
                                soft_labels=logits, label_kind="soft_logits", label_source="static", extras=extras,
                                composition=composition, label_info={"teachers": specs, "static": "mean logits of "
                                                                     "the teachers on each clean instance"},
                                provenance=provenance)
+
+
+    def labels_for_stored_images(self, synset: SyntheticSet, *, real: RealData, cache_dir: Path | None = None,
+                                 progress: bool = True) -> SyntheticSet:
+        """Static logits from the stored (uint8 / decoded JPEG) composites: val_static.py computes them on the
+        JPEG files it reads back (UFC ``ufc_validation/val_static.py:123``); infer_dyn's teachers run online."""
+        if self.dynamic or synset.label_source != "static":
+            return synset
+        c = self.cfg
+        teachers = resolve_teachers(real, recipes=c.teachers, weights=c.teacher_weights, cache_dir=cache_dir,
+                                    progress=progress)
+        images = real.to_model_space(synset.images.to(real.device))
+        synset.soft_labels = static_logits([t.module for t in teachers], images).to(synset.labels.device)
+        synset.label_info = {**synset.label_info, "static": "mean logits of the teachers on each stored instance"}
+        return synset
+
+
+def static_logits(modules: list[torch.nn.Module], images: torch.Tensor) -> torch.Tensor:
+    """The mean of the teachers' logits (eval mode) on model-space images (N, C, H, W) -> (N, classes) float32."""
+    with torch.no_grad():
+        return torch.stack([torch.cat([m.eval()(images[i:i + 512]).float() for i in range(0, len(images), 512)])
+                            for m in modules]).mean(0)
 
 
 @METHODS.register("infer_dyn")

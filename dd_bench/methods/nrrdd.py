@@ -6,7 +6,8 @@ of the abstract, the Figure 2 caption and third-party summaries, marked ``recons
 README and every record, and never claimed as a reproduction.
 
 * **Stage 1, critical-based initial data discovery**: RDED's crops (:func:`dd_bench.methods.rded.score_crops`:
-  ``mipc`` candidates per class, ``num_crop`` crops each, scored by the observer's CE), kept when they hold much of
+  ``mipc`` candidates per class, ``num_crop`` crops each, scored by the observer's CE; with ``one_crop_per_image``
+  each image's lowest-CE crop only, as RDED keeps at most one crop per image), kept when they hold much of
   their image's class-activation mass (the top ``cam_top`` fraction of crops by the share of the image's CAM inside
   the crop box, :mod:`dd_bench.methods.cam`), and among those the LOWEST-confidence ones (highest CE; RDED keeps the
   highest), ``factor x factor`` stitched into each image.
@@ -40,8 +41,8 @@ from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
 from dd_bench.teachers.spec import resolve_teacher, teacher_spec
 
-RECONSTRUCTION_KEYS = ("cam_top", "cam_layer", "cam_min_size", "eps", "alpha_bn", "iterations", "lr", "alpha_dbr",
-                       "dbr_norm")
+RECONSTRUCTION_KEYS = ("one_crop_per_image", "cam_top", "cam_layer", "cam_min_size", "eps", "alpha_bn", "iterations",
+                       "lr", "alpha_dbr", "dbr_norm")
 
 
 class Labels(enum.StrEnum):
@@ -65,6 +66,25 @@ def crop_cam_share(cam: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.
     return (cam * inside).flatten(1).sum(1) / cam.flatten(1).sum(1).clamp_min(1e-12)
 
 
+def per_image_best_crops(ce: torch.Tensor) -> torch.Tensor:
+    """ce (num_crop, M) observer CE of each round's crop of each image -> (M,) flat indices (round * M + image, the
+    round-major order of :func:`~dd_bench.methods.rded.score_crops`) of each image's lowest-CE crop: RDED's per-image
+    argmin over its crops (LINs-lab/RDED ``synthesize/utils.py:120-132``), so no image gives two crops."""
+    m = ce.shape[1]
+    return ce.argmin(dim=0) * m + torch.arange(m, device=ce.device)
+
+
+def select_crops(ce: torch.Tensor, share: torch.Tensor, *, keep: int, cam_top: float,
+                 one_crop_per_image: bool) -> torch.Tensor:
+    """Stage 1's choice among one class's crops: ce (num_crop, M), share (num_crop * M,) round-major -> up to
+    ``keep`` flat indices. The pool is every crop, or each image's lowest-CE crop (``one_crop_per_image``); the CAM
+    filter keeps the top ``cam_top`` fraction of the pool by CAM share; among those the lowest confidence (highest
+    CE) come first."""
+    pool = per_image_best_crops(ce) if one_crop_per_image else torch.arange(ce.numel(), device=ce.device)
+    top = pool[torch.argsort(share[pool], descending=True)[:math.ceil(cam_top * len(pool))]]
+    return top[torch.argsort(ce.flatten()[top], descending=True)[:keep]]
+
+
 @METHODS.register("nrrdd")
 class NRRDD(Synthesizer):
     name = "nrrdd"
@@ -81,6 +101,7 @@ class NRRDD(Synthesizer):
         num_crop: int = 5
         factor: int = 1
         crop_scale_min: float = 0.08
+        one_crop_per_image: bool = True  # each image's lowest-CE crop only, before the CAM filter (as RDED)
         cam_top: float = 0.5  # keep this fraction of crops, by the share of their image's CAM mass they hold
         cam_layer: str | None = None  # null: the last layer with a map >= cam_min_size
         cam_min_size: int = 4
@@ -125,11 +146,11 @@ class NRRDD(Synthesizer):
             patches, ce, params = score_crops(net, candidates, cls, num_crop=c.num_crop, factor=c.factor,
                                               generator=g_crop, crop_scale_min=c.crop_scale_min)
             share = torch.cat([crop_cam_share(cam, p) for p in params])  # (num_crop * M,) round-major as ce
-            top = torch.argsort(share, descending=True)[:math.ceil(c.cam_top * len(share))]
-            if len(top) < keep:
-                raise UserError(f"nrrdd: class {cls} keeps {len(top)} crops after the CAM filter; ipc {ipc} x "
-                                f"factor^2 = {keep} are needed (raise mipc, num_crop or cam_top)")
-            chosen = top[torch.argsort(ce.flatten()[top], descending=True)[:keep]]  # lowest confidence first
+            chosen = select_crops(ce, share, keep=keep, cam_top=c.cam_top, one_crop_per_image=c.one_crop_per_image)
+            if len(chosen) < keep:
+                raise UserError(f"nrrdd: class {cls} keeps {len(chosen)} crops after the CAM filter; ipc {ipc} x "
+                                f"factor^2 = {keep} are needed (raise mipc, cam_top, or num_crop with "
+                                f"one_crop_per_image=false)")
             out.append(stitch(patches.flatten(0, 1)[chosen], factor=c.factor, n=ipc, size=real.image_size))
         return torch.cat(out)
 

@@ -20,14 +20,17 @@ from dd_bench.results.leaderboard import (
     GAP_COLUMN,
     _fmt_bytes,
     _fmt_number,
-    _fmt_published,
+    _fmt_paper_number,
     _missing,
     _render_table,
     _table_header,
     _text,
+    published_shown,
 )
 
 WIDTH = 120
+# Which of our numbers a gap used, in the few characters a terminal has (the CSV and markdown say it in full).
+GAP_SHORT = {"final epoch": "final", "best during training": "best", "test-selected checkpoint": "test"}
 SHORT_REFERENCES = {"full_data": "full data", "random_subset": "random subset"}
 
 
@@ -54,6 +57,12 @@ def _memory(row: pd.Series) -> str:
     return _fmt_bytes(row["peak_memory_bytes"])
 
 
+def _gap(row: pd.Series) -> str:
+    """The gap and which of our numbers it used (final, best during training, test-selected), e.g. ``+0.70 test``."""
+    gap = _fmt_number(row[GAP_COLUMN], 2, sign=True)
+    return f"{gap} {GAP_SHORT.get(_text(row['gap_ours']), _text(row['gap_ours']))}" if gap else ""
+
+
 def _acc(row: pd.Series) -> str:
     return f"{row['acc_mean_std']} ({row['n_seeds']})"
 
@@ -63,9 +72,10 @@ COLUMNS = (
     ("#", lambda r: "" if _missing(r["rank"]) else str(int(r["rank"]))),
     ("method", _method),
     ("acc % (seeds)", _acc),
-    ("published", _fmt_published),
-    ("gap", lambda r: _fmt_number(r[GAP_COLUMN], 2, sign=True)),
-    ("test-sel. % (unranked)", lambda r: _fmt_number(r["acc_test_selected"], 2)),
+    ("IOR", lambda r: _fmt_number(r["ior"], 2, sign=True)),
+    ("published", lambda r: "" if _missing(r["published"]) else _fmt_paper_number(r["published"])),  # std: CSV
+    ("gap (ours)", _gap),
+    ("test-sel. %", lambda r: _fmt_number(r["acc_test_selected"], 2)),  # the papers' selection: never ranked
     ("LRS", lambda r: _fmt_number(r["lrs"], 3)),
     ("ARS", lambda r: _fmt_number(r["ars"], 3)),
     ("labels", _labels),
@@ -88,7 +98,7 @@ def format_leaderboard_text(df: pd.DataFrame) -> str:
         return "No run records.\n"
     out: list[str] = []
     for (protocol, version, ranked), table in df.groupby(["protocol", "protocol_version", "ranked"], sort=False):
-        header = _table_header(str(protocol), int(version), bool(ranked))
+        header = _table_header(str(protocol), int(version), bool(ranked), has_published=published_shown(table))
         out += ["== " + header[0], *(_wrap(line) if line else line for line in header[1:])]
         notes: dict[str, int] = {}
         cells, blocks = [], []

@@ -2,7 +2,8 @@
 
 * **set hash**: what changes the synthetic set: the method and its resolved options, the dataset and the options
   that change its tensors (ZCA, image size), the data fingerprint (:meth:`RealData.fingerprint`: the tensors
-  themselves, so a different root with the same files gives the same hash), ipc, seed and the validation split.
+  themselves, so a different root with the same files gives the same hash), ipc, seed, the validation split and
+  how the images are stored (``image_store``, only when not the default ``native``).
 * **record hash**: the set hash (or, for a set made elsewhere, the SHA-256 of its tensors) + the full protocol
   (every field, so ``eval.epochs=10`` and ``=300`` never share a record) + model + evaluation seeds + the label
   source it was scored with.
@@ -23,13 +24,17 @@ DATASET_KEYS = ("name", "zca", "image_size")
 
 
 def set_hash(*, method: str, method_config: dict[str, Any], dataset: dict[str, Any], data_fingerprint: str,
-             ipc: int, seed: int, validation: float | None) -> str:
-    """64 hex digits naming a synthetic set by everything that changes it."""
+             ipc: int, seed: int, validation: float | None, image_store: dict[str, Any] | None = None) -> str:
+    """64 hex digits naming a synthetic set by everything that changes it.
+
+    ``image_store``: :func:`dd_bench.image_store.store_identity` (uint8 or JPEG at a quality); None, the default
+    ``native`` store, adds nothing, so the hash of every set made before the option is unchanged."""
     options = {k: v for k, v in method_config.items() if k not in ("name", "checkpoint_every")}
     return json_sha256({
         "v": KEYS_VERSION, "method": method, "options": options,
         "dataset": {k: dataset.get(k) for k in DATASET_KEYS}, "data": data_fingerprint,
         "ipc": int(ipc), "seed": int(seed), "validation": validation,
+        **({"image_store": image_store} if image_store is not None else {}),
     })
 
 

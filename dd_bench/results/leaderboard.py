@@ -7,7 +7,10 @@ Rules that keep the comparison honest:
   method in one block are two configs (a sweep over ``method.lr_img``, another seed count), and the ``variant``
   column names the keys in which they differ; nothing is pooled or dropped (a re-run of the same config replaces
   its own record file);
-* published numbers are the papers' best-of-checkpoints on the test set, so the gap column says so in its name.
+* a published number sits beside a record only under the same protocol (:mod:`dd_bench.results.published`), and
+  the gap compares it with our number measured under the same selection rule (final epoch, best during training, or
+  the test-selected checkpoint), saying which; ``unknown`` selection shows no gap;
+* IOR (:mod:`dd_bench.results.ior`): each method row minus its same-protocol, same-label-source random subset.
 
 >>> from dd_bench.results.provenance import CUDA_ALLOCATOR_PEAK
 from dd_bench.results.record import RunRecord
@@ -30,19 +33,36 @@ import pandas as pd
 
 from dd_bench.errors import UserError
 from dd_bench.io import atomic_write_text
+from dd_bench.resources import PUBLISHED_CSV as PUBLISHED_TABLE
+from dd_bench.results.ior import ior_by_record
 from dd_bench.results.provenance import CUDA_ALLOCATOR_PEAK
+from dd_bench.results.published import (
+    PUBLISHED_COLUMNS,
+    PublishedIndex,
+    best_during_training_mean,
+    gap,
+    load_published,
+    test_selected_mean,
+)
 from dd_bench.results.record import RunRecord
 
-GAP_COLUMN = "vs published (best-of-checkpoints)"
-PUBLISHED_COLUMNS = ("method", "dataset", "ipc", "model", "acc_mean", "acc_std", "protocol_note", "source", "verified")
+__all__ = ["COLUMNS", "GAP_COLUMN", "PUBLISHED_COLUMNS", "PUBLISHED_CSV", "build_leaderboard", "load_published",
+           "write_leaderboard"]
+
+GAP_COLUMN = "gap vs published"
+# The repository's curated table; dd_bench.resources.PUBLISHED_CSV is the one path that also holds inside a wheel.
+PUBLISHED_CSV = PUBLISHED_TABLE
+
+COLUMNS = ("method", "dataset", "ipc", "model", "acc_mean", "acc_std", "protocol_note", "source", "verified")
 VERIFIED_VALUES = ("yes", "no", "partial")
 # The repository's curated table; exists in a source checkout, not necessarily in an installed wheel.
 PUBLISHED_CSV = Path(__file__).resolve().parents[2] / "baselines" / "published.csv"
 
 COLUMNS = (
     "protocol", "protocol_version", "ranked", "dataset", "ipc", "model", "rank", "method", "variant", "kind",
-    "preset", "n_seeds", "acc_mean", "acc_std", "acc_mean_std", "published", "published_std", "published_verified",
-    GAP_COLUMN, "published_source", "acc_test_selected", "lrs", "ars", "label_source", "images_bytes", "labels_bytes",
+    "preset", "n_seeds", "acc_mean", "acc_std", "acc_mean_std", "ior", "published", "published_std",
+    "published_verified", "published_selection", GAP_COLUMN, "gap_ours", "published_source", "acc_best_during_training",
+    "acc_test_selected", "lrs", "ars", "label_source", "images_bytes", "labels_bytes",
     "eval_assets_bytes",
     "eval_assets", "storage_bytes", "storage_dtype", "distill_seconds", "eval_seconds",
     "peak_memory_bytes", "peak_memory_kind", "device", "note", "record_id", "set_hash",
@@ -50,8 +70,6 @@ COLUMNS = (
 
 # Reference rows read better under what they are than under their registry key.
 REFERENCE_LABELS = {"full_data": "full data", "random_subset": "random real subset"}
-# The papers' own rows for what dd-bench computes as reference rows (baselines/published.csv names).
-PUBLISHED_NAMES = {"random_subset": "random", "full_data": "full_data"}
 # Config keys that never make two records different entries (where outputs go, how they are shown).
 _NOT_A_VARIANT = ("results", "out", "synset", "progress", "logger", "rerun", "device", "task", "models", "demo",
                   "references", "hydra")
@@ -61,48 +79,9 @@ UNRANKED_REASONS = {
                 "with kd",
     "+custom": "a protocol with changed fields (eval.epochs=...); not comparable with any paper or ranked run",
 }
-# Only these protocols follow a paper's evaluation recipe, so only they get a published value and gap beside them;
-# the CPU `quick` protocol and any `<name>+custom` variant never do.
-PUBLISHED_COMPARABLE = frozenset({"mtt", "mtt-datm", "mtt-fyi", "mtt-ftd-warm", "kd", "kd-rded", "kd-infer",
-                                  "kd-sre2l-tiny", "kd-cvdd", "kd-cvdd-eta2", "kd-infer-dyn"})
-_DEFAULT_UNRANKED_REASON = "unranked protocol or best-of-checkpoints opt-in; never compare it with ranked tables"
+_DEFAULT_UNRANKED_REASON = ("a paper-comparison protocol (one paper's own recipe, kept for its published numbers) or a "
+                            "best-of-checkpoints opt-in; never compare it with ranked tables")
 _EPOCH = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
-
-
-def _parse_ipc(text: str) -> int | None:
-    return None if text.strip().lower() == "all" else int(text)
-
-
-def load_published(path: Path | str) -> pd.DataFrame:
-    """Read ``baselines/published.csv`` (see ``baselines/README.md``) and check it; raises ``ValueError`` if bad.
-
-    ``ipc`` becomes a nullable integer (``all`` -> missing, the full-data rows); ``acc_std`` may be missing.
-    """
-    path = Path(path)
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if tuple(table.columns) != PUBLISHED_COLUMNS:
-        raise UserError(f"{path}: columns {list(table.columns)}; expected {list(PUBLISHED_COLUMNS)}")
-    bad = sorted(set(table["verified"]) - set(VERIFIED_VALUES))
-    if bad:
-        raise UserError(f"{path}: verified must be one of {VERIFIED_VALUES}; got {bad}")
-    table["ipc"] = pd.array([_parse_ipc(v) for v in table["ipc"]], dtype="Int64")
-    table["acc_mean"] = pd.to_numeric(table["acc_mean"], errors="raise")
-    table["acc_std"] = pd.to_numeric(table["acc_std"].replace("", None), errors="raise").astype(float)
-    dup = table.duplicated(["method", "dataset", "ipc", "model"], keep=False)
-    if dup.any():
-        raise UserError(f"{path}: duplicate (method, dataset, ipc, model) rows:\n{table[dup]}")
-    return table
-
-
-def _published_index(published_csv: Path | str | None) -> dict[tuple[str, str, int | None, str], dict[str, Any]]:
-    if published_csv is None:
-        return {}
-    table = load_published(published_csv)
-    index = {}
-    for row in table.to_dict("records"):
-        ipc = None if pd.isna(row["ipc"]) else int(row["ipc"])
-        index[(row["method"], row["dataset"], ipc, row["model"])] = row
-    return index
 
 
 def _created(record: RunRecord) -> dt.datetime:
@@ -149,7 +128,7 @@ def _variant_labels(records: list[RunRecord]) -> list[str]:
 NO_PUBLISHED_NUMBER = {"hello": "no published number exists (the paper reports ImageNet only, not readable)"}
 
 
-def _note(record: RunRecord) -> str:
+def _note(record: RunRecord, elsewhere: str = "") -> str:
     notes = []
     if record.legacy:
         notes.append("legacy record (written before config hashes)")
@@ -160,10 +139,12 @@ def _note(record: RunRecord) -> str:
     best = record.extra.get("best_during_training")
     if best and best.get("accuracies"):
         values = best["accuracies"]
-        notes.append(f"best during training {sum(values) / len(values):.2f} (test set, as papers report; not ranked)")
+        notes.append(f"best during training {sum(values) / len(values):.2f} (test set, as papers report, not ranked)")
     recorded = record.extra.get("recorded_reference")
     if recorded:
         notes.append(f"recorded reference: {recorded.split(', by ')[0]}")  # the command is in extra.command
+    if elsewhere:
+        notes.append(elsewhere)
     return "; ".join(notes)
 
 
@@ -180,24 +161,10 @@ def _legacy_label_source(record: RunRecord) -> str:
     return "hard" if record.label_kind in (None, "hard") else "learned"
 
 
-def best_during_training_mean(record: RunRecord) -> float:
-    values = (record.extra.get("best_during_training") or {}).get("accuracies") or []
-    return sum(values) / len(values) if values else math.nan
-
-
-def _gap(record: RunRecord, published: dict[str, Any] | None) -> float:
-    """Ours minus published; a number the paper reports as the best test accuracy seen during training (its
-    protocol note says "best during training") is compared with our best-during-training mean, never with the
-    final-epoch one (NaN when the record has none)."""
-    if published is None:
-        return math.nan
-    ours = (best_during_training_mean(record) if "best during training" in str(published["protocol_note"]).lower()
-            else float(record.acc_mean))
-    return ours - float(published["acc_mean"])
-
-
-def _row(record: RunRecord, variant: str, published: dict[str, Any] | None) -> dict[str, Any]:
+def _row(record: RunRecord, variant: str, published: dict[str, Any] | None, *, ior: float = math.nan,
+         elsewhere: str = "") -> dict[str, Any]:
     pub_mean = math.nan if published is None else float(published["acc_mean"])
+    gap_value, gap_ours = gap(record, published)
     return {
         "protocol": record.protocol,
         "protocol_version": record.protocol_version,
@@ -214,13 +181,17 @@ def _row(record: RunRecord, variant: str, published: dict[str, Any] | None) -> d
         "acc_mean": record.acc_mean,
         "acc_std": record.acc_std,
         "acc_mean_std": f"{record.acc_mean:.2f} +- {record.acc_std:.2f}",
+        "ior": ior,  # points over the same-protocol, same-label-source random subset; NaN without one
         "published": pub_mean,
         "published_std": math.nan if published is None else float(published["acc_std"]),
         "published_verified": None if published is None else published["verified"],
-        GAP_COLUMN: _gap(record, published),  # NaN when no published row matched
+        "published_selection": None if published is None else published["selection"],
+        GAP_COLUMN: gap_value,  # NaN when no published row matched, its selection is unknown, or ours is missing
+        "gap_ours": gap_ours or None,  # which of our numbers entered the gap
         "published_source": None if published is None else published["source"],
+        "acc_best_during_training": best_during_training_mean(record),
         # paper_selection: the test-selected checkpoint's score (the papers' way), beside the honest one; never ranked
-        "acc_test_selected": _nan_if_none((record.extra.get("acc_test_selected") or {}).get("mean")),
+        "acc_test_selected": test_selected_mean(record),
         "label_source": _label_display(record),
         "images_bytes": _nan_if_none(record.storage.get("images_bytes")),
         "labels_bytes": _nan_if_none(record.storage.get("labels_bytes")),
@@ -233,7 +204,7 @@ def _row(record: RunRecord, variant: str, published: dict[str, Any] | None) -> d
         "peak_memory_bytes": _nan_if_none(record.peak_memory.get("bytes")),
         "peak_memory_kind": record.peak_memory.get("kind"),
         "device": record.device,
-        "note": _note(record),
+        "note": _note(record, elsewhere),
         **{k: _nan_if_none(((record.extra.get("robust_scores") or {}).get(k) or {}).get(k)) for k in ("lrs", "ars")},
         "record_id": record.record_id,
         "set_hash": record.set_hash,
@@ -265,8 +236,9 @@ def _assign_ranks(rows: list[dict[str, Any]]) -> None:
 def build_leaderboard(records: Iterable[RunRecord], *, published_csv: Path | str | None = None) -> pd.DataFrame:
     """One row per record (per config), labelled with what distinguishes it from its block's other rows.
 
-    ``published_csv`` (e.g. :data:`PUBLISHED_CSV`) adds the method's own published mean, std and verified flag,
-    matched on (method, dataset, ipc, model), and the gap ``acc_mean - published``. Columns are :data:`COLUMNS`.
+    ``published_csv`` (e.g. :data:`PUBLISHED_CSV`) adds the method's own published mean, std, verified flag and
+    selection rule, matched on (method, dataset, ipc, model, protocol), and the gap against our number measured
+    under that selection rule (:func:`dd_bench.results.published.gap`). Columns are :data:`COLUMNS`.
     """
     unique = {rec.record_id: rec for rec in sorted(records, key=lambda r: (_created(r), r.record_id))}
     groups: dict[tuple, list[RunRecord]] = {}
@@ -274,15 +246,13 @@ def build_leaderboard(records: Iterable[RunRecord], *, published_csv: Path | str
         key = (rec.protocol, rec.protocol_version, rec.ranked, rec.kind, rec.dataset, rec.ipc, rec.model, rec.method,
                _label_display(rec))
         groups.setdefault(key, []).append(rec)
-    published = _published_index(published_csv)
+    published = PublishedIndex(published_csv)
+    iors = ior_by_record(unique.values())
     rows = []
     for recs in groups.values():
         for rec, variant in zip(recs, _variant_labels(recs)):
-            match = None
-            if rec.protocol in PUBLISHED_COMPARABLE:
-                name = PUBLISHED_NAMES.get(rec.method, rec.method) if rec.kind == "reference" else rec.method
-                match = published.get((name, rec.dataset, rec.ipc, rec.model))
-            rows.append(_row(rec, variant, match))
+            rows.append(_row(rec, variant, published.match(rec), ior=iors.get(rec.record_id, math.nan),
+                             elsewhere=published.elsewhere(rec)))
     _assign_ranks(rows)
     rows.sort(key=_sort_key)
     df = pd.DataFrame(rows, columns=list(COLUMNS))
@@ -362,9 +332,13 @@ _DISPLAY = (
     ("preset", lambda r: _text(r["preset"])),
     ("seeds", lambda r: str(r["n_seeds"])),
     ("acc % (mean +- std)", lambda r: str(r["acc_mean_std"])),
+    ("IOR (points)", lambda r: _fmt_number(r["ior"], 2, sign=True)),
     ("published", _fmt_published),
     ("verified", lambda r: _text(r["published_verified"])),
+    ("selection", lambda r: _text(r["published_selection"])),
     (GAP_COLUMN, lambda r: _fmt_number(r[GAP_COLUMN], 2, sign=True)),
+    ("gap uses our", lambda r: _text(r["gap_ours"])),
+    ("best during training % (not ranked)", lambda r: _fmt_number(r["acc_best_during_training"], 2)),
     ("test-selected % (not ranked)", lambda r: _fmt_number(r["acc_test_selected"], 2)),
     ("LRS", lambda r: _fmt_number(r["lrs"], 3)),
     ("ARS", lambda r: _fmt_number(r["ars"], 3)),
@@ -380,7 +354,9 @@ _DISPLAY = (
 )  # fmt: skip
 
 
-_OPTIONAL_DISPLAY = frozenset({"test-selected % (not ranked)", "peak memory", "LRS", "ARS"})
+_OPTIONAL_DISPLAY = frozenset({"test-selected % (not ranked)", "best during training % (not ranked)", "peak memory",
+                               "LRS", "ARS", "IOR (points)", "published", "verified", "selection", GAP_COLUMN,
+                               "gap uses our"})
 
 
 def _render_table(headers: list[str], rows: list[list[str]], *, markdown: bool) -> list[str]:
@@ -397,7 +373,7 @@ def _render_table(headers: list[str], rows: list[list[str]], *, markdown: bool) 
     return [line(headers), line(["-" * w for w in widths]), *map(line, rows)]
 
 
-def _table_header(protocol: str, version: int, ranked: bool) -> list[str]:
+def _table_header(protocol: str, version: int, ranked: bool, has_published: bool = False) -> list[str]:
     title = f"Protocol `{protocol}` v{version}" + (" (ranked)" if ranked else " - NOT RANKED")
     lines = [title, ""]
     if not ranked:
@@ -408,14 +384,23 @@ def _table_header(protocol: str, version: int, ranked: bool) -> list[str]:
         f"Accuracies are mean +- std over seeds (sample std), in percent, on the real test set, evaluated under "
         f"protocol `{protocol}` v{version}."
     )
-    if protocol not in PUBLISHED_COMPARABLE:
-        published = "Published numbers are not shown: this protocol cannot be compared with the papers."
+    if not has_published:
+        published = (f"No published number is shown: baselines/published.csv has none measured under `{protocol}` "
+                     "(a row's note names the protocol that has one).")
     else:
         published = (
-            "Published numbers are best-of-checkpoints on test as reported by the papers (baselines/published.csv), "
-            f"so `{GAP_COLUMN}` is not a like-for-like difference."
+            f"Published numbers (baselines/published.csv) are those measured under `{protocol}`; `{GAP_COLUMN}` "
+            "subtracts each from our number under the paper's selection rule, named beside it: our final epoch, "
+            "our best during training, or our test-selected checkpoint (both labelled, never ranked); no gap where "
+            "the paper's rule is unknown."
         )
-    return lines + [f"{accuracy} {published}", ""]
+    ior = ("IOR: points over the random real subset of the same size under this protocol and the label source "
+           "paired with the set's own (hard, its teachers online, or their static logits); empty without one.")
+    return lines + [f"{accuracy} {published} {ior}", ""]
+
+
+def published_shown(table: pd.DataFrame) -> bool:
+    return bool(table["published"].notna().any())
 
 
 def _render(df: pd.DataFrame, *, markdown: bool) -> str:
@@ -423,7 +408,7 @@ def _render(df: pd.DataFrame, *, markdown: bool) -> str:
         return "No run records.\n"
     out: list[str] = []
     for (protocol, version, ranked), table in df.groupby(["protocol", "protocol_version", "ranked"], sort=False):
-        header = _table_header(str(protocol), int(version), bool(ranked))
+        header = _table_header(str(protocol), int(version), bool(ranked), has_published=published_shown(table))
         out += [("## " if markdown else "== ") + header[0], *header[1:]]
         rows = [[fmt(row) for _, fmt in _DISPLAY] for _, row in table.iterrows()]
         # A column only some runs fill (paper_selection's) is shown in the tables where a run filled it.

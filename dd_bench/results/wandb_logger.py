@@ -2,7 +2,8 @@
 
 * **One wandb run per record** (one evaluated set x model x protocol x label source): flat config keys (method,
   dataset, ipc, model, protocol, label source, seeds, config hash, the keys the command line overrode) and flat
-  summary metrics (``acc_mean``, ``acc_std``, ``acc_test_selected``, ``lrs``/``ars``, storage bytes, distill and
+  summary metrics (``acc_mean``, ``acc_std``, ``ior`` (over the task's paired random subset), ``acc_test_selected``,
+  ``lrs``/``ars``, storage bytes, distill and
   eval seconds), ``group`` = the sweep (Hydra multirun directory) or ``<dataset>-ipc<ipc>``, and tags, so wandb's
   own runs table sorts and groups them as a leaderboard.
 * Each run carries its record JSON (``dd_bench_record.json``), and the config and summary it was given, as run
@@ -21,10 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from dd_bench.errors import UserError
+from dd_bench.results.ior import ior_by_record
 from dd_bench.results.record import RunRecord
 
 RECORD_FILE = "dd_bench_record.json"
@@ -53,11 +56,14 @@ def flat_config(record: RunRecord, overrides: list[str]) -> dict[str, Any]:
             "overrides": list(overrides), "git_sha": record.git_sha, "device": record.device}
 
 
-def flat_summary(record: RunRecord) -> dict[str, Any]:
+def flat_summary(record: RunRecord, ior: float | None = None) -> dict[str, Any]:
+    """``ior``: points over the paired random-subset row (:mod:`dd_bench.results.ior`), when one was logged with it."""
     storage = record.storage or {}
     scores = record.extra.get("robust_scores") or {}
     selected = record.extra.get("acc_test_selected") or {}
-    out = {"acc_mean": record.acc_mean, "acc_std": record.acc_std, "acc_test_selected": selected.get("mean"),
+    ior = None if ior is None or math.isnan(ior) else ior
+    out = {"acc_mean": record.acc_mean, "acc_std": record.acc_std, "ior": ior,
+           "acc_test_selected": selected.get("mean"),
            "lrs": (scores.get("lrs") or {}).get("lrs"), "ars": (scores.get("ars") or {}).get("ars"),
            "images_bytes": storage.get("images_bytes"), "labels_bytes": storage.get("labels_bytes"),
            "eval_assets_bytes": storage.get("eval_assets_bytes"), "storage_bytes": storage.get("total_bytes"),
@@ -77,6 +83,7 @@ def log_records(records: list[RunRecord], *, project: str | None, entity: str | 
     if not records:
         return []
     wandb = _import_wandb()
+    iors = ior_by_record(records)  # the random-subset rows of the same task pair with its method rows
     logged = []
     for record in records:
         config = flat_config(record, overrides or [])
@@ -88,7 +95,7 @@ def log_records(records: list[RunRecord], *, project: str | None, entity: str | 
                          config=config, dir=None if directory is None else str(directory), reinit="create_new")
         artifact = None
         try:
-            summary = flat_summary(record)
+            summary = flat_summary(record, iors.get(record.record_id))
             run.summary.update(summary)
             files = Path(run.dir)
             (files / RECORD_FILE).write_text(json.dumps(record.to_dict(), indent=1, sort_keys=True, default=str))

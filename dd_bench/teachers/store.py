@@ -36,6 +36,7 @@ from dd_bench.models import create_model
 from dd_bench.seeding import make_generator
 from dd_bench.teachers.recipe import TeacherRecipe
 from dd_bench.train import Cosine, OptimizerSpec, WarmupCosine
+from dd_bench.train.schedules import StepLR
 from dd_bench.train.loop import train_epoch
 from dd_bench.train.optimizers import set_lr
 
@@ -106,7 +107,8 @@ def _train(root: Path, real: RealData, recipe: TeacherRecipe, *, key: str, progr
     spec = OptimizerSpec(recipe.optimizer, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     opt = spec.make(list(module.parameters()), recipe.lr)
     schedule = {"cosine": Cosine(t_max=recipe.epochs), "constant": None,
-                "warmup_cosine": WarmupCosine(recipe.epochs, recipe.warmup_epochs, recipe.warmup_start)}[recipe.schedule]
+                "warmup_cosine": WarmupCosine(recipe.epochs, recipe.warmup_epochs, recipe.warmup_start),
+                "step": StepLR(recipe.step_size, recipe.gamma)}[recipe.schedule]
     data_gen = make_generator(recipe.seed, "teacher", "data")
     aug_gen = make_generator(recipe.seed, "teacher", "aug", device=device)
     augment, labels = _augment(real, recipe), HardLabels(real.train_labels)

@@ -16,6 +16,11 @@ Both paths draw the same random numbers in the same order from per-seed generato
 (``make_generator(seed, "eval", ...)``): initialisation, the shuffle of every pass, and the augmentation
 parameters of every batch. So a seed trains the same network on either path up to floating-point reassociation.
 Every seed's loss is checked after every pass: a diverged seed stops training with an error naming it.
+
+``accumulation_steps`` > 1 (CV-DD's student, ``train_fkd.py:363-394``): each batch is augmented and labelled whole
+(stored FKD batches replay as they were made), then the network runs on its micro-batches (:func:`micro_slices`),
+one backward each of the micro-batch's mean loss divided by the steps, and the optimiser steps once. Without BN the
+update of a full batch equals one batch's; with BN the train-mode statistics are the micro-batch's.
 """
 
 from __future__ import annotations
@@ -149,6 +154,7 @@ def train_networks(
     cpu_batched_up_to: int = 0,
     start: TrainedNetworks | None = None,
     stage: int = 0,
+    accumulation_steps: int = 1,
 ) -> TrainedNetworks:
     """Train one fresh ``model`` per seed for ``passes`` passes over ``images``.
 
@@ -167,9 +173,12 @@ def train_networks(
     start: networks of the same seeds to continue training instead of fresh ones (FTD's warm evaluation,
         ``mtt-ftd-warm``). stage: > 0 gives each seed fresh data and augmentation streams for a later stage of
         training, so it does not replay the batches of the stage before.
+    accumulation_steps: micro-batches per batch, one optimiser step per batch (module docstring).
     """
     if not seeds:
         raise ValueError("seeds must not be empty")
+    if accumulation_steps < 1:
+        raise ValueError(f"accumulation_steps must be >= 1; got {accumulation_steps}")
     per_seed = isinstance(images, (list, tuple))
     images_of = list(images) if per_seed else [images] * len(seeds)
     labels_of = list(labels) if isinstance(labels, (list, tuple)) else [labels] * len(seeds)
@@ -218,7 +227,7 @@ def train_networks(
         for group in groups:
             def fresh(current_lr: float) -> torch.optim.Optimizer:
                 return optimizer.make(trainable if batched else list(state.modules[group[0]].parameters()),
-                                      current_lr)
+                                      current_lr, stacked=batched)
 
             opt = fresh(schedule.lr(0, lr))
             for ep in range(passes):
@@ -234,13 +243,15 @@ def train_networks(
                     last_loss = train_epoch_batched(call, params, buffers, opt, images_of=images_of, per_seed=per_seed,
                                                labels_of=labels_of, epoch=ep, batch_size=batch_size,
                                                augment=augment, data_gens=data_gens, aug_gens=aug_gens,
-                                               transform=transform, max_steps=budget, replay=replay)
+                                               transform=transform, max_steps=budget, replay=replay,
+                                               accumulation_steps=accumulation_steps)
                 else:
                     s = group[0]
                     last_loss = [train_epoch(state.modules[s], images=images_of[s], labels=labels_of[s], epoch=ep,
                                              batch_size=batch_size, optimizer=opt, augment=augment,
                                              data_gen=data_gens[s], aug_gen=aug_gens[s], transform=transform,
-                                             max_steps=budget, replay=replay)]
+                                             max_steps=budget, replay=replay,
+                                             accumulation_steps=accumulation_steps)]
                 bad = [seeds[s] for s, loss in zip(group, last_loss) if not torch.isfinite(loss)]
                 if bad:
                     raise FloatingPointError(f"training '{model}' diverged for seed(s) {bad} (losses "
@@ -259,10 +270,22 @@ def train_networks(
     return state
 
 
+def micro_slices(b: int, *, batch_size: int, n: int, steps: int) -> list[tuple[int, int]]:
+    """The [lo, hi) micro-batches of a batch of ``b`` (of ``n`` images in batches of ``batch_size``) under ``steps``
+    accumulation steps: ceil(min(batch_size, n) / steps) images each (train_fkd.py:365 takes batch_size // steps;
+    its CIFAR-10 IPC 1 scripts pass the whole set of 10 as the batch, hence min(batch_size, n)); a short last batch
+    has as many as it fills (L368-371), each still divided by ``steps`` (L385)."""
+    if steps == 1:
+        return [(0, b)]
+    m = -(-min(batch_size, n) // steps)
+    return [(lo, min(lo + m, b)) for lo in range(0, b, m)]
+
+
 def train_epoch(module: nn.Module, *, images: torch.Tensor, labels: LabelSource, epoch: int, batch_size: int,
                 optimizer: torch.optim.Optimizer, augment: object | None, data_gen: torch.Generator,
                 aug_gen: torch.Generator, transform: Transform | None = None,
-                max_steps: int | None = None, replay: Replay | None = None) -> torch.Tensor:
+                max_steps: int | None = None, replay: Replay | None = None,
+                accumulation_steps: int = 1) -> torch.Tensor:
     """One pass of ``module`` (in train mode) over ``images`` in a fresh order from ``data_gen``: batches of
     ``batch_size``, augmented with params from ``aug_gen``, targets from ``labels``. Returns the last batch's loss.
     The sequential path of :func:`train_networks` and the teachers' training both run this."""
@@ -284,12 +307,20 @@ def train_epoch(module: nn.Module, *, images: torch.Tensor, labels: LabelSource,
         if augment is not None:
             x = augment.apply(x, aug)
         t = labels.targets(x, idx, epoch, aug)
+        slices = micro_slices(len(idx), batch_size=batch_size, n=n, steps=accumulation_steps)
 
-        def closure(x: torch.Tensor = x, t: Targets = t) -> torch.Tensor:
+        def closure(x: torch.Tensor = x, t: Targets = t, slices: list = slices) -> torch.Tensor:
             optimizer.zero_grad(set_to_none=True)
-            step_loss = t.loss(module(x), t.values)
-            step_loss.backward()
-            return step_loss
+            if len(slices) == 1 and accumulation_steps == 1:
+                step_loss = t.loss(module(x), t.values)
+                step_loss.backward()
+                return step_loss
+            total = torch.zeros((), device=x.device)
+            for lo, hi in slices:
+                part = t.loss(module(x[lo:hi]), t.values[lo:hi]) / accumulation_steps
+                part.backward()
+                total = total + part.detach()
+            return total
 
         loss = optimizer.step(closure).detach()
     return loss
@@ -306,7 +337,7 @@ def train_epoch_batched(call: Callable, params: dict, buffers: dict, optimizer: 
                    images_of: list[torch.Tensor], per_seed: bool, labels_of: list, epoch: int, batch_size: int,
                    augment: object | None, data_gens: list[torch.Generator], aug_gens: list[torch.Generator],
                    transform: Transform | None, max_steps: int | None,
-                   replay: Replay | None = None) -> list[torch.Tensor]:
+                   replay: Replay | None = None, accumulation_steps: int = 1) -> list[torch.Tensor]:
     """One pass of S stacked networks: the same draws per seed as :func:`train_epoch`, one vmapped forward."""
     n, seeds = len(images_of[0]), len(images_of)
     device = images_of[0].device
@@ -331,15 +362,25 @@ def train_epoch_batched(call: Callable, params: dict, buffers: dict, optimizer: 
         x = x.view(seeds, b, *x.shape[1:])
         targets = [labels_of[s].targets(x[s], idx[s], epoch, aug_params[s]) for s in range(seeds)]
         first: list[torch.Tensor] = []  # per-seed losses at the weights before the step (GSAM calls twice)
+        slices = micro_slices(b, batch_size=batch_size, n=n, steps=accumulation_steps)
 
-        def closure(x: torch.Tensor = x, targets: list[Targets] = targets) -> torch.Tensor:
+        def closure(x: torch.Tensor = x, targets: list[Targets] = targets, slices: list = slices) -> torch.Tensor:
             optimizer.zero_grad(set_to_none=True)
-            logits = call(params, buffers, x)
-            per_seed = [t.loss(logits[s], t.values) for s, t in enumerate(targets)]
+            if len(slices) == 1 and accumulation_steps == 1:
+                logits = call(params, buffers, x)
+                per_seed = [t.loss(logits[s], t.values) for s, t in enumerate(targets)]
+                total = sum(per_seed)
+                total.backward()
+            else:  # the same micro-batches as train_epoch, every seed at once
+                per_seed = [torch.zeros((), device=x.device)] * seeds
+                for lo, hi in slices:
+                    logits = call(params, buffers, x[:, lo:hi])
+                    parts = [t.loss(logits[s], t.values[lo:hi]) / accumulation_steps for s, t in enumerate(targets)]
+                    sum(parts).backward()
+                    per_seed = [a + p.detach() for a, p in zip(per_seed, parts)]
+                total = sum(per_seed)
             if not first:
                 first.extend(v.detach() for v in per_seed)
-            total = sum(per_seed)
-            total.backward()
             return total
 
         optimizer.step(closure)

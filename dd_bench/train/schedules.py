@@ -8,6 +8,8 @@
   ``LinearLR(start_factor, total_iters=warmup)`` then ``CosineAnnealingLR(T_max=epochs - warmup)`` through
   ``SequentialLR``: ``lr(e) = lr0 * (s + (1 - s) * e / W)`` for ``e < W``, then ``lr0 * 0.5 * (1 + cos(pi * (e - W) /
   (E - W)))``.
+* :class:`StepLR` (the torchvision classification reference's default ``--lr-scheduler steplr``):
+  ``lr(e) = lr0 * gamma ** (e // step_size)``, stepped per epoch, the optimiser kept.
 * :class:`HalfCosine` (RDED, EDC, CV-DD, decoupled-methods.md §1.5): ``lr(e) = lr0 * 0.5 * (1 + cos(pi * e /
   (E * eta)))``; eta = 2 ends at half of lr0.
 """
@@ -69,4 +71,16 @@ class WarmupCosine:
         return False
 
 
-Schedule = StepDecay | Cosine | HalfCosine | WarmupCosine
+@dataclass(frozen=True)
+class StepLR:
+    step_size: int = 30  # epochs
+    gamma: float = 0.1
+
+    def lr(self, epoch: int, base_lr: float) -> float:
+        return base_lr * self.gamma ** (epoch // self.step_size)
+
+    def fresh_optimizer(self, epoch: int) -> bool:
+        return False
+
+
+Schedule = StepDecay | Cosine | HalfCosine | WarmupCosine | StepLR
