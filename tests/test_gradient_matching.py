@@ -161,3 +161,22 @@ def test_dc_augmentation_matches_its_definition_and_uses_only_its_generator():
     assert torch.equal(again, aug.apply(x, aug.sample_params(6, generator=torch.Generator().manual_seed(0))))
     with pytest.raises(ValueError, match="Unknown DC augmentation family"):
         DCAugment("crop_flip", image_size=(12, 12))
+
+
+@pytest.mark.parametrize("method", ["dc", "dsa"])
+def test_dc_and_dsa_beat_a_random_real_subset_at_ipc1_on_digits(digits, method):
+    """Quality: the digits preset vs a random real IPC 1 subset, `quick`, ConvNets 0-2 (measured: DC 87.9 %, DSA
+    88.0 %, random 65.6 % over distill seeds 0-2; seed 0 here)."""
+    import statistics
+
+    from conftest import preset_options
+
+    from dd_bench.eval import evaluate
+
+    scores = {}
+    for name, m in ((method, create_method(method, **preset_options(method))), ("random", create_method("random"))):
+        synset = m.distill(digits, ipc=1, seed=0, progress=False)
+        (res,) = evaluate(synset, real=digits, protocol=get_protocol("quick"), models=["convnet"], seeds=[0, 1, 2],
+                          progress=False)
+        scores[name] = statistics.fmean(res.accuracies)
+    assert scores[method] >= scores["random"] + 10.0, scores
