@@ -21,3 +21,5 @@ CONF_DIR = _shipped("conf")
 BASELINES_DIR = _shipped("baselines")
 PUBLISHED_CSV = BASELINES_DIR / "published.csv"
 RECORDED_REFERENCES_DIR = BASELINES_DIR / "references"  # run records of reference rows, with their provenance
+# The fidelity ledger's entries (results/ledger/*.json): in a source checkout only (a wheel ships none).
+LEDGER_DIR = _PACKAGE.parent / "results" / "ledger"

@@ -304,8 +304,10 @@ def task_report(cfg: DictConfig) -> dict[str, Any]:
     records = load_records(cfg.results)
     if not records:
         raise UserError(f"no run records under '{cfg.results}' (looked for {cfg.results}/**/records/*.json)")
+    from dd_bench.resources import LEDGER_DIR
+
     page = build_report(records, out_dir=Path(cfg.out or Path(cfg.results) / "report"), published_csv=_published(),
-                        cache_dir=_cache_dir(cfg))
+                        cache_dir=_cache_dir(cfg), ledger_dir=LEDGER_DIR)
     print(f"wrote {page} (self-contained; the figures also as PNG beside it) from {len(records)} records")
     return {"report": str(page), "records": []}
 

@@ -187,7 +187,7 @@ def _fails(args: list[str], tmp_path: Path, capsys) -> str:
     (["distill", "ipc=abc"], "ipc"),
     (["distill", "method.init=bogus"], "expected one of [real, noise]"),
     (["distill", "method=mtt", "method.grad_mode=exact"], "expected one of [recompute, unrolled, tesla]"),
-    (["evaluate", "eval.augment=flip"], "expected one of [dsa, dsa_fyi, none]"),
+    (["evaluate", "eval.augment=flip"], "expected one of [dsa, dsa_fyi, none, dc_crop_scale_rotate, dc_crop_noise]"),
     (["distill", "logger=wandb", "logger.mode=loud"], "expected one of [online, offline, disabled]"),
     (["distill", "method.model=nope"], "Unknown model 'nope' for method 'dm'"),
     (["run", "models=[nope]"], "Unknown model 'nope'; available: alexnet"),

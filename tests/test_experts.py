@@ -345,6 +345,13 @@ def test_replay_buffer_rejects_unsafe_and_mismatched_files(digits, tmp_path: Pat
     torch.save([[[torch.zeros(3)]]], broken)
     with pytest.raises(ReplayBufferError, match="expert 0, epoch 0: expected a list of 14 parameter tensors; got 1 tensors"):
         import_replay_buffers([broken], **kw)
+    # buffer.py's p.detach().cpu() on a CPU: every snapshot aliases the final weights (issue 21's trap).
+    aliased = tmp_path / "replay_buffer_aliased.pt"
+    final = [t.clone() for t in torch.load(paths[0], weights_only=True)[0][-1]]
+    torch.save([[final, final, final]], aliased)
+    with pytest.raises(ReplayBufferError, match=r"replay_buffer_aliased\.pt: expert 0: all 3 epoch snapshots are "
+                                                r"identical .*copying \.cpu\(\)"):
+        import_replay_buffers([aliased], **kw)
 
 
 # ----------------------------------------------------------------------------------------------------- recipe

@@ -90,6 +90,12 @@ def _flatten_file(path: Path, obj: Any, shapes: list[tuple[str, tuple[int, ...]]
                 n = tensor.numel()
                 flat[t, offset:offset + n] = tensor.reshape(-1)
                 offset += n
+        if len(flat) > 1 and bool((flat[1:] == flat[:1]).all()):
+            # MTT's buffer.py snapshots with p.detach().cpu(), which copies on a GPU but returns the live tensor on
+            # a CPU: every saved epoch then aliases the final weights, and distilling from it gives an inf/nan loss.
+            raise ReplayBufferError(f"{path}: expert {e}: all {len(flat)} epoch snapshots are identical (a buffer "
+                                    "saved on a CPU by buffer.py's p.detach().cpu() aliases the final weights); "
+                                    "re-save it with a copying .cpu() (e.g. p.detach().cpu().clone())")
         experts.append(flat)
     return torch.stack(experts)
 

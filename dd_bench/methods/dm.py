@@ -27,9 +27,8 @@ from dd_bench.augment import DSA
 from dd_bench.data import RealData
 from dd_bench.data.subsets import class_balanced_indices
 from dd_bench.errors import UserError
-from dd_bench.io import json_sha256
 from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
-from dd_bench.methods.loop import run_iterations
+from dd_bench.methods.loop import generator_states, restore_generators, resume_key, run_iterations
 from dd_bench.models import create_model, embed
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
@@ -62,11 +61,7 @@ class DistributionMatching(Synthesizer):
             raise UserError("dm: iterations must be >= 0 and batch_real > 0")
 
     def _config_hash(self, real: RealData, ipc: int, seed: int) -> str:
-        # Everything that changes the trajectory. Not iterations: nothing depends on the total (constant lr), so
-        # the state after k iterations is the same for every run of k or more, and a longer run may resume a
-        # shorter one's checkpoint; a checkpoint past this run's iterations is never used (see distill).
-        cfg = {k: v for k, v in self.config_dict().items() if k not in ("iterations", "checkpoint_every")}
-        return json_sha256({"cfg": cfg, "data": real.fingerprint(), "ipc": ipc, "seed": seed}, 16)
+        return resume_key(self.config_dict(), fingerprint=real.fingerprint(), ipc=ipc, seed=seed)
 
     def distill(self, real: RealData, *, ipc: int, seed: int, progress: bool = True,
                 checkpoint_dir: Path | None = None, cache_dir: Path | None = None) -> SyntheticSet:
@@ -109,8 +104,10 @@ class DistributionMatching(Synthesizer):
             opt.step()
             return loss.item()
 
+        generators = {"net": g_net, "real": g_real, "aug": g_aug}
+
         def save_state() -> tuple[dict[str, torch.Tensor], dict]:
-            tensors = {"g_net": g_net.get_state(), "g_real": g_real.get_state(), "g_aug": g_aug.get_state()}
+            tensors = generator_states(generators)
             if "momentum_buffer" in opt.state.get(images, {}):
                 tensors["momentum"] = opt.state[images]["momentum_buffer"]
             return tensors, {}
@@ -118,8 +115,7 @@ class DistributionMatching(Synthesizer):
         def restore_state(tensors: dict[str, torch.Tensor], state: dict) -> None:
             if "momentum" in tensors:
                 opt.state[images]["momentum_buffer"] = tensors["momentum"].to(device)
-            for g, name in ((g_net, "g_net"), (g_real, "g_real"), (g_aug, "g_aug")):
-                g.set_state(tensors[name].cpu())  # generator states are CPU byte tensors on every device
+            restore_generators(generators, tensors)
 
         status = run_iterations(
             iterations=cfg.iterations, leaves={"images": images}, step=step, save_state=save_state,

@@ -40,9 +40,8 @@ from dd_bench.augment import DSA
 from dd_bench.data import RealData
 from dd_bench.data.subsets import class_balanced_indices
 from dd_bench.errors import UserError
-from dd_bench.io import json_sha256
 from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
-from dd_bench.methods.loop import run_iterations
+from dd_bench.methods.loop import generator_states, restore_generators, resume_key, run_iterations
 from dd_bench.models import create_model
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
@@ -109,7 +108,8 @@ def _has_batchnorm(net: nn.Module) -> bool:
 @METHODS.register("dc")
 class DatasetCondensation(Synthesizer):
     name = "dc"
-    TEST_OPTIONS = {"iterations": 2, "batch_real": 16}
+    # Explicit loops (get_loops has no ipc 2) that also run the inner loop; an MLP keeps it about a second.
+    TEST_OPTIONS = {"iterations": 2, "batch_real": 16, "outer_loop": 2, "inner_loop": 1, "model": "mlp"}
 
     @dataclasses.dataclass
     class Config:
@@ -137,10 +137,6 @@ class DatasetCondensation(Synthesizer):
         if c.checkpoint_every < 1:
             raise UserError(f"{self.name}: checkpoint_every must be >= 1; got {c.checkpoint_every}")
 
-    def _config_hash(self, real: RealData, ipc: int, seed: int) -> str:
-        # Not iterations: the state after k iterations is the same for any run of k or more (constant lrs).
-        cfg = {k: v for k, v in self.config_dict().items() if k not in ("iterations", "checkpoint_every")}
-        return json_sha256({"cfg": cfg, "data": real.fingerprint(), "ipc": ipc, "seed": seed}, 16)
 
     def distill(self, real: RealData, *, ipc: int, seed: int, progress: bool = True,
                 checkpoint_dir: Path | None = None, cache_dir: Path | None = None) -> SyntheticSet:
@@ -220,9 +216,10 @@ class DatasetCondensation(Synthesizer):
                 train_inner(net, opt_net)
             return total / (k * outer)
 
+        generators = {"net": g_net, "real": g_real, "order": g_order, "aug": g_aug}
+
         def save_state() -> tuple[dict[str, torch.Tensor], dict]:
-            tensors = {f"g_{n}": g.get_state() for n, g in (("net", g_net), ("real", g_real), ("order", g_order),
-                                                            ("aug", g_aug))}
+            tensors = generator_states(generators)
             if "momentum_buffer" in opt_img.state.get(images, {}):
                 tensors["momentum"] = opt_img.state[images]["momentum_buffer"]
             return tensors, {}
@@ -230,13 +227,13 @@ class DatasetCondensation(Synthesizer):
         def restore_state(tensors: dict[str, torch.Tensor], state: dict) -> None:
             if "momentum" in tensors:
                 opt_img.state[images]["momentum_buffer"] = tensors["momentum"].to(device)
-            for name, g in (("net", g_net), ("real", g_real), ("order", g_order), ("aug", g_aug)):
-                g.set_state(tensors[f"g_{name}"].cpu())  # generator states are CPU byte tensors on every device
+            restore_generators(generators, tensors)
 
         status = run_iterations(
             iterations=cfg.iterations, leaves={"images": images}, step=step, save_state=save_state,
             restore_state=restore_state, checkpoint_dir=checkpoint_dir, checkpoint_every=cfg.checkpoint_every,
-            config_hash=self._config_hash(real, ipc, seed), progress=progress, desc=f"{self.name} ipc{ipc}",
+            config_hash=resume_key(self.config_dict(), fingerprint=real.fingerprint(), ipc=ipc, seed=seed),
+            progress=progress, desc=f"{self.name} ipc{ipc}",
             postfix=lambda it, loss: {"loss": f"{loss:.4g}"})
         return self.new_synset(real, ipc=ipc, images=images.detach(), labels=labels,
                                provenance={"distill_status": {**status, "outer_loop": outer, "inner_loop": inner}})

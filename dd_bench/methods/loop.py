@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from dd_bench.io import load_checkpoint, save_checkpoint
+from dd_bench.io import json_sha256, load_checkpoint, save_checkpoint
 
 # The observer of distillation curves: (the loop's desc, {"iteration", "loss", the bar's numeric fields}) per good
 # iteration. Set only by the task that runs a method (dd_bench.results.wandb_logger.distill_run).
@@ -111,3 +111,22 @@ def _numbers(fields: dict[str, Any]) -> dict[str, float]:
         except (TypeError, ValueError):
             continue
     return out
+
+
+def resume_key(config: dict[str, Any], *, fingerprint: str, ipc: int, seed: int,
+               ignore: tuple[str, ...] = ("iterations", "checkpoint_every")) -> str:
+    """The ``config_hash`` of a method whose state after k iterations is the same for every run of k or more
+    (constant learning rates): everything that changes the trajectory, not the total count, so a longer run may
+    resume a shorter one's checkpoint (a checkpoint past a run's iterations is never used)."""
+    cfg = {k: v for k, v in config.items() if k not in ignore}
+    return json_sha256({"cfg": cfg, "data": fingerprint, "ipc": ipc, "seed": seed}, 16)
+
+
+def generator_states(generators: dict[str, torch.Generator]) -> dict[str, torch.Tensor]:
+    """Checkpoint tensors ``g_<name>`` of named generators (CPU byte tensors on every device)."""
+    return {f"g_{name}": g.get_state() for name, g in generators.items()}
+
+
+def restore_generators(generators: dict[str, torch.Generator], tensors: dict[str, torch.Tensor]) -> None:
+    for name, g in generators.items():
+        g.set_state(tensors[f"g_{name}"].cpu())

@@ -149,9 +149,27 @@ FIGURES = {"accuracy_vs_ipc": accuracy_vs_ipc, "accuracy_vs_storage": accuracy_v
            "method_x_architecture": method_model_heatmap, "test_selection_gap": test_selection_gap}
 
 
+def ledger_panel(ledger_dir: Path | None) -> str:
+    """The fidelity ledger (results/ledger/*.json) as an HTML table, or '' when there is no entry."""
+    from dd_bench.results.ledger import load_ledger
+
+    entries = load_ledger(ledger_dir) if ledger_dir is not None else []
+    measured = [e for e in entries if e["status"] == "measured"]
+    if not measured:
+        return ""
+    table = pd.DataFrame([{
+        "pair": e["pair"], "method": e["method"], "data": f"{e['dataset']}, IPC {e['ipc']}",
+        "dd-bench %": e["means"]["ddbench"], "official %": e["means"]["official"], "d": e["difference"],
+        "SE": e["standard_error"], "verdict": e["verdict"], "time ratio": e["wall_time_ratio"],
+        "official code": f"{e['official']['repository']}@{str(e['official']['commit'])[:7]}"} for e in measured])
+    return ("<h2>fidelity ledger</h2><p>dd-bench beside the official implementations on the same data and budget "
+            "(docs/ledger.md).</p>" + table.to_html(index=False, float_format=lambda v: f"{v:.2f}", escape=True))
+
+
 def build_report(records: list[Any], *, out_dir: Path, published_csv: Path | None = None,
-                 cache_dir: Path | None = None) -> Path:
-    """Write ``out_dir/index.html`` and ``out_dir/<figure>.png``; returns the HTML path."""
+                 cache_dir: Path | None = None, ledger_dir: Path | None = None) -> Path:
+    """Write ``out_dir/index.html`` and ``out_dir/<figure>.png``; returns the HTML path. ``ledger_dir``: the fidelity
+    ledger's entries, shown as a panel when there are any."""
     from dd_bench.results import build_leaderboard
 
     df = build_leaderboard(records, published_csv=published_csv)
@@ -173,7 +191,8 @@ def build_report(records: list[Any], *, out_dir: Path, published_csv: Path | Non
         parts.append(f"<h2>{name.replace('_', ' ')}</h2><img alt='{name}' class='figure' "
                      f"onload=\"this.dataset.loaded='1'\" src='data:image/png;base64,{data}'>")
     table = df[[c for c in TABLE_COLUMNS if c in df.columns]]
-    parts += ["<h2>leaderboard</h2>", table.to_html(index=False, na_rep="", escape=True), "</body></html>"]
+    parts += ["<h2>leaderboard</h2>", table.to_html(index=False, na_rep="", escape=True), ledger_panel(ledger_dir),
+              "</body></html>"]
     page = out_dir / "index.html"
     atomic_write_text(page, "\n".join(parts))
     return page

@@ -1,0 +1,105 @@
+"""The fidelity ledger: its entry schema and verdict rule, the generated page, and the data adapter's subset."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from dd_bench.errors import UserError
+from dd_bench.results.ledger import check_entry, compare, load_ledger, render_markdown, verdict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"ledger_{name}", ROOT / "scripts" / "ledger" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def entry(ours=(30.1, 29.8, 30.5, 29.9, 30.2), official=(30.0, 30.4, 29.6, 30.3, 30.1)) -> dict:
+    return {
+        "format": "dd-bench-ledger", "version": 1, "pair": "mtt-cifar10-ipc1", "method": "mtt", "dataset": "cifar10",
+        "ipc": 1, "status": "measured",
+        "official": {"repository": "GeorgeCazenavette/mtt-distillation", "commit": "0" * 40,
+                     "command": "python distill.py ...", "wall_seconds": 100.0,
+                     "adaptations": ["data: ImageFolder subset", "buffer.py: a copying .cpu()", "wandb: no-op"]},
+        "ddbench": {"command": "dd-bench run ...", "git_sha": "1" * 40, "wall_seconds": 90.0},
+        "budget": {"iterations": 300, "syn_steps": 20, "experts": 2, "expert_epochs": 4, "eval_epochs": 300},
+        "data": {"train_subset": {"per_class": 200, "seed": 0, "indices_sha256": "ab" * 32}, "test": "full"},
+        "scoring": {"evaluator": "dd-bench", "protocol": "mtt+custom", "model": "convnet"},
+        "accuracies": {"ddbench": list(ours), "official": list(official)},
+        **compare(list(ours), list(official)), "wall_time_ratio": 0.9, "reproduce": "python scripts/ledger/... ",
+    }
+
+
+def test_the_verdict_rule():
+    assert verdict(1.0, 0.5) == "agree" and verdict(-1.5, 0.75) == "agree"
+    assert verdict(2.0, 0.5) == "disagree" and verdict(-3.0, 1.4) == "disagree"
+    assert verdict(1.0, 0.9) == "inconclusive"  # small gap, too noisy to say
+    assert verdict(2.0, 1.2) == "inconclusive"  # large gap, within 2 SE
+
+
+def test_an_entry_carries_every_field_and_its_verdict_follows_from_its_numbers():
+    good = entry()
+    assert check_entry(copy.deepcopy(good))["verdict"] == "agree"
+    for path in ("official.commit", "budget", "data.train_subset", "accuracies.official", "wall_time_ratio",
+                 "official.adaptations", "reproduce"):
+        bad = copy.deepcopy(good)
+        *parents, leaf = path.split(".")
+        node = bad
+        for p in parents:
+            node = node[p]
+        del node[leaf]
+        with pytest.raises(UserError, match=f"missing field '{path}'"):
+            check_entry(bad)
+    forged = {**copy.deepcopy(good), "verdict": "disagree"}
+    with pytest.raises(UserError, match="verdict 'disagree' does not follow from the numbers .'agree'."):
+        check_entry(forged)
+    with pytest.raises(UserError, match="difference"):
+        check_entry({**copy.deepcopy(good), "difference": 5.0})
+    few = entry(ours=(30.0, 31.0, 29.0), official=(30.0, 30.5, 29.5))
+    with pytest.raises(UserError, match="at least 5 evaluation networks"):
+        check_entry(few)
+    not_run = {"format": "dd-bench-ledger", "version": 1, "pair": "datm-cifar10-ipc10", "method": "datm",
+               "dataset": "cifar10", "ipc": 10, "status": "not run", "reason": "the budget ran out",
+               "official": {"repository": "GzyAftermath/DATM"}}
+    assert check_entry(not_run)["status"] == "not run"
+
+
+def test_the_page_is_what_the_generator_writes_from_the_committed_entries(tmp_path):
+    committed = load_ledger(ROOT / "results" / "ledger")
+    assert (ROOT / "docs" / "ledger.md").read_text() == render_markdown(committed)
+    (tmp_path / "a.json").write_text(json.dumps(entry()))
+    page = render_markdown(load_ledger(tmp_path))
+    assert "| mtt-cifar10-ipc1 | mtt | cifar10, IPC 1 |" in page and "| agree |" in page and "0.90x" in page
+    assert "No pair has been measured yet" in render_markdown([])
+
+
+def test_the_data_adapter_writes_the_same_class_balanced_subset_for_the_same_seed(digits, tmp_path):
+    data = _script("data")
+    a = data.write_subset(digits, per_class=3, seed=7, out=tmp_path / "a")
+    b = data.write_subset(digits, per_class=3, seed=7, out=tmp_path / "b")
+    c = data.subset_indices(digits, per_class=3, seed=8)
+    assert a["indices_sha256"] == b["indices_sha256"] and a["indices"] == b["indices"]
+    assert data.indices_sha256(c) != a["indices_sha256"]
+    labels = [int(digits.train_labels[i]) for i in a["indices"]]
+    assert labels == sorted(labels) and all(labels.count(k) == 3 for k in range(10))
+    folders = sorted(p.name for p in (tmp_path / "a" / "train").iterdir())
+    assert len(folders) == 10 and folders[0].startswith("000_")
+    assert sum(1 for _ in (tmp_path / "a" / "train").rglob("*.png")) == 30
+    assert json.loads((tmp_path / "a" / "subset.json").read_text())["indices_sha256"] == a["indices_sha256"]
+
+
+def test_the_report_shows_the_ledger_as_a_panel_when_entries_exist(tmp_path):
+    from dd_bench.results.report import ledger_panel
+
+    assert ledger_panel(tmp_path) == "" and ledger_panel(None) == ""
+    (tmp_path / "a.json").write_text(json.dumps(entry()))
+    panel = ledger_panel(tmp_path)
+    assert "fidelity ledger" in panel and "mtt-cifar10-ipc1" in panel and "agree" in panel
