@@ -1,6 +1,7 @@
 """dd-bench: distil datasets, evaluate them with one shared evaluator, compare and export."""
 
 __version__ = "0.1.0"
+__all__ = ["__version__", "score"]
 
 
 def __getattr__(name: str):
@@ -10,3 +11,7 @@ def __getattr__(name: str):
 
         return score
     raise AttributeError(f"module 'dd_bench' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})  # the lazy ``score`` too, for tab completion

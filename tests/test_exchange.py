@@ -188,6 +188,18 @@ def test_score_api_on_users_tensors(sets, digits):
     with pytest.raises(UserError, match="images of shape"):
         dd_bench.score(original.images[:, :, :4], original.labels, dataset="digits", space="uint8")
 
+    # First-hour trial: numpy works, the default space refuses 0-255 data, an out-of-range label is named, and
+    # score is found by tab completion.
+    from_numpy = dd_bench.score(original.images.numpy(), original.labels.numpy(), dataset="digits", protocol="quick",
+                                models=["mlp"], seeds=[0, 1], space="uint8", device="cpu")
+    assert from_numpy[0].accuracies == expected.accuracies
+    with pytest.raises(UserError, match=r"spans \[0, 2\d\d(\.\d+)?\]: beyond \+-50, not normalized values "
+                                        r"\(0-255 pixels: declare space=uint8"):
+        dd_bench.score(original.images.float() * 1.0001, original.labels, dataset="digits", models=["mlp"], seeds=1)
+    with pytest.raises(UserError, match=r"label 10 is outside the class ids 0..9 of digits"):
+        dd_bench.score(original.images, original.labels + 1, dataset="digits", space="uint8")
+    assert "score" in dir(dd_bench) and "score" in dd_bench.__all__
+
 
 def test_teacher_labelled_sets_export_self_contained_or_materialised(compose_cfg, tmp_path):
     import json

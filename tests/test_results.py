@@ -207,6 +207,7 @@ def test_leaderboard_keeps_every_record_and_protocols_apart(synthetic_records, t
 
     full = df[df["method"] == "full_data"].iloc[0]
     assert pd.isna(full["ipc"]) and full[GAP_COLUMN] == pytest.approx(84.0 - 84.8)
+    assert full["acc_mean_std"] == "84.00 +- n/a"  # one seed: no spread to show
     random_ref = df[df["method"] == "random_subset"].iloc[0]
     # The reference row sits beside the papers' random-real baseline (published as `random`).
     assert random_ref["kind"] == "reference" and random_ref["published"] == 26.0

@@ -213,15 +213,20 @@ def synset_from_tensors(images: torch.Tensor, labels: torch.Tensor, *, real: Rea
     """A SyntheticSet of ``real``'s dataset from user tensors, after every check (shapes, classes, balance, space)."""
     from dd_bench.methods.base import eval_assets_bytes, image_space_of
 
-    images, labels = images.detach().cpu(), labels.detach().cpu()
+    images, labels = torch.as_tensor(images).detach().cpu(), torch.as_tensor(labels).detach().cpu()  # numpy too
+    if soft_labels is not None:
+        soft_labels = torch.as_tensor(soft_labels)
     shape = (real.channels, *real.image_size)
     if images.dim() != 4 or tuple(images.shape[1:]) != shape:
         raise UserError(f"{what}: images of shape {tuple(images.shape)} do not fit {real.name} (N, {shape[0]}, "
                         f"{shape[1]}, {shape[2]})")
-    if labels.is_floating_point() or labels.shape != (len(images),) or int(labels.min()) < 0 \
-            or int(labels.max()) >= real.num_classes:
+    if labels.is_floating_point() or labels.shape != (len(images),):
         raise UserError(f"{what}: labels of shape {tuple(labels.shape)} ({labels.dtype}) do not fit {len(images)} "
                         f"images of {real.num_classes} classes (class ids 0..{real.num_classes - 1})")
+    outside = labels[(labels < 0) | (labels >= real.num_classes)]
+    if len(outside):
+        raise UserError(f"{what}: label {int(outside[0])} is outside the class ids 0..{real.num_classes - 1} of "
+                        f"{real.name} ({len(outside)} label(s) out of range)")
     if soft_labels is not None and tuple(soft_labels.shape) != (len(images), real.num_classes):
         raise UserError(f"{what}: soft labels of shape {tuple(soft_labels.shape)}; ({len(images)}, "
                         f"{real.num_classes}) expected")

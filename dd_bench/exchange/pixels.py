@@ -33,6 +33,11 @@ def to_uint8(pixels: torch.Tensor) -> torch.Tensor:
     return (pixels * 255.0).round().clamp(0, 255).to(torch.uint8)
 
 
+# |value| bound of a model-space (mean/std or ZCA) image: far beyond what distillation produces (sets measured here
+# stay within about 20 standard deviations), far below 0-255 data read as normalised (up to (255 - mean) / std).
+NORMALIZED_LIMIT = 50.0
+
+
 def check_space(x: torch.Tensor, space: str, *, what: str) -> None:
     """Fail in one line when ``x``'s values cannot be in the declared ``space`` (pixels in [0, 1] declared as
     normalised, 0-255 values declared as [0, 1] pixels, negative values declared as pixels)."""
@@ -52,3 +57,7 @@ def check_space(x: torch.Tensor, space: str, *, what: str) -> None:
     if space in ("normalized", "zca") and lo >= 0 and hi <= 1:
         raise UserError(f"{what} lies in [{lo:.3g}, {hi:.3g}]: these look like pixels in [0, 1], not {space} "
                         "values; declare space=pixels")
+    if space in ("normalized", "zca") and max(abs(lo), abs(hi)) > NORMALIZED_LIMIT:
+        hint = "0-255 pixels: declare space=uint8" if lo >= 0 else "check the scale of the values"
+        raise UserError(f"{what} spans [{lo:.3g}, {hi:.3g}]: beyond +-{NORMALIZED_LIMIT:g}, not {space} values "
+                        f"({hint}; pixels in [0, 1]: space=pixels)")

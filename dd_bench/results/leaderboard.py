@@ -180,7 +180,8 @@ def _row(record: RunRecord, variant: str, published: dict[str, Any] | None, *, i
         "n_seeds": len(record.seeds),
         "acc_mean": record.acc_mean,
         "acc_std": record.acc_std,
-        "acc_mean_std": f"{record.acc_mean:.2f} +- {record.acc_std:.2f}",
+        # One seed has no spread: "n/a", never a "+- 0.00" that reads as a measured zero.
+        "acc_mean_std": f"{record.acc_mean:.2f} +- " + (f"{record.acc_std:.2f}" if len(record.seeds) > 1 else "n/a"),
         "ior": ior,  # points over the same-protocol, same-label-source random subset; NaN without one
         "published": pub_mean,
         "published_std": math.nan if published is None else float(published["acc_std"]),
