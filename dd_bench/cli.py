@@ -90,6 +90,31 @@ def _entry(cfg: DictConfig) -> None:
         raise SystemExit(1) from None
 
 
+def override_type_error(overrides: list[str]) -> str | None:
+    """One line for the common mistakes Hydra reports in several (a list key given one value, a word where an integer
+    goes), read from the schema's types so it stays in sync; None when there is none."""
+    import dataclasses
+    import typing
+
+    from dd_bench.config_schema import DDBenchSchema, DemoSchema
+
+    kinds: dict[str, str] = {}
+    for prefix, schema in (("", DDBenchSchema), ("demo.", DemoSchema)):
+        for f in dataclasses.fields(schema):
+            hint = str(typing.get_type_hints(schema)[f.name])
+            kinds[prefix + f.name] = "list" if hint.startswith(("list", "typing.Optional[list")) else \
+                "int" if hint == "<class 'int'>" else ""
+    for override in overrides:
+        key, sep, value = override.lstrip("+~").partition("=")
+        if not sep or key not in kinds or value in ("null", ""):
+            continue
+        if kinds[key] == "list" and not value.startswith("["):
+            return f"{key}={value}: {key} is a list; write {key}=[{value}]"
+        if kinds[key] == "int" and not value.lstrip("-").isdigit() and "," not in value and "(" not in value:
+            return f"{key}={value}: {key} is an integer (e.g. {key}={getattr(DDBenchSchema, key, 1) or 1})"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     import hydra
 
@@ -102,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     if task not in TASKS:
         print(f"error: Unknown task '{task}'; available: {', '.join(TASKS)} (or none: the demo)", file=sys.stderr)
         return 2
-    problem = _missing_launcher(rest)
+    problem = override_type_error(rest) or _missing_launcher(rest)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

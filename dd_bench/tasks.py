@@ -424,6 +424,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         from dd_bench.results.wandb_logger import _import_wandb
 
         _import_wandb()  # fail before any work when the extra is missing
+    if cfg.task in ("run", "evaluate") and (not isinstance(cfg.seeds, int) or cfg.seeds < 1):
+        raise UserError(f"seeds={cfg.seeds}: the number of evaluation networks, an integer >= 1 (seeds=5 trains "
+                        "networks 0-4)")  # before any distillation: seeds=0 would distil, then fail
     result = tasks[cfg.task](cfg)
     _log(cfg, result)
     return result
