@@ -7,6 +7,7 @@ whose file already exists, is reused unless ``rerun`` is set, so a killed sweep 
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,8 @@ def distill_to_disk(
             print(f"warning: {method} stopped early: {status.get('reason')}; the last good state was saved")
         preview = None if synset.image_encoding == "uint8" else real.to_pixel_space(synset.images.to(real.device))
         save_synset(synset, out, preview_pixels=preview)
+        # A finished set needs no checkpoint: a later rerun=true starts over instead of resuming at the end.
+        shutil.rmtree(out / ".checkpoint", ignore_errors=True)
     return synset, seconds, False
 
 

@@ -74,7 +74,7 @@ def test_dm_stops_on_divergence_and_keeps_the_last_good_images(digits):
     assert torch.isfinite(synset.images).all()
 
 
-def test_dm_resume_equals_uninterrupted(digits, tmp_path, monkeypatch):
+def test_dm_resume_equals_uninterrupted(digits, tmp_path, monkeypatch, capsys):
     opts = dict(iterations=6, batch_real=16, checkpoint_every=3)
     whole = create_method("dm", **opts).distill(digits, ipc=1, seed=0, progress=False)
 
@@ -96,6 +96,16 @@ def test_dm_resume_equals_uninterrupted(digits, tmp_path, monkeypatch):
     resumed = create_method("dm", **opts).distill(digits, ipc=1, seed=0, progress=False, checkpoint_dir=tmp_path)
     assert resumed.provenance["distill_status"]["resumed_from"] == 3
     torch.testing.assert_close(resumed.images, whole.images, rtol=1e-5, atol=1e-6)
+    assert "resuming from iteration 3 of 6" in capsys.readouterr().err  # the user is told, not left to guess
+
+
+def test_a_finished_set_keeps_no_checkpoint(digits, tmp_path):
+    from dd_bench.workflow import distill_to_disk
+
+    out = tmp_path / "set"
+    distill_to_disk(method="dm", method_kwargs={"iterations": 2, "batch_real": 8, "checkpoint_every": 1},
+                    real=digits, ipc=1, seed=0, out=out, progress=False)
+    assert (out / "meta.json").is_file() and not (out / ".checkpoint").exists()
 
 
 @pytest.mark.parametrize("name,short,long", [("dm", {"iterations": 3, "batch_real": 16, "checkpoint_every": 3},

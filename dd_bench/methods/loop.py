@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,8 @@ def run_iterations(
         restore_state(tensors, state)
         start = int(state["iteration"])
         status["resumed_from"] = start
+        print(f"{desc or 'distillation'}: resuming from iteration {start} of {iterations} ({checkpoint_dir})",
+              file=sys.stderr)
 
     def checkpoint(iteration: int) -> None:
         tensors, state = save_state()
