@@ -345,8 +345,13 @@ def task_export(cfg: DictConfig) -> dict[str, Any]:
     zca = None
     if (meta.get("image_space") or {}).get("space") == "zca":
         zca = load_real(cfg, dataset_name=meta["dataset"]).zca
-    records = [r for r in load_records(cfg.results) if meta.get("set_hash") and r.set_hash == meta["set_hash"]] \
-        if Path(cfg.results).is_dir() else []
+    # The records beside the set (<results>/synsets/<set> -> <results>) and under results=, whichever hold any.
+    found = {}
+    for where in dict.fromkeys([Path(cfg.synset).resolve().parent.parent, Path(cfg.results).resolve()]):
+        for r in load_records(where) if where.is_dir() else []:
+            if meta.get("set_hash") and r.set_hash == meta["set_hash"]:
+                found[r.record_id] = r
+    records = list(found.values())
     materialised = None
     if cfg.materialise:
         from dd_bench.eval import get_protocol

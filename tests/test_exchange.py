@@ -221,3 +221,17 @@ def test_teacher_labelled_sets_export_self_contained_or_materialised(compose_cfg
     with np.load(tmp_path / "b" / "synset.npz", allow_pickle=False) as f:
         shards = [k for k in f.files if k.startswith("labels.kd-quick") and k.endswith(".logits")]
     assert len(shards) == 200  # one per epoch of kd-quick
+
+
+def test_export_finds_the_records_beside_the_set_by_default(compose_cfg, tmp_path):
+    import json
+
+    from dd_bench.tasks import run
+
+    made = run(compose_cfg("task=run", "method=random", "eval=quick", "eval.epochs=2", "models=[mlp]", "seeds=2",
+                           "references=[]"))
+    out = tmp_path / "export"
+    run(compose_cfg("task=export", f"synset={made['synset']}", "format=npz", f"out={out}",
+                    f"results={tmp_path / 'elsewhere'}"))  # results= names no directory: the set's own is read
+    sheet = json.loads((out / "datasheet.json").read_text())
+    assert len(sheet["results"]) == 1 and sheet["results"][0]["model"] == "mlp"
