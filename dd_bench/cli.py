@@ -10,6 +10,8 @@ and keeps its traceback.
 
 from __future__ import annotations
 
+import dataclasses
+
 import importlib.util
 import os
 import sys
@@ -115,6 +117,42 @@ def override_type_error(overrides: list[str]) -> str | None:
     return None
 
 
+def method_option_error(overrides: list[str]) -> str | None:
+    """A ``method.<key>=`` override naming no option of the method (``method=``, else the experiment's, else dm):
+    one line with a did-you-mean and the method's options, instead of Hydra's advice to append ``+key``."""
+    import difflib
+
+    import yaml
+
+    from dd_bench.resources import CONF_DIR
+
+    keys = [o.partition("=")[0] for o in overrides if o.startswith("method.") and "=" in o]
+    if not keys:
+        return None
+    values = dict(o.split("=", 1) for o in overrides if "=" in o and not o.startswith(("+", "~")))
+    name = values.get("method")
+    if name is None and values.get("experiment"):
+        path = CONF_DIR / "experiment" / f"{values['experiment']}.yaml"
+        raw = yaml.safe_load(path.read_text()) if path.is_file() else {}
+        name = next((d["override /method"] for d in raw.get("defaults", []) if isinstance(d, dict)
+                     and "override /method" in d), None)
+    name = name or "dm"
+    if "," in name:
+        return None  # a sweep over methods: Hydra checks each job
+    from dd_bench.methods import METHODS
+
+    if name not in METHODS:
+        return None  # Hydra names the valid methods
+    options = sorted(f.name for f in dataclasses.fields(METHODS.get(name).Config))
+    for key in keys:
+        option = key.split(".", 2)[1]
+        if option not in options and option != "name":
+            close = difflib.get_close_matches(option, options, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            return f"{key}: method '{name}' has no option '{option}'{hint}; its options: {', '.join(options)}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     import hydra
 
@@ -127,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     if task not in TASKS:
         print(f"error: Unknown task '{task}'; available: {', '.join(TASKS)} (or none: the demo)", file=sys.stderr)
         return 2
-    problem = override_type_error(rest) or _missing_launcher(rest)
+    problem = override_type_error(rest) or method_option_error(rest) or _missing_launcher(rest)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
