@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 import pytest
 import torch
@@ -177,3 +178,15 @@ def test_distillation_never_holds_the_test_split(digits, tmp_path, monkeypatch):
     assert len(given.test_images) == 0 and len(given.test_labels) == 0 and len(digits.test_images) > 0
     assert given.fingerprint() == digits.fingerprint() == given.to("cpu").fingerprint()
     assert torch.equal(given.train_images, digits.train_images)
+
+
+@pytest.mark.parametrize("name", [m for m in list_methods()
+                                  if (Path(__file__).resolve().parent.parent / "conf" / "preset" / m / "digits.yaml")
+                                  .is_file()])
+def test_every_digits_preset_checkpoints_within_its_run(name):
+    """A Ctrl-C keeps work: each iterative digits preset checkpoints at least once before its last iteration."""
+    from conftest import preset_options
+
+    options = preset_options(name)
+    if "iterations" in options and "checkpoint_every" in options and options["iterations"]:
+        assert options["checkpoint_every"] < options["iterations"], options
