@@ -286,3 +286,13 @@ def test_zca_with_a_validation_split_is_fitted_without_it_and_the_evaluator_uses
     with pytest.raises(SynsetError, match="different ZCA matrix"):  # the full-training-set fit is another space
         evaluate(load_synset(out), real=full, protocol=get_protocol("quick"), models=["mlp"], seeds=[0],
                  progress=False)
+
+
+@pytest.mark.parametrize("task", ["leaderboard", "report", "export", "import"])
+def test_read_only_tasks_write_no_hydra_folders(task, tmp_path, monkeypatch, capsys):
+    """A read-only task (here failing on a mistyped results= or a missing input) leaves the disk as it was: no
+    hydra/ run folder, no .hydra/ config copy, no cli.log, not even the mistyped results directory."""
+    monkeypatch.chdir(tmp_path)
+    code = main([task, f"results={tmp_path / 'mistyped'}", "progress=false"])
+    assert code != 0 and "Traceback" not in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
