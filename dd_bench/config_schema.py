@@ -108,7 +108,7 @@ class DDBenchSchema:
     seeds: int = 5  # number of evaluation networks; seed i = network i
     results: str = "runs"  # records, synsets, leaderboards; ignored by git
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    progress: bool = True
+    progress: Optional[bool] = None  # None: bars only when stderr is a terminal (tasks.run resolves it)
     # Reference rows scored beside a method under the same protocol (cached on disk): random_subset (same size as
     # the set, seed i = subset i) and/or full_data (the whole training set: under mtt, 1001 passes over it).
     references: list[str] = field(default_factory=lambda: ["random_subset"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -429,6 +430,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         from dd_bench.results.wandb_logger import _import_wandb
 
         _import_wandb()  # fail before any work when the extra is missing
+    if cfg.progress is None:  # bars on a terminal only: SLURM logs and pipes get none (progress=true forces them)
+        cfg.progress = sys.stderr.isatty()
     if cfg.task in ("run", "evaluate") and (not isinstance(cfg.seeds, int) or cfg.seeds < 1):
         raise UserError(f"seeds={cfg.seeds}: the number of evaluation networks, an integer >= 1 (seeds=5 trains "
                         "networks 0-4)")  # before any distillation: seeds=0 would distil, then fail

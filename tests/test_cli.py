@@ -296,3 +296,20 @@ def test_read_only_tasks_write_no_hydra_folders(task, tmp_path, monkeypatch, cap
     code = main([task, f"results={tmp_path / 'mistyped'}", "progress=false"])
     assert code != 0 and "Traceback" not in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_progress_bars_only_on_a_terminal_unless_forced(compose_cfg, monkeypatch):
+    import sys
+
+    from dd_bench.tasks import run
+
+    seen = []
+    monkeypatch.setattr("dd_bench.tasks.task_leaderboard", lambda cfg: seen.append(cfg.progress) or {})
+    for tty, override, expected in ((False, [], False), (True, [], True), (False, ["progress=true"], True),
+                                    (True, ["progress=false"], False)):
+        monkeypatch.setattr(sys.stderr, "isatty", lambda tty=tty: tty)
+        cfg = compose_cfg("task=leaderboard", *override)
+        if not override:
+            cfg.progress = None  # the default: compose_cfg turns bars off for the tests
+        run(cfg)
+        assert seen[-1] is expected, (tty, override)
