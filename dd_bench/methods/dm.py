@@ -28,7 +28,8 @@ from dd_bench.data import RealData
 from dd_bench.data.subsets import class_balanced_indices
 from dd_bench.errors import UserError
 from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
-from dd_bench.methods.loop import generator_states, restore_generators, resume_key, run_iterations
+from dd_bench.methods.loop import (generator_states, momentum_state, restore_generators, restore_momentum,
+                                   resume_key, run_iterations)
 from dd_bench.models import create_model, embed
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
@@ -107,14 +108,10 @@ class DistributionMatching(Synthesizer):
         generators = {"net": g_net, "real": g_real, "aug": g_aug}
 
         def save_state() -> tuple[dict[str, torch.Tensor], dict]:
-            tensors = generator_states(generators)
-            if "momentum_buffer" in opt.state.get(images, {}):
-                tensors["momentum"] = opt.state[images]["momentum_buffer"]
-            return tensors, {}
+            return {**generator_states(generators), **momentum_state(opt, images)}, {}
 
         def restore_state(tensors: dict[str, torch.Tensor], state: dict) -> None:
-            if "momentum" in tensors:
-                opt.state[images]["momentum_buffer"] = tensors["momentum"].to(device)
+            restore_momentum(opt, images, tensors)
             restore_generators(generators, tensors)
 
         status = run_iterations(

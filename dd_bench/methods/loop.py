@@ -133,3 +133,14 @@ def generator_states(generators: dict[str, torch.Generator]) -> dict[str, torch.
 def restore_generators(generators: dict[str, torch.Generator], tensors: dict[str, torch.Tensor]) -> None:
     for name, g in generators.items():
         g.set_state(tensors[f"g_{name}"].cpu())
+
+
+def momentum_state(optimizer: torch.optim.Optimizer, leaf: torch.Tensor) -> dict[str, torch.Tensor]:
+    """An SGD optimiser's momentum buffer of ``leaf`` as checkpoint tensors ({} before its first step)."""
+    state = optimizer.state.get(leaf, {})
+    return {"momentum": state["momentum_buffer"]} if "momentum_buffer" in state else {}
+
+
+def restore_momentum(optimizer: torch.optim.Optimizer, leaf: torch.Tensor, tensors: dict[str, torch.Tensor]) -> None:
+    if "momentum" in tensors:
+        optimizer.state[leaf]["momentum_buffer"] = tensors["momentum"].to(leaf.device)
