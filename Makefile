@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: help install install-core demo test test-full bench gpu-checks clean
+.PHONY: help install install-core demo test test-full bench gpu-checks docs clean
 
 help:
 	@echo "make demo       install dd-bench and run the quick digits benchmark (CPU, a few minutes)"
@@ -10,6 +10,7 @@ help:
 	@echo "make test-full  also run tests marked slow"
 	@echo "make bench      evaluator/DSA speed benchmark (scripts/bench_evaluator.py)"
 	@echo "make gpu-checks every pending GPU check and benchmark (scripts/gpu_checks.sh; OUT=dir)"
+	@echo "make docs       build the docs site into site/ (mkdocs build --strict; the docs extra)"
 
 # torch first: the pinned CUDA build runs on CPU and GPU alike; any torch >= 2.11 already installed is kept.
 TORCH = $(PYTHON) -c "import torch, torchvision" 2>/dev/null || $(PIP) install -q torch==2.14.1 torchvision==0.29.1 \
@@ -40,5 +41,11 @@ bench: install
 gpu-checks: install
 	bash scripts/gpu_checks.sh
 
+# The docs extra (setup.cfg) holds the version bounds; torch first as in install-core, so pip never picks another.
+docs:
+	@$(TORCH)
+	$(PIP) install -q -e ".[docs]"
+	$(PYTHON) -m mkdocs build --strict
+
 clean:
-	rm -rf runs outputs multirun .pytest_cache build dist *.egg-info
+	rm -rf runs outputs multirun .pytest_cache build dist site *.egg-info

@@ -1,11 +1,15 @@
 """Command line: ``dd-bench [TASK] [Hydra overrides and flags...]``.
 
 The task word picks the primary config (``conf/<task>.yaml``; none: the demo, ``conf/config.yaml``) and is
-removed before Hydra parses the rest, so every Hydra convention works as in any Hydra app: ``--help`` (the suite's
-own text, ``conf/hydra/help/dd_bench.yaml``), ``--hydra-help``, ``--info``, ``--cfg job|hydra|all``, ``-m`` anywhere,
-and shell completion (``eval "$(dd-bench -sc install=bash)"``; the task word is stripped from the completed line
-too). A :class:`~dd_bench.errors.UserError` prints one line and exits with status 2; any other exception is a bug
-and keeps its traceback.
+removed before Hydra parses the rest, so every Hydra convention works as in any Hydra app: ``--hydra-help``,
+``--info``, ``--cfg job|hydra|all``, ``-m`` anywhere, and shell completion (``eval "$(dd-bench -sc install=bash)"``;
+the task word is stripped from the completed line too). A :class:`~dd_bench.errors.UserError` prints one line and
+exits with status 2; any other exception is a bug and keeps its traceback.
+
+``--help`` / ``-h`` (alone or after a task word) never reach Hydra: :mod:`dd_bench.help_text` prints them from the
+config files and the options manifest, because composing through Hydra imports every method, and so torch. This
+module therefore imports nothing heavy at its top; the config schemas and the tasks are imported when a command runs.
+A multirun ends with one board of its jobs' records (:mod:`dd_bench.sweep_board`, a Hydra callback).
 """
 
 from __future__ import annotations
@@ -17,14 +21,29 @@ import os
 import sys
 import traceback
 import warnings
+from typing import TYPE_CHECKING, Any
 
-from omegaconf import DictConfig
-
-from dd_bench.config_schema import TASK_CONFIGS, TASKS, register_schemas
 from dd_bench.errors import REPORT_BUGS, UserError
-from dd_bench.tasks import run
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 __all__ = ["main", "run", "split_task"]
+HELP_FLAGS = ("--help", "-h")
+
+# conf/hydra/launcher/<name>.yaml lists every key of the plugin's schema of the same name; Hydra 1.3 also validates it
+# against that schema and warns that it will stop doing so (our file stays complete either way). Installed at import:
+# a joblib worker imports this module (it holds the task function) before it composes its job's config.
+warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema with the same name")
+
+
+def __getattr__(name: str) -> Any:
+    # ``from dd_bench.cli import run`` keeps working without importing the tasks (torch) at ``import dd_bench.cli``.
+    if name == "run":
+        from dd_bench.tasks import run
+
+        return run
+    raise AttributeError(f"module 'dd_bench.cli' has no attribute '{name}'")
 
 # Hydra flags that take a value (the next word is not the task); --info takes one only from its own choices.
 _VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
@@ -61,6 +80,8 @@ def _completion_task(argv: list[str]) -> str | None:
     """For ``-sc query=bash``: take the task word out of COMP_LINE (Hydra completes the rest) and return it."""
     if not any(a.startswith("query=") for a in argv) or "COMP_LINE" not in os.environ:
         return None
+    from dd_bench.config_schema import TASKS
+
     line = os.environ["COMP_LINE"]
     words = line.split()
     task, rest = split_task(words[1:])
@@ -80,9 +101,14 @@ def _missing_launcher(argv: list[str]) -> str | None:
     return None
 
 
-def _entry(cfg: DictConfig) -> None:
+def _entry(cfg: DictConfig) -> dict[str, Any]:
+    """One Hydra job. Its return value (what the job produced, kept small: a launcher pickles it back) is read by
+    the sweep board's callback at the job's end."""
+    from dd_bench.sweep_board import job_summary
+    from dd_bench.tasks import run
+
     try:
-        run(cfg)
+        return job_summary(result=run(cfg), results=cfg.results)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -153,26 +179,43 @@ def method_option_error(overrides: list[str]) -> str | None:
     return None
 
 
-def main(argv: list[str] | None = None) -> int:
-    import hydra
-
+def print_help(argv: list[str]) -> int:
+    """``dd-bench [TASK] --help``: printed from conf/ and the options manifest, without Hydra or torch."""
+    from dd_bench.help_text import help_text
     from dd_bench.resources import CONF_DIR
 
+    task, rest = split_task([a for a in argv if a not in HELP_FLAGS])
+    try:
+        print(help_text(task=task, words=rest, conf_dir=CONF_DIR), end="")
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in HELP_FLAGS for a in argv):
+        return print_help(argv)
+    import hydra
+
+    from dd_bench.config_schema import TASK_CONFIGS, TASKS, register_schemas
+    from dd_bench.resources import CONF_DIR
+
     task, rest = split_task(argv)
     if task is None:
         task = _completion_task(rest) or "demo"
     if task not in TASKS:
         print(f"error: Unknown task '{task}'; available: {', '.join(TASKS)} (or none: the demo)", file=sys.stderr)
         return 2
-    problem = override_type_error(rest) or method_option_error(rest) or _missing_launcher(rest)
+    from dd_bench.input_checks import group_choice_error  # eval=nope: one line, not Hydra's search path
+
+    problem = (override_type_error(rest) or group_choice_error(rest, conf_dir=CONF_DIR) or method_option_error(rest)
+               or _missing_launcher(rest))
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     register_schemas()
-    # conf/hydra/launcher/<name>.yaml lists every key of the plugin's schema of the same name; Hydra 1.3 also
-    # validates it against that schema and warns that it will stop doing so (our file stays complete either way).
-    warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema with the same name")
     saved_argv = sys.argv
     sys.argv = [saved_argv[0] if saved_argv else "dd-bench", *rest]
     try:

@@ -131,6 +131,9 @@ class DDBenchSchema:
     space: Optional[str] = None
     entry: int = -1
     name: Optional[str] = None
+    # import: a names file naming the class of each label, one per line in label order; mapped onto the dataset's
+    # class order (npz/pt labels, an ImageFolder's index-named folders; a mismatch fails naming both orders).
+    classes: Optional[str] = None
     # leaderboard: rebuild it from the record files of a wandb project's runs (ENTITY/PROJECT, or a directory of
     # offline runs) instead of results=.
     wandb_project: Optional[str] = None

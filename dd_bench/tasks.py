@@ -152,13 +152,14 @@ def _distill_logging(cfg: DictConfig, plan: DistillPlan):
     if cfg.logger.name != "wandb":
         yield lambda synset_dir: None
         return
-    from dd_bench.results.wandb_logger import distill_run
+    from dd_bench.results.wandb_logger import distill_config, distill_run
 
     overrides, sweep = _hydra_context()
-    config = {"method": plan.method, "dataset": cfg.dataset.name, "ipc": cfg.ipc, "seed": cfg.seed,
-              "set_hash": plan.set_hash, "preset": cfg.preset, "overrides": overrides}
+    config = distill_config(job_config=job_config(cfg), method=plan.method, method_options=plan.options,
+                            set_hash=plan.set_hash, overrides=overrides)
     with distill_run(project=cfg.logger.project, entity=cfg.logger.entity, mode=str(cfg.logger.mode),
-                     config=config, name=f"distill-{plan.method}-{cfg.dataset.name}-ipc{cfg.ipc}-s{cfg.seed}",
+                     config=config, set_hash=plan.set_hash,
+                     name=f"distill-{plan.method}-{cfg.dataset.name}-ipc{cfg.ipc}-s{cfg.seed}",
                      group=sweep or f"{cfg.dataset.name}-ipc{cfg.ipc}", directory=cfg.results) as attach:
         yield attach
 
@@ -182,7 +183,8 @@ def task_distill(cfg: DictConfig, real=None) -> dict[str, Any]:
             method=plan.method, method_kwargs=plan.options, real=plan.real, ipc=cfg.ipc, seed=cfg.seed,
             out=plan.out, preset=cfg.preset or (f"experiment/{cfg.experiment}" if cfg.experiment else None),
             progress=cfg.progress, validation=plan.holdout, set_hash=plan.set_hash, cache_dir=_cache_dir(cfg),
-            rerun=cfg.rerun, image_store=plan.image_store, jpeg_quality=plan.jpeg_quality)
+            rerun=cfg.rerun, image_store=plan.image_store, jpeg_quality=plan.jpeg_quality,
+            data_fingerprint=real.fingerprint())  # the data as loaded: what an importer of its export checks
         attach(plan.out)
     what = "reused (this config's set exists; rerun=true distils again)" if reused else f"{seconds:.1f} s"
     print(f"{'kept' if reused else 'wrote'} {plan.out} ({len(synset.images)} images, "
@@ -252,10 +254,9 @@ def label_sources_of(cfg: DictConfig) -> list[str]:
 
 
 def task_run(cfg: DictConfig, real=None, show: bool = True) -> dict[str, Any]:
-    check_models(list(cfg.models))
-    label_sources_of(cfg)
-    check_image_store_of(cfg)
-    protocol_of(cfg)  # fail on a bad protocol before distilling
+    from dd_bench.input_checks import check_task_inputs
+
+    check_task_inputs(cfg)  # fail on any bad key before distilling (the demo calls this for each of its jobs)
     real = real if real is not None else load_real(cfg)
     distilled = task_distill(cfg, real=real)
     return {**distilled, **task_evaluate(cfg, synset_dir=Path(distilled["synset"]), real=real, show=show,
@@ -333,6 +334,20 @@ def _required(cfg: DictConfig, task: str, *keys: str) -> None:
         raise UserError(f"{task} needs {', '.join(f'{k}=' for k in missing)}: dd-bench {task} {usage}")
 
 
+def _older_set_fingerprint(cfg: DictConfig, meta: dict[str, Any]) -> str | None:
+    """The data fingerprint of a set made before its provenance recorded one: that of the data set loaded here, when
+    it is here and matches the set (the same image space, ZCA matrix included, and the same classes); else None and
+    the datasheet says it is not recorded (an export never fails for want of the data)."""
+    from dd_bench.methods.base import image_space_of
+
+    try:
+        real = load_real(cfg, dataset_name=meta["dataset"])
+    except UserError:
+        return None
+    same = image_space_of(real) == meta.get("image_space") and list(real.class_names) == meta.get("class_names")
+    return real.fingerprint() if same else None
+
+
 def task_export(cfg: DictConfig) -> dict[str, Any]:
     from dd_bench.exchange import export_synset
     from dd_bench.exchange.export import EXPORT_FORMATS
@@ -346,6 +361,7 @@ def task_export(cfg: DictConfig) -> dict[str, Any]:
     zca = None
     if (meta.get("image_space") or {}).get("space") == "zca":
         zca = load_real(cfg, dataset_name=meta["dataset"]).zca
+    fingerprint = None if (meta.get("provenance") or {}).get("data_fingerprint") else _older_set_fingerprint(cfg, meta)
     # The records beside the set (<results>/synsets/<set> -> <results>) and under results=, whichever hold any.
     found = {}
     for where in dict.fromkeys([Path(cfg.synset).resolve().parent.parent, Path(cfg.results).resolve()]):
@@ -366,7 +382,7 @@ def task_export(cfg: DictConfig) -> dict[str, Any]:
                                        protocol=protocol, cache_dir=_cache_dir(cfg), progress=cfg.progress,
                                        kind="fkd")
     out = export_synset(cfg.synset, fmt=cfg.format, out=cfg.out, records=records, zca=zca, cache_dir=_cache_dir(cfg),
-                        materialised=materialised)
+                        materialised=materialised, data_fingerprint=fingerprint)
     print(f"exported {cfg.synset} as {cfg.format} to {out} (datasheet.json with {len(records)} recorded result(s))")
     return {"out": str(out), "records": []}
 
@@ -380,7 +396,7 @@ def task_import(cfg: DictConfig) -> dict[str, Any]:
     if cfg.format not in IMPORT_FORMATS:
         raise UserError(f"Unknown import format '{cfg.format}'; available: {', '.join(IMPORT_FORMATS)}")
     out = import_set(cfg.format, cfg.path, real=load_real(cfg), out=cfg.out, space=cfg.space, experiment=cfg.entry,
-                     name=cfg.name)
+                     name=cfg.name, classes=cfg.classes)
     meta = read_meta(out)
     print(f"imported {cfg.path} ({cfg.format}) as {out}: {meta['num_images']} images of {meta['dataset']}, ipc "
           f"{meta['ipc']}, {meta['label_kind']} labels; score it with dd-bench evaluate synset={out}")
@@ -432,9 +448,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         _import_wandb()  # fail before any work when the extra is missing
     if cfg.progress is None:  # bars on a terminal only: SLURM logs and pipes get none (progress=true forces them)
         cfg.progress = sys.stderr.isatty()
-    if cfg.task in ("run", "evaluate") and (not isinstance(cfg.seeds, int) or cfg.seeds < 1):
-        raise UserError(f"seeds={cfg.seeds}: the number of evaluation networks, an integer >= 1 (seeds=5 trains "
-                        "networks 0-4)")  # before any distillation: seeds=0 would distil, then fail
+    from dd_bench.input_checks import check_task_inputs
+
+    check_task_inputs(cfg)  # every key the task reads, before any work: seeds=0 would distil, then fail
     result = tasks[cfg.task](cfg)
     _log(cfg, result)
     return result

@@ -65,6 +65,7 @@ def distill_to_disk(
     rerun: bool = False,
     image_store: str = "native",
     jpeg_quality: int = 75,
+    data_fingerprint: str | None = None,
 ) -> tuple[SyntheticSet, float, bool]:
     """Distil a set into ``out`` (checkpoints under ``out/.checkpoint``); returns (set, seconds, reused).
 
@@ -72,7 +73,9 @@ def distill_to_disk(
     ``rerun``; a set of another hash there is an error unless ``rerun`` (two configs never share a directory).
     ``validation``: a description of the held-out split ``real`` already excludes, recorded in the provenance.
     ``image_store`` / ``jpeg_quality``: how the set stores its images (:mod:`dd_bench.image_store`); the set hash
-    must cover them (:func:`dd_bench.image_store.store_identity`).
+    must cover them (:func:`dd_bench.image_store.store_identity`). ``data_fingerprint``: the fingerprint of the
+    data set as loaded (before any validation split; default ``real``'s), recorded in the provenance so that exports
+    name the data the set came from (it is not part of the set hash, which covers ``real`` itself).
     """
     from dd_bench.image_store import apply_image_store, check_image_store
 
@@ -111,7 +114,7 @@ def distill_to_disk(
         synset.set_hash = set_hash
         synset.provenance = {**collect_provenance(real.device), **synset.provenance, "seed": seed,
                              "distill_seconds": seconds, "peak_memory": tracker.as_dict(),
-                             "validation": validation}
+                             "validation": validation, "data_fingerprint": data_fingerprint or real.fingerprint()}
         status = synset.provenance.get("distill_status", {})
         if status.get("stopped_early"):
             print(f"warning: {method} stopped early: {status.get('reason')}; the last good state was saved")

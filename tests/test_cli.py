@@ -179,9 +179,9 @@ def _fails(args: list[str], tmp_path: Path, capsys) -> str:
 
 
 @pytest.mark.parametrize("args,expected", [
-    (["distill", "dataset=nope"], "Available options in 'dataset'"),
-    (["distill", "method=nope"], "Available options in 'method'"),
-    (["evaluate", "eval=nope"], "Available options in 'eval'"),
+    (["distill", "dataset=nope"], "dataset=nope: Unknown dataset 'nope'; available: cifar10, cifar100, digits"),
+    (["distill", "method=nope"], "method=nope: Unknown method 'nope'; available: cvdd, datm, dc, dm"),
+    (["evaluate", "eval=nope"], "eval=nope: Unknown protocol 'nope'; available: dc, kd"),
     (["distill", "nope=1"], "nope"),
     (["distill", "method.nope=1"], "method.nope: method 'dm' has no option 'nope'; its options: batch_real,"),
     (["run", "method.iterashuns=5"], "method 'dm' has no option 'iterashuns' (did you mean iterations?)"),

@@ -213,6 +213,10 @@ _register_kd()
 
 
 def get_protocol(name: str) -> EvalProtocol:
+    """The registered protocol ``name`` (``mtt``, ``kd``, ``quick``, ...; ``conf/eval/<name>.yaml``'s stem).
+
+    An unknown name raises :class:`~dd_bench.errors.UserError` listing the registered ones.
+    """
     return PROTOCOLS.get(name)
 
 

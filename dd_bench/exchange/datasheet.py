@@ -1,5 +1,6 @@
-"""The datasheet every export carries (``datasheet.json`` and its ``README.md`` rendering): what the set is, how
-it was scored, what it costs, where it came from and under which licence its source images are."""
+"""The datasheet every export carries (``datasheet.json`` and its ``README.md`` rendering): what the set is (with its
+class names in label order and the fingerprint of the data it was distilled from), how it was scored, what it costs,
+where it came from and under which licence its source images are."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ DATA_LICENCES = {
     "cifar10": "CIFAR-10 (Krizhevsky 2009): no licence stated; cite the technical report",
     "cifar100": "CIFAR-100 (Krizhevsky 2009): no licence stated; cite the technical report",
     "svhn": "SVHN (Netzer et al. 2011): non-commercial use only",
-    "tiny_imagenet": "Tiny-ImageNet (Stanford CS231n, from ImageNet): ImageNet terms of access, non-commercial research",
+    "tiny_imagenet": ("Tiny-ImageNet (Stanford CS231n, from ImageNet): ImageNet terms of access, "
+                      "non-commercial research"),
 }
 
 
@@ -30,7 +32,9 @@ def _results(records: list[Any]) -> list[dict[str, Any]]:
 
 
 def datasheet(meta: dict[str, Any], *, fmt: str, records: list[Any], assets: dict[str, Any],
-              files: list[str]) -> dict[str, Any]:
+              files: list[str], data_fingerprint: str | None = None) -> dict[str, Any]:
+    """``data_fingerprint``: the source data's, for a set whose provenance does not record it (the recorded one
+    wins). With ``class_names`` it lets an importer check that its data is the data the set was distilled from."""
     from dd_bench import __version__
 
     labels = meta.get("labels") or {}
@@ -41,6 +45,7 @@ def datasheet(meta: dict[str, Any], *, fmt: str, records: list[Any], assets: dic
         "format": f"dd-bench-export/{fmt}", "dd_bench_version": __version__, "method": meta.get("method"),
         "dataset": meta.get("dataset"), "ipc": meta.get("ipc"), "num_images": meta.get("num_images"),
         "class_names": meta.get("class_names"), "preset": meta.get("preset"), "set_hash": meta.get("set_hash"),
+        "data_fingerprint": (meta.get("provenance") or {}).get("data_fingerprint") or data_fingerprint,
         "images": {"exported_as": "uint8 pixels decoded from the stored JPEG files (imagefolder: those files)"
                    if jpeg else "uint8 pixels" if meta.get("image_encoding") == "uint8" else
                    "pixels in [0, 1], de-normalised" + (" (ZCA inverted)" if space.get("space") == "zca" else ""),
@@ -79,6 +84,8 @@ def datasheet_markdown(sheet: dict[str, Any]) -> str:
              f"- storage: {(sheet['storage'] or {}).get('total_bytes')} bytes as stored"
              + (f", assets {sheet['assets']['bytes']} bytes" if sheet["assets"]["bytes"] else ""),
              f"- source data licence: {sheet['licence']}",
+             f"- classes, in label order: {', '.join(map(str, sheet.get('class_names') or [])) or 'not recorded'}",
+             f"- data fingerprint: {sheet.get('data_fingerprint') or 'not recorded'} (dd-bench import checks it)",
              f"- set hash: {sheet['set_hash']}", "", "## Results recorded for this set", ""]
     if sheet["results"]:
         lines += ["| protocol | model | labels | seeds | acc % |", "|---|---|---|---|---|"]

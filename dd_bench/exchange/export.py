@@ -1,6 +1,7 @@
 """``dd-bench export synset=DIR format=imagefolder|npz|pt|hf out=DIR``: a set in a format other code reads, with a
-datasheet (``README.md`` + ``datasheet.json``: method, dataset, ipc, the protocol results recorded for it, storage,
-provenance, the source data's licence, and what its labels need).
+datasheet (``README.md`` + ``datasheet.json``: method, dataset, its class names in label order and data fingerprint,
+ipc, the protocol results recorded for it, storage, provenance, the source data's licence, and what its labels
+need). Every format names the rendered datasheet ``README.md`` (:data:`DATASHEET_FILE`).
 
 ========== =============================================================================================
 format     what ``out`` holds besides the datasheet
@@ -43,6 +44,12 @@ from dd_bench.io import atomic_write_json, atomic_write_text, replace_dir_atomic
 from dd_bench.synset import load_synset, read_meta
 
 EXPORT_FORMATS = ("imagefolder", "npz", "pt", "hf")
+# One name for the rendered datasheet in every format, so a reader (or a script) finds it without knowing the format.
+# README.md rather than DATASHEET.md: it is the file GitHub, file browsers and the Hugging Face Hub (as the dataset
+# card) show first, and nothing breaks on it: datasets.load_from_disk reads only its own files (state.json,
+# dataset_info.json, *.arrow), torchvision's ImageFolder reads train/, and the card has no YAML header for the Hub to
+# misread (tests/test_exchange.py loads every format with it in place).
+DATASHEET_FILE = "README.md"
 
 
 def export_tensors(synset_dir: Path, synset: Any, *, zca: Any = None) -> dict[str, torch.Tensor]:
@@ -134,11 +141,14 @@ def _copy_assets(root: Path, synset: Any, cache_dir: Path | None) -> dict[str, A
 
 
 def export_synset(synset_dir: str | Path, *, fmt: str, out: str | Path, records: list[Any] | None = None,
-                  zca: Any = None, cache_dir: Path | None = None, materialised: dict[str, Any] | None = None) -> Path:
+                  zca: Any = None, cache_dir: Path | None = None, materialised: dict[str, Any] | None = None,
+                  data_fingerprint: str | None = None) -> Path:
     """Write ``synset_dir`` as ``fmt`` into ``out`` (atomically); returns ``out``.
 
     ``materialised``: the stored-labels entry (``dd-bench relabel``) the export stands on instead of the models its
-    labels need: no weights are copied and the datasheet names the protocol the labels serve."""
+    labels need: no weights are copied and the datasheet names the protocol the labels serve.
+    ``data_fingerprint``: the source data's :meth:`RealData.fingerprint` for a set whose meta.json does not record
+    it (sets made before it was recorded); the recorded one wins."""
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"Unknown export format '{fmt}'; available: {', '.join(EXPORT_FORMATS)}")
     synset_dir, out = Path(synset_dir), Path(out)
@@ -171,8 +181,9 @@ def export_synset(synset_dir: str | Path, *, fmt: str, out: str | Path, records:
             "materialised": {"protocol": materialised["protocol"]["name"], "key": materialised["key"],
                              "bytes": materialised["bytes"]}}
         sheet = datasheet(meta, fmt=fmt, records=records or [], assets=assets,
-                          files=sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()))
+                          files=sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()),
+                          data_fingerprint=data_fingerprint)
         atomic_write_json(root / "datasheet.json", sheet)
-        atomic_write_text(root / ("DATASHEET.md" if fmt == "hf" else "README.md"), datasheet_markdown(sheet))
+        atomic_write_text(root / DATASHEET_FILE, datasheet_markdown(sheet))
 
     return replace_dir_atomically(out, populate)

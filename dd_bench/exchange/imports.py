@@ -9,11 +9,19 @@ mtt        mtt-distillation's directory: ``images_best.pt``, ``labels_best.pt`` 
 datm       DATM's directory: ``images_best.pt``, ``labels_best.pt`` (soft logits, N x C), ``lr_best.pt``
 dc         DatasetCondensation's ``res_*.pt`` file: ``{"data": [[images, labels], ...]}``, the last
            experiment (``experiment=-1``) unless told otherwise
-imagefolder a tree of class folders (named as the dataset's classes, ``<index>_<name>`` as dd-bench exports
-           write them, or plain indices) of images of the dataset's size, stored as uint8 pixels (a tree
-           of JPEG files only: stored as those files, charged their bytes, read as their decoded pixels)
+imagefolder a tree of class folders (named as the dataset's classes, or ``<index>_<name>`` as dd-bench exports
+           write them: the name decides the class; bare indices only with ``classes=``) of images of the
+           dataset's size, stored as uint8 pixels (a tree of JPEG files only: stored as those files, charged
+           their bytes, read as their decoded pixels)
 npz        dd-bench's own export (``synset.npz`` or ``synset.pt``), or any npz with ``images`` and ``labels``
 ========== ==========================================================================================
+
+Class order (:mod:`dd_bench.exchange.class_map`): ``classes=FILE`` (one class name per line, in the order of the
+file's labels) maps the labels of any format onto the dataset's class order; a dd-bench export's datasheet carries
+its ``class_names`` and is checked the same way. A map that is not the dataset's classes in some order fails in one
+line naming both orders. The imported set records the dataset's fingerprint (:meth:`RealData.fingerprint`); an
+export whose datasheet names another fingerprint is imported with a note (the tensors differ: another dataset
+version, root or ZCA).
 
 Foreign files are read only with ``torch.load(weights_only=True)`` (a pickled object is refused) or numpy without
 pickles. The user declares the image space (``space=normalized|zca|pixels|uint8``; dd-bench's own exports carry
@@ -24,6 +32,7 @@ class-balanced (ipc = N / C). The set is written atomically; on any error nothin
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +41,7 @@ import torch
 
 from dd_bench.data import RealData
 from dd_bench.errors import UserError, UserFileNotFoundError
+from dd_bench.exchange.class_map import folder_classes, is_identity, map_onto, read_names_file
 from dd_bench.exchange.pixels import check_space, to_pixels
 from dd_bench.io import file_sha256, replace_dir_atomically
 from dd_bench.synset import SyntheticSet, save_synset
@@ -90,21 +100,19 @@ def _read_dc(path: Path, experiment: int) -> dict[str, Any]:
             "files": [path.name]}
 
 
-def _read_imagefolder(path: Path, real: RealData) -> dict[str, Any]:
+def _read_imagefolder(path: Path, real: RealData, class_map: list[str] | None = None) -> dict[str, Any]:
     from PIL import Image
 
     if not path.is_dir():
         raise UserFileNotFoundError(f"{path} is not a directory of class folders")
     root = path / "train" if (path / "train").is_dir() else path
-    names = {n: i for i, n in enumerate(real.class_names)}
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    # Each folder's class is read from its name, never from its position or number alone: a tree written in
+    # another class order (003_dog where the dataset's class 3 is cat) is remapped, a foreign name is refused.
+    classes = folder_classes([f.name for f in folders], classes=list(real.class_names), dataset=real.name,
+                             where=str(root), class_map=class_map)
     images, labels, streams = [], [], []  # streams: each file's bytes while every file is a JPEG
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        cls = names.get(folder.name)
-        if cls is None and folder.name.split("_", 1)[0].isdigit():
-            cls = int(folder.name.split("_", 1)[0])
-        if cls is None or not 0 <= cls < real.num_classes:
-            raise UserError(f"{folder}: not a class of {real.name} (folders are named as its classes, "
-                            f"'<index>_<name>' or '<index>'; its classes: {', '.join(real.class_names[:10])}...)")
+    for folder, cls in zip(folders, classes):
         for file in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
             with Image.open(file) as img:
                 arr = np.asarray(img.convert("L" if real.channels == 1 else "RGB"))
@@ -251,22 +259,83 @@ def save_imported(synset: SyntheticSet, out: Path, real: RealData) -> Path:
     return replace_dir_atomically(out, lambda tmp: save_synset(synset, tmp, preview_pixels=preview))
 
 
+def _datasheet_beside(path: Path) -> dict[str, Any]:
+    """The datasheet of a dd-bench export at ``path`` (an ImageFolder export's root), else {}."""
+    sheet = path / "datasheet.json" if path.is_dir() else None
+    try:
+        return json.loads(sheet.read_text()) if sheet is not None and sheet.is_file() else {}
+    except (OSError, ValueError):
+        return {}  # a foreign file of that name says nothing about the data
+
+
+def _apply_class_map(read: dict[str, Any], *, class_map: list[str] | None, real: RealData,
+                     what: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(``read`` with its labels and soft-label columns in the dataset's class order, what was mapped) for a file
+    whose labels come with class names: ``classes=`` (``class_map``), else a dd-bench export's datasheet. Without
+    either, the labels are taken as the dataset's class ids (nothing says otherwise)."""
+    sheet_names = (read.get("datasheet") or {}).get("class_names")
+    if class_map is not None:
+        names, source = list(class_map), "the class map (classes=)"
+    elif sheet_names:
+        names, source = [str(n) for n in sheet_names], "the export's datasheet class_names"
+    else:
+        return read, None
+    perm = map_onto(names, classes=list(real.class_names), dataset=real.name, what=f"{source} of {what}")
+    mapped = {"source": "classes" if class_map is not None else "datasheet", "names": names,
+              "remapped": not is_identity(perm)}
+    if is_identity(perm):
+        return read, mapped
+    labels = read["labels"].long()
+    outside = labels[(labels < 0) | (labels >= len(names))]
+    if len(outside):
+        raise UserError(f"{what}: label {int(outside[0])} is beyond the {len(names)} names of {source}")
+    order = torch.tensor(perm)
+    read = {**read, "labels": order[labels]}  # file label j -> the dataset's index of the class it names
+    soft = read.get("soft_labels")
+    if soft is not None and soft.dim() == 2 and soft.shape[1] == len(perm):
+        read["soft_labels"] = soft[:, torch.argsort(order)]  # column i of the result: the file's column of class i
+    return read, mapped
+
+
 def import_set(fmt: str, path: str | Path, *, real: RealData, out: str | Path, space: str | None = None,
-               experiment: int = -1, name: str | None = None) -> Path:
-    """Read ``path`` in ``fmt``, check it against ``real`` and write it as a set to ``out``; returns ``out``."""
+               experiment: int = -1, name: str | None = None,
+               classes: str | Path | list[str] | None = None) -> Path:
+    """Read ``path`` in ``fmt``, check it against ``real`` and write it as a set to ``out``; returns ``out``.
+
+    ``classes``: the class map of the file's labels (a names file, one class name per line in label order, or the
+    list of names), mapped onto ``real``'s class order; for an ImageFolder it names the class of each bare-index
+    folder."""
     if fmt not in IMPORT_FORMATS:
         raise UserError(f"Unknown import format '{fmt}'; available: {', '.join(IMPORT_FORMATS)}")
     path, out = Path(path), Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"out={out} exists and is not empty; give a new directory")
+    class_map = None if classes is None else (
+        [str(c) for c in classes] if isinstance(classes, (list, tuple)) else read_names_file(classes))
     read = {"mtt": lambda: _read_mtt(path, soft=False), "datm": lambda: _read_mtt(path, soft=True),
-            "dc": lambda: _read_dc(path, experiment), "imagefolder": lambda: _read_imagefolder(path, real),
+            "dc": lambda: _read_dc(path, experiment),
+            "imagefolder": lambda: _read_imagefolder(path, real, class_map),
             "npz": lambda: _read_npz(path)}[fmt]()
+    mapped = None
+    if fmt != "imagefolder":  # an ImageFolder's folders were read through the map already
+        read, mapped = _apply_class_map(read, class_map=class_map, real=real, what=str(path))
+    elif class_map is not None:
+        mapped = {"source": "classes", "names": class_map}
     declared = _declared_space(read, space, real)
     files = {f: file_sha256(path / f if path.is_dir() else path) for f in read["files"]
              if (path / f if path.is_dir() else path).is_file()}
+    fingerprint = real.fingerprint()
+    theirs = (read.get("datasheet") or _datasheet_beside(path)).get("data_fingerprint")
+    if theirs and theirs != fingerprint:
+        # Not refused: the same images can come from another root or release with other bytes; the score is
+        # still the score of these tensors on this data, and the note says why it may differ from the datasheet's.
+        print(f"note: {path} was distilled from data with fingerprint {theirs[:12]}, and {real.name} here has "
+              f"{fingerprint[:12]} (another dataset version, root or ZCA): its recorded results may not carry over",
+              file=sys.stderr)
     origin = {"format": fmt, "path": str(path), "space": declared, "files_sha256": files,
-              **({"experiment": experiment} if fmt == "dc" else {})}
+              **({"experiment": experiment} if fmt == "dc" else {}),
+              **({"class_map": mapped} if mapped is not None else {}),
+              **({"source_data_fingerprint": theirs} if theirs else {})}
     synset = synset_from_tensors(read["images"], read["labels"], real=real, space=declared,
                                  soft_labels=read.get("soft_labels"), learned_lr=read.get("learned_lr"),
                                  name=name or f"imported_{fmt}", origin=origin, extras=read.get("extras"),
@@ -276,4 +345,5 @@ def import_set(fmt: str, path: str | Path, *, real: RealData, out: str | Path, s
 
         quality = ((read.get("datasheet") or {}).get("images", {}).get("image_store") or {}).get("quality")
         synset = stored_as_jpeg(synset, read["jpeg_streams"], quality=quality)
+    synset.provenance = {**synset.provenance, "data_fingerprint": fingerprint}  # what an export of it names
     return save_imported(synset, out, real)

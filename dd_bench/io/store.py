@@ -3,7 +3,8 @@
 Two processes that need the same entry (two sweep jobs asking for the same experts or reference row) take the
 key's lock; the second waits, then finds the entry complete and reuses it instead of computing it again. Entries
 themselves are written atomically (:mod:`dd_bench.io.atomic`), so readers that do not lock still never see half
-of one. Locks are ``filelock`` files under ``<root>/.locks/``.
+of one. Locks are ``filelock`` files under ``<root>/.locks/``, deleted again when released
+(:func:`dd_bench.io.locking.removable_lock`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from filelock import FileLock
-
 from dd_bench.io.cache_paths import cache_subdir
+from dd_bench.io.locking import removable_lock
 
 
 class KeyedStore:
@@ -35,12 +35,13 @@ class KeyedStore:
         """Hold the key's lock (blocking) for the duration of the block."""
         lock_dir = self.root / ".locks"
         lock_dir.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(lock_dir / f"{key}.lock")):
+        with removable_lock(lock_dir / f"{key}.lock"):
             yield
 
 
-def path_lock(path: str | os.PathLike) -> FileLock:
-    """A lock next to ``path`` (``.<name>.lock``), for outputs that live outside a cache (synthetic sets)."""
+def path_lock(path: str | os.PathLike) -> contextlib.AbstractContextManager[None]:
+    """A lock next to ``path`` (``.<name>.lock``, deleted on release), for outputs that live outside a cache
+    (synthetic sets): ``with path_lock(out): ...``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(path.parent / f".{path.name}.lock"))
+    return removable_lock(path.parent / f".{path.name}.lock")

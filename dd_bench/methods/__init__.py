@@ -8,8 +8,18 @@ __all__ = ["METHODS", "Synthesizer", "DistillationDiverged", "create_method", "l
 
 
 def create_method(name: str, **kwargs: object) -> Synthesizer:
+    """The method registered as ``name`` (``conf/method/<name>.yaml``'s stem), configured by ``kwargs``.
+
+    ``kwargs`` are fields of the method's ``Config`` dataclass; unset fields keep the dataclass defaults (not the
+    YAML's, which only the command line composes). An unknown option, an enum value outside its choices, or an
+    unregistered model name raises :class:`~dd_bench.errors.UserError` naming the valid ones, before any work.
+
+    >>> method = create_method("dm", iterations=100, batch_real=64)                   # doctest: +SKIP
+    >>> synset = method.distill(real, ipc=1, seed=0)                                   # doctest: +SKIP
+    """
     return METHODS.create(name, **kwargs)
 
 
 def list_methods(pattern: str = "*") -> list[str]:
+    """Registered method names matching the fnmatch ``pattern``, sorted."""
     return METHODS.list(pattern)

@@ -30,7 +30,7 @@ from dd_bench.data import RealData
 from dd_bench.errors import UserError
 from dd_bench.io import (KeyedStore, atomic_save_safetensors, atomic_write_json, load_checkpoint, load_optimizer,
                          optimizer_tensors, save_checkpoint)
-from dd_bench.io.weights_file import read_weights_file
+from dd_bench.io.weights_file import read_weights_with_classes
 from dd_bench.train.targets import HardLabels
 from dd_bench.models import create_model
 from dd_bench.seeding import make_generator
@@ -174,7 +174,9 @@ def load_teacher_weights(path: str | Path, *, model: str, real: RealData,
 
     Fails with one line naming the path and the expected architecture and classes when the file is missing or
     does not fit. Weights trained elsewhere have seen data we cannot check, so combining them with a validation
-    split is refused.
+    split is refused. A file that carries its class map (:mod:`dd_bench.io.weights_file`) is checked against the
+    dataset's classes like an imported set's: another order is applied (the classifier's rows reordered, so
+    output ``i`` is the dataset's class ``i``), a map of other classes fails in one line naming both orders.
     """
     path = Path(path)
     kwargs = {"num_classes": real.num_classes, "in_channels": real.channels, "image_size": real.image_size,
@@ -183,12 +185,48 @@ def load_teacher_weights(path: str | Path, *, model: str, real: RealData,
     if real.val_images is not None:
         raise UserError(f"teacher.weights={path} with a validation split: imported weights may have seen the "
                         "held-out images; train the teacher here instead (drop teacher.weights) or drop validation")
-    state = read_weights_file(path, option="teacher.weights", expected=expected)
+    state, names = read_weights_with_classes(path, option="teacher.weights", expected=expected)
     module = create_model(model, **kwargs)
     try:
         module.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"teacher.weights={path} does not fit: {first}; expected {expected}") from None
+    key, extra = f"file:{path.name}", {"path": str(path)}
+    if names is not None:
+        from dd_bench.exchange.class_map import is_identity, map_onto
+        from dd_bench.io import json_sha256
+
+        perm = map_onto(names, classes=list(real.class_names), dataset=real.name,
+                        what=f"the class map of teacher.weights={path}")
+        extra["class_names"] = names
+        if not is_identity(perm):
+            _reorder_outputs(module, perm, input_shape=(real.channels, *real.image_size), path=path)
+            # Another teacher than the file read in its own order: its labels are cached and keyed apart. A file
+            # in the dataset's order keeps the key it always had.
+            key = f"file:{path.name}:classes-{json_sha256(names, 12)}"
     return Teacher(module=module.to(real.device).eval(), model=model, model_kwargs=kwargs,
-                   key=f"file:{path.name}", source="file", extra={"path": str(path)})
+                   key=key, source="file", extra=extra)
+
+
+def _reorder_outputs(module: torch.nn.Module, perm: list[int], *, input_shape: tuple[int, ...], path: Path) -> None:
+    """Reorder the classifier's rows in place so that output ``i`` is the dataset's class ``i`` (the file's output
+    ``j`` is class ``perm[j]``), checked on a random batch: the outputs must be the old ones, reordered."""
+    order = torch.argsort(torch.tensor(perm))  # new row i <- the file's row of class i
+    num_classes = len(perm)
+    tail = []  # the last parameters with one row per class: the classifier's weight and bias
+    for _, p in reversed(list(module.named_parameters())):
+        if p.dim() == 0 or p.shape[0] != num_classes:
+            break
+        tail.append(p)
+    module.eval()
+    x = torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = module(x)
+        for p in tail:
+            p.copy_(p[order])
+        after = module(x)
+    if not tail or not torch.allclose(after, before[:, order], rtol=1e-4, atol=1e-5):
+        raise UserError(f"teacher.weights={path}: its class map is another order than the dataset's, and this "
+                        "architecture's outputs cannot be reordered by its last layer; save the weights in the "
+                        "dataset's class order")
