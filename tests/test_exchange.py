@@ -133,7 +133,9 @@ def test_mtt_datm_and_dc_files_import(digits, tmp_path):
     assert s.label_kind == "soft_logits" and s.learned_lr == pytest.approx(0.02)
 
     res = tmp_path / "res_DC_digits_ConvNet_2ipc.pt"
-    torch.save({"data": [[images * 0, labels], [images, labels]], "accs_all_exps": {"ConvNet": [0.5]}}, res)
+    # As main.py / main_DM.py save it: the accuracies are numpy float64 scalars (evaluate_synset's acc_test).
+    accs = {"ConvNet": [np.float64(0.5616), np.float64(0.5485)]}
+    torch.save({"data": [[images * 0, labels], [images, labels]], "accs_all_exps": accs}, res)
     s = load_synset(import_set("dc", res, real=digits, out=tmp_path / "c", space="normalized"))
     assert torch.equal(s.images, images)  # the last experiment
 

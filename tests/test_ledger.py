@@ -103,3 +103,60 @@ def test_the_report_shows_the_ledger_as_a_panel_when_entries_exist(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps(entry()))
     panel = ledger_panel(tmp_path)
     assert "fidelity ledger" in panel and "mtt-cifar10-ipc1" in panel and "agree" in panel
+
+
+def _with_shim(tmp_path, parts, code: str) -> str:
+    """Run ``code`` in a fresh interpreter with the harness's sitecustomize first on PYTHONPATH; its stdout."""
+    import os
+    import subprocess
+    import sys
+
+    harness = _script("harness")
+    shim = harness.write_shim(tmp_path / "shim", parts)
+    env = {**os.environ, "PYTHONPATH": str(shim), "LEDGER_SEED": "3"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_shim_seeds_and_restores_what_old_torch_computed(tmp_path):
+    import torch
+
+    code = ("import json, torch\n"
+            "x = torch.tensor([5., 1., 2., 3.]); x[:] = x[0]\n"  # DiffAugment's Siamese write
+            "y = torch.arange(24.).reshape(2, 3, 4).permute(0, 2, 1)\n"  # non-contiguous: view refuses it
+            "z = y.view(y.size(0), -1)\n"
+            "print(json.dumps([x.tolist(), torch.equal(z, y.reshape(2, -1)), torch.rand(1).item()]))")
+    x, same, draw = json.loads(_with_shim(tmp_path, ("setitem_overlap", "view_fallback"), code))
+    assert x == [5.0, 5.0, 5.0, 5.0] and same
+    assert draw == pytest.approx(torch.rand(1, generator=torch.Generator().manual_seed(3)).item())  # LEDGER_SEED=3
+
+
+def test_the_copying_cpu_shim_snapshots_cpu_parameters(tmp_path):
+    code = ("import torch\n"
+            "p = torch.zeros(2); snap = p.detach().cpu(); p.add_(1)\n"
+            "print(snap.tolist())")
+    assert _with_shim(tmp_path, ("copying_cpu",), code) == "[0.0, 0.0]"
+    assert _with_shim(tmp_path, (), code) == "[1.0, 1.0]"  # the trap: without the shim the snapshot aliases
+
+
+def test_official_timing_comes_from_the_progress_lines(tmp_path):
+    harness = _script("harness")
+    log = tmp_path / "official.log"
+    log.write_text("[2026-12-07 10:00:00] iter = 00000, loss = 1\nEvaluate ...\n"
+                   "[2026-12-07 10:00:20] iter = 00010, loss = 1\n[2026-12-07 10:01:40] iter = 00050, loss = 1\n")
+    assert harness.seconds_per_iteration(log) == pytest.approx(2.0)
+    log.write_text("[2026-12-07 10:00:00] iter = 00000, loss = 1\n")
+    with pytest.raises(SystemExit, match="fewer than two"):
+        harness.seconds_per_iteration(log)
+
+
+def test_a_finished_step_is_not_run_again(tmp_path):
+    import sys
+
+    harness = _script("harness")
+    cmd = [sys.executable, "-c", "import pathlib; p = pathlib.Path('n'); p.write_text(p.read_text() + 'x' "
+                                 "if p.exists() else 'x')"]
+    first = harness.run_step(tmp_path, "count", cmd, cwd=tmp_path)
+    second = harness.run_step(tmp_path, "count", cmd, cwd=tmp_path)
+    assert (tmp_path / "n").read_text() == "x" and first["command"] == second["command"]

@@ -50,11 +50,18 @@ IMPORT_FORMATS = ("mtt", "datm", "dc", "imagefolder", "npz")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
+_NUMPY_SCALAR_GLOBALS = [np._core.multiarray.scalar if hasattr(np, "_core") else np.core.multiarray.scalar, np.dtype,
+                         *(type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32, np.bool_))]
+
+
 def _torch_file(path: Path) -> Any:
     if not path.is_file():
         raise UserFileNotFoundError(f"{path} does not exist")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # DatasetCondensation's res_*.pt files keep their accuracies as numpy float64 scalars beside the tensors:
+        # allow exactly the numpy scalar/dtype reconstructors (data, not code), nothing else.
+        with torch.serialization.safe_globals(_NUMPY_SCALAR_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - a pickled object, a torn file: the user's to fix
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"{path} is not a tensor file torch.load(weights_only=True) accepts ({first[:160]})") \
@@ -112,7 +119,7 @@ def _read_imagefolder(path: Path, real: RealData, class_map: list[str] | None = 
     classes = folder_classes([f.name for f in folders], classes=list(real.class_names), dataset=real.name,
                              where=str(root), class_map=class_map)
     images, labels, streams = [], [], []  # streams: each file's bytes while every file is a JPEG
-    for folder, cls in zip(folders, classes):
+    for folder, cls in zip(folders, classes, strict=True):
         for file in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
             with Image.open(file) as img:
                 arr = np.asarray(img.convert("L" if real.channels == 1 else "RGB"))

@@ -1,0 +1,192 @@
+"""What every ledger pair shares: resumable steps, the run-time shim for official code, records, the entry.
+
+A pair is a short list of **steps** (a subprocess each: the official pipeline, dd-bench's, the scorings); a step
+whose marker ``<work>/<step>.done.json`` exists is skipped, so a killed pair resumes at its first unfinished step.
+Every step's command, wall time and log file are kept in the marker and end up in the entry.
+
+The official code runs as its authors ship it, from a checkout given with ``--official`` (never committed, never
+downloaded here). What the harness changes is only the environment, through a ``sitecustomize`` module put first on
+``PYTHONPATH`` (:func:`write_shim`): seeding the global RNGs from ``LEDGER_SEED`` (the official scripts seed
+nothing), and, per pair, the adaptations it names (e.g. a copying ``Tensor.cpu`` for MTT's ``buffer.py`` on a CPU, a
+no-op ``wandb``). Each adaptation is a string in the entry's ``official.adaptations``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from dd_bench.io import atomic_write_json
+from dd_bench.results.ledger import LEDGER_FORMAT, LEDGER_VERSION, check_entry, compare
+from dd_bench.results.record import load_records
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The shim's parts, by adaptation name; ``seed`` is always on. Each is environment, never algorithm.
+SHIM_PARTS = {
+    "seed": (
+        "import os, random\n"
+        "_seed = int(os.environ.get('LEDGER_SEED', '0'))\n"
+        "random.seed(_seed)\n"
+        "try:\n    import numpy; numpy.random.seed(_seed)\nexcept ImportError:\n    pass\n"
+        "try:\n    import torch; torch.manual_seed(_seed)\nexcept ImportError:\n    pass\n"
+    ),
+    # buffer.py snapshots with p.detach().cpu(): a copy on a GPU, the live tensor on a CPU (every saved epoch would
+    # alias the final weights). A copy on CPU tensors restores what the code means on the device it was written for.
+    "copying_cpu": (
+        "import torch\n"
+        "_cpu = torch.Tensor.cpu\n"
+        "def _copying_cpu(self, *args, **kwargs):\n"
+        "    out = _cpu(self, *args, **kwargs)\n"
+        "    return out.clone() if out.data_ptr() == self.data_ptr() else out\n"
+        "torch.Tensor.cpu = _copying_cpu\n"
+    ),
+    # DatasetCondensation's DiffAugment (copied into MTT and DATM) writes a tensor from a view of itself
+    # (utils.py rand_cutout/rand_crop with Siamese params: ``offset_x[:] = offset_x[0]``), which the torch of 2021 ran
+    # and today's refuses ("some elements ... refer to a single memory location"). Cloning an overlapping source
+    # first gives what the old torch computed; every other assignment is untouched.
+    "setitem_overlap": (
+        "import torch\n"
+        "_setitem = torch.Tensor.__setitem__\n"
+        "def _setitem_clone_overlap(self, key, value):\n"
+        "    if isinstance(value, torch.Tensor) and value.numel() and self.numel() \\\n"
+        "            and value.untyped_storage().data_ptr() == self.untyped_storage().data_ptr():\n"
+        "        value = value.clone()\n"
+        "    return _setitem(self, key, value)\n"
+        "torch.Tensor.__setitem__ = _setitem_clone_overlap\n"
+    ),
+    # networks.py flattens with ``out.view(out.size(0), -1)``; today's CPU kernels can hand back a non-contiguous
+    # (channels-last) feature map after the DSA-augmented batch, which ``view`` refuses and the torch of 2021 never
+    # produced. Only where ``view`` raises does this fall back to ``reshape`` (same values, a copy).
+    "view_fallback": (
+        "import torch\n"
+        "_view = torch.Tensor.view\n"
+        "def _view_or_reshape(self, *shape, **kwargs):\n"
+        "    try:\n"
+        "        return _view(self, *shape, **kwargs)\n"
+        "    except RuntimeError as err:\n"
+        "        if 'view size is not compatible' not in str(err):\n"
+        "            raise\n"
+        "        return self.reshape(*shape)\n"
+        "torch.Tensor.view = _view_or_reshape\n"
+    ),
+}
+ADAPTATION_NOTES = {
+    "seed": "sitecustomize seeds random, numpy and torch from LEDGER_SEED before the script runs (it seeds nothing)",
+    "setitem_overlap": "Tensor.__setitem__ clones a source that shares the target's storage (today's torch refuses "
+                       "utils.py's `offset_x[:] = offset_x[0]`, which the torch it was written for ran)",
+    "view_fallback": "Tensor.view falls back to reshape where it raises on a non-contiguous input (networks.py's "
+                     "flatten after today's CPU kernels; same values)",
+    "copying_cpu": "Tensor.cpu returns a copy for a CPU tensor (on a GPU it already copies; see the issue's trap)",
+}
+
+
+def write_shim(directory: Path, parts: tuple[str, ...]) -> Path:
+    """A ``sitecustomize.py`` with the named parts (``seed`` first); returns the directory for ``PYTHONPATH``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    body = ["# Written by scripts/ledger/harness.py: run-time environment for an official pipeline.\n"]
+    body += [SHIM_PARTS[name] for name in ("seed", *[p for p in parts if p != "seed"])]
+    (directory / "sitecustomize.py").write_text("".join(body))
+    return directory
+
+
+def git_commit(path: Path) -> str:
+    out = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"error: {path} is not a git checkout (the entry records the official commit)")
+    return out.stdout.strip()
+
+
+def git_sha_clean() -> str:
+    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return sha + ("-dirty" if dirty else "")
+
+
+def ddbench_command(*overrides: str, task: str = "run") -> list[str]:
+    """dd-bench as a user runs it (the console entry point's function, under this interpreter)."""
+    return [sys.executable, "-c", "import sys; from dd_bench.cli import main; sys.exit(main())", task, *overrides]
+
+
+def run_step(work: Path, name: str, command: list[str], *, cwd: Path | None = None,
+             env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``command`` once (skipped when ``<work>/<name>.done.json`` exists); log to ``<work>/<name>.log``."""
+    marker = work / f"{name}.done.json"
+    if marker.is_file():
+        print(f"[{name}] done earlier ({json.loads(marker.read_text())['wall_seconds']:.0f} s): skipped", flush=True)
+        return json.loads(marker.read_text())
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / f"{name}.log"
+    print(f"[{name}] {shlex.join(command)}", flush=True)
+    start = time.perf_counter()
+    with open(log, "w") as handle:
+        done = subprocess.run(command, cwd=cwd, env={**os.environ, **(env or {})}, stdout=handle,
+                              stderr=subprocess.STDOUT)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        tail = log.read_text().strip().splitlines()[-15:]
+        raise SystemExit(f"[{name}] failed (exit {done.returncode}) after {wall:.0f} s; {log}:\n" + "\n".join(tail))
+    info = {"command": shlex.join(command), "cwd": str(cwd) if cwd else None, "wall_seconds": wall, "log": str(log),
+            "env": env or {}}
+    atomic_write_json(marker, info)
+    print(f"[{name}] {wall:.0f} s", flush=True)
+    return info
+
+
+def only_record(results: Path, *, kind: str = "evaluation") -> Any:
+    """The one record of ``kind`` under ``results`` (a pair's dd-bench folders hold exactly one)."""
+    records = [r for r in load_records(results) if r.kind == kind]
+    if len(records) != 1:
+        raise SystemExit(f"error: expected one {kind} record under {results}; found {len(records)}")
+    return records[0]
+
+
+def seconds_per_iteration(log: Path, *, before: int | None = None,
+                          pattern: str = r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\] iter = (\d+)") -> float:
+    """Steady-state seconds per iteration from an official log's timestamped ``iter = N`` lines (first to last).
+
+    The official scripts print a 1-s timestamp every few iterations and evaluate inside the same loop, so the total
+    wall time mixes distillation and scoring; the slope between the first and the last progress line does not
+    (``before``: ignore lines from that iteration on, where an evaluation precedes the print).
+    """
+    import datetime
+
+    points = [(datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S"), int(m.group(2)))
+              for m in (re.match(pattern, line) for line in log.read_text().splitlines()) if m]
+    points = [(t, i) for t, i in points if before is None or i < before]
+    if len(points) < 2 or points[-1][1] == points[0][1]:
+        raise SystemExit(f"error: {log} has fewer than two progress lines; cannot time the official distillation")
+    (t0, i0), (t1, i1) = points[0], points[-1]
+    return (t1 - t0).total_seconds() / (i1 - i0)
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    return {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+
+
+def write_entry(out: Path, *, pair: str, method: str, dataset: str, ipc: int, official: dict[str, Any],
+                ddbench: dict[str, Any], budget: dict[str, Any], data: dict[str, Any], scoring: dict[str, Any],
+                ours: list[float], theirs: list[float], wall_time_ratio: float, reproduce: str,
+                extra: dict[str, Any]) -> Path:
+    """Write ``<out>/<pair>.json`` (checked by :func:`check_entry` before it is written)."""
+    entry = {"format": LEDGER_FORMAT, "version": LEDGER_VERSION, "pair": pair, "method": method, "dataset": dataset,
+             "ipc": ipc, "status": "measured", "official": official, "ddbench": ddbench, "budget": budget,
+             "data": data, "scoring": scoring, "accuracies": {"ddbench": ours, "official": theirs},
+             **compare(ours, theirs), "wall_time_ratio": wall_time_ratio, "reproduce": reproduce,
+             "machine": machine(), "written_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
+    check_entry(entry, where=pair)
+    path = out / f"{pair}.json"
+    atomic_write_json(path, entry)
+    return path

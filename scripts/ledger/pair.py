@@ -1,0 +1,206 @@
+"""Run one fidelity-ledger pair: an official pipeline and dd-bench's on the same data and budget, both scored.
+
+    python scripts/ledger/pair.py dm-fmnist-ipc1 --official /path/to/DatasetCondensation \\
+        --data /path/to/fashion_mnist [--work DIR] [--out results/ledger]
+    python scripts/ledger/pair.py --list
+
+Steps (each a subprocess, skipped when its marker exists, so a killed pair resumes; :mod:`harness`):
+
+1. the official distillation, run as shipped (its command line below; environment adaptations named in the entry);
+2. dd-bench's distillation and scoring, as a user runs it: ``dd-bench run`` with its defaults plus the budget values;
+3. the official set imported (``dd-bench import format=dc``) and scored by dd-bench's evaluator, same protocol;
+4. the cross-check: the official set scored by the official evaluation routine (``utils.evaluate_synset``, called by
+   a small driver of ours on the official checkout's own functions), beside dd-bench's score of the same set.
+
+The entry (``results/ledger/<pair>.json``) compares dd-bench's set with the official set, both scored by dd-bench's
+evaluator, and records the budget, both commands, both wall times and the cross-check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (ADAPTATION_NOTES, ROOT, ddbench_command, git_commit, git_sha_clean,  # noqa: E402
+                     only_record, run_step, seconds_per_iteration, write_entry, write_shim)
+
+# The official evaluation routine, driven on an official set: our code calling the checkout's functions (run with
+# the checkout as the working directory and first on sys.path), so nothing of theirs is copied here.
+CROSS_CHECK_DRIVER = '''\
+import argparse, json, sys, torch
+sys.path.insert(0, ".")
+from utils import get_dataset, get_network, evaluate_synset, ParamDiffAug
+p = argparse.ArgumentParser()
+for k in ("--set", "--dataset", "--data_path", "--model", "--out", "--dsa_strategy"):
+    p.add_argument(k, required=True)
+for k in ("--nets", "--epoch_eval_train", "--batch_train"):
+    p.add_argument(k, type=int, required=True)
+p.add_argument("--lr_net", type=float, required=True)
+a = p.parse_args()
+channel, im_size, num_classes, _, _, _, _, _, testloader = get_dataset(a.dataset, a.data_path)
+import numpy as np  # the res file's accuracies are numpy scalars: allow those reconstructors, no other pickle
+with torch.serialization.safe_globals([np._core.multiarray.scalar, np.dtype, type(np.dtype(np.float64))]):
+    images, labels = torch.load(a.set, map_location="cpu", weights_only=True)["data"][-1]
+args = argparse.Namespace(device="cpu", lr_net=a.lr_net, epoch_eval_train=a.epoch_eval_train,
+                          batch_train=a.batch_train, dsa=a.dsa_strategy not in ("none", "None"),
+                          dsa_strategy=a.dsa_strategy, dsa_param=ParamDiffAug(), dc_aug_param=None)
+accs = []
+for i in range(a.nets):
+    torch.manual_seed(i)
+    net = get_network(a.model, channel, num_classes, im_size)
+    accs.append(100.0 * evaluate_synset(i, net, images.clone(), labels.clone(), testloader, args)[2])
+json.dump({"accuracies": accs}, open(a.out, "w"))
+'''
+
+
+# Environment adaptations DatasetCondensation needs under today's torch on a CPU (harness.SHIM_PARTS).
+SHIM = ("setitem_overlap", "view_fallback")
+
+
+@dataclasses.dataclass(frozen=True)
+class DMPair:
+    """DM (official ``main_DM.py`` of VICO-UoE/DatasetCondensation) against ``method=dm``."""
+
+    name: str
+    dataset: str  # dd-bench's name
+    official_dataset: str  # main_DM.py's --dataset
+    ipc: int
+    iterations: int  # distillation updates on both sides (main_DM.py runs Iteration + 1: it is passed one less)
+    batch_real: int  # real images per class per update (paper: 256)
+    eval_epochs: int  # evaluation epochs (mtt protocol; paper: 1000)
+    nets: int = 5
+    seed: int = 0
+    repository: str = "VICO-UoE/DatasetCondensation"
+    method: str = "dm"
+
+    def budget(self) -> dict[str, Any]:
+        return {"iterations": self.iterations, "batch_real": self.batch_real, "eval_epochs": self.eval_epochs,
+                "eval_networks": self.nets, "student": "convnet (ConvNet, instance norm)", "distill_seed": self.seed}
+
+
+PAIRS: dict[str, DMPair] = {p.name: p for p in (
+    DMPair("dm-fmnist-ipc1", "fashion_mnist", "FashionMNIST", ipc=1, iterations=1000, batch_real=64, eval_epochs=300),
+    DMPair("dm-fmnist-ipc10", "fashion_mnist", "FashionMNIST", ipc=10, iterations=1000, batch_real=64,
+           eval_epochs=300),
+)}
+
+
+def run_dm(pair: DMPair, *, official: Path, data: Path, work: Path, out: Path) -> Path:
+    commit = git_commit(official)
+    shim = write_shim(work / "shim", SHIM)
+    official_out = work / "official"
+    official_out.mkdir(parents=True, exist_ok=True)
+    # main_DM.py: --eval_mode other than S/SS evaluates only at the last iteration, on --model (get_eval_pool's
+    # default branch), which is what a fixed-budget comparison needs; its loop runs Iteration + 1 updates.
+    official_cmd = [sys.executable, str(official / "main_DM.py"), "--dataset", pair.official_dataset,
+                    "--model", "ConvNet", "--ipc", str(pair.ipc), "--eval_mode", "final", "--num_exp", "1",
+                    "--num_eval", str(pair.nets), "--epoch_eval_train", str(pair.eval_epochs),
+                    "--Iteration", str(pair.iterations - 1), "--batch_real", str(pair.batch_real), "--init", "real",
+                    "--data_path", str(data), "--save_path", str(official_out)]
+    env = {"PYTHONPATH": str(shim), "LEDGER_SEED": str(pair.seed)}
+    step_official = run_step(work, "official-distill", official_cmd, cwd=official, env=env)
+
+    budget = [f"method.iterations={pair.iterations}", f"method.batch_real={pair.batch_real}",
+              f"eval.epochs={pair.eval_epochs}", f"seeds={pair.nets}"]
+    common = [f"dataset={pair.dataset}", f"dataset.root={data}", "models=[convnet]", "eval=mtt", "references=[]",
+              "progress=false"]
+    ours_cmd = ddbench_command(f"method={pair.method}", f"ipc={pair.ipc}", f"seed={pair.seed}", *common, *budget,
+                               f"results={work / 'ddbench'}")
+    step_ours = run_step(work, "ddbench-run", ours_cmd, cwd=work)
+
+    res_file = official_out / f"res_DM_{pair.official_dataset}_ConvNet_{pair.ipc}ipc.pt"
+    imported = work / "official-set"
+    run_step(work, "import-official", ddbench_command(
+        "format=dc", f"path={res_file}", f"dataset={pair.dataset}", f"dataset.root={data}", "space=normalized",
+        f"out={imported}", "name=dm_official", task="import"), cwd=work)
+    score_cmd = ddbench_command(f"synset={imported}", *common, f"eval.epochs={pair.eval_epochs}",
+                                f"seeds={pair.nets}", f"results={work / 'official-scored'}", task="evaluate")
+    step_score = run_step(work, "score-official", score_cmd, cwd=work)
+
+    driver = work / "cross_check_driver.py"
+    driver.write_text(CROSS_CHECK_DRIVER)
+    cross_json = work / "cross_check.json"
+    run_step(work, "cross-check", [sys.executable, str(driver), "--set", str(res_file), "--dataset",
+                                   pair.official_dataset, "--data_path", str(data), "--model", "ConvNet", "--out",
+                                   str(cross_json), "--dsa_strategy", "color_crop_cutout_flip_scale_rotate", "--nets",
+                                   str(pair.nets), "--epoch_eval_train", str(pair.eval_epochs), "--batch_train",
+                                   "256", "--lr_net", "0.01"], cwd=official, env=env)
+
+    ours = only_record(work / "ddbench")
+    theirs = only_record(work / "official-scored")
+    cross = json.loads(cross_json.read_text())["accuracies"]
+    # Progress lines before the last iteration only: main_DM.py evaluates at Iteration, before that line is printed.
+    official_spi = seconds_per_iteration(Path(step_official["log"]), before=pair.iterations - 1)
+    ours_spi = ours.distill_seconds / pair.iterations
+    meta = json.loads((Path(ours.synset) / "meta.json").read_text())
+    real_fp = (meta.get("provenance") or {}).get("data_fingerprint")
+    return write_entry(
+        out, pair=pair.name, method=pair.method, dataset=pair.dataset, ipc=pair.ipc,
+        official={"repository": pair.repository, "commit": commit, "command": shlex.join(official_cmd),
+                  "wall_seconds": official_spi * pair.iterations, "wall_seconds_total": step_official["wall_seconds"],
+                  "seconds_per_iteration": official_spi, "environment": env,
+                  "adaptations": [ADAPTATION_NOTES[name] for name in ("seed", *SHIM)],
+                  "notes": ["--eval_mode final: main_DM.py evaluates only after the last iteration (its default "
+                            "branch of get_eval_pool), on ConvNet",
+                            f"--Iteration {pair.iterations - 1}: main_DM.py's loop makes Iteration + 1 updates",
+                            "its own in-loop evaluation scores the set one update before the saved one; the "
+                            "cross-check scores the saved set"]},
+        ddbench={"command": shlex.join(ours_cmd), "git_sha": git_sha_clean(), "record_git_sha": ours.git_sha,
+                 "wall_seconds": ours.distill_seconds, "wall_seconds_total": step_ours["wall_seconds"],
+                 "seconds_per_iteration": ours_spi, "set_hash": ours.set_hash, "record_hash": ours.record_hash},
+        budget=pair.budget(),
+        data={"train_subset": "full training set (both sides sample real batches per class from it)",
+              "test": "full test set", "root_layout": "torchvision raw files (read by both sides)",
+              "fingerprint": real_fp},
+        scoring={"evaluator": "dd-bench (eval=mtt: DSA, SGD 0.9 / 5e-4, lr 0.01, lr x0.1 at half, batch 256)",
+                 "protocol": f"mtt, eval.epochs={pair.eval_epochs}", "model": "convnet",
+                 "official_set_command": shlex.join(score_cmd)},
+        ours=ours.accuracies, theirs=theirs.accuracies, wall_time_ratio=ours_spi / official_spi,
+        reproduce=f"python scripts/ledger/pair.py {pair.name} --official DatasetCondensation --data DATA",
+        extra={"cross_check": {
+            "set": "official", "evaluator": "official utils.evaluate_synset (5 networks, torch.manual_seed(i))",
+            "accuracies_official_evaluator": cross, "mean_official_evaluator": statistics.fmean(cross),
+            "mean_ddbench_evaluator": statistics.fmean(theirs.accuracies),
+            "difference": statistics.fmean(theirs.accuracies) - statistics.fmean(cross)},
+            "wall_time_ratio_basis": "seconds per distillation update, dd-bench / official"})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pair", nargs="?", choices=sorted(PAIRS))
+    parser.add_argument("--list", action="store_true", help="print the pairs and their budgets")
+    parser.add_argument("--official", type=Path, help="a local checkout of the official repository")
+    parser.add_argument("--data", type=Path, help="the data root both sides read")
+    parser.add_argument("--work", type=Path, default=Path("ledger-work"), help="scratch folder (resumable)")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "ledger")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a plumbing check at a tiny budget (22 updates, 3 evaluation epochs); "
+                             "write --out elsewhere")
+    args = parser.parse_args()
+    if args.list or args.pair is None:
+        for pair in PAIRS.values():
+            print(f"{pair.name}: {pair.repository}; {pair.budget()}")
+        return
+    if args.official is None or args.data is None:
+        parser.error("--official and --data are required")
+    pair = PAIRS[args.pair]
+    if args.smoke:
+        pair = dataclasses.replace(pair, iterations=22, eval_epochs=3)
+    path = run_dm(pair, official=args.official.resolve(), data=args.data.resolve(),
+                  work=(args.work / args.pair).resolve(), out=args.out)
+    entry = json.loads(path.read_text())
+    print(f"{path}: dd-bench {entry['means']['ddbench']:.2f} vs official {entry['means']['official']:.2f} "
+          f"(d {entry['difference']:+.2f}, SE {entry['standard_error']:.2f}): {entry['verdict']}; "
+          f"time ratio {entry['wall_time_ratio']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
