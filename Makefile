@@ -2,12 +2,13 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: help install install-core demo test test-full bench gpu-checks docs clean
+.PHONY: help install install-core demo test test-full lint bench gpu-checks docs clean
 
 help:
 	@echo "make demo       install dd-bench and run the quick digits benchmark (CPU, a few minutes)"
 	@echo "make test       install dd-bench with its test extras and run the default test suite (CPU, no network)"
 	@echo "make test-full  also run tests marked slow"
+	@echo "make lint       ruff check with pyproject.toml's rules (ruff comes with the test extras: make install)"
 	@echo "make bench      evaluator/DSA speed benchmark (scripts/bench_evaluator.py)"
 	@echo "make gpu-checks every pending GPU check and benchmark (scripts/gpu_checks.sh; OUT=dir)"
 	@echo "make docs       build the docs site into site/ (mkdocs build --strict; the docs extra)"
@@ -34,6 +35,10 @@ test: install
 
 test-full: install
 	$(PYTHON) -m pytest -q
+
+# No install step (seconds, not the test extras' reinstall): ruff comes with `make install` / `make test`.
+lint:
+	$(PYTHON) -m ruff check .
 
 bench: install
 	$(PYTHON) scripts/bench_evaluator.py

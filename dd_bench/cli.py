@@ -15,7 +15,6 @@ A multirun ends with one board of its jobs' records (:mod:`dd_bench.sweep_board`
 from __future__ import annotations
 
 import dataclasses
-
 import importlib.util
 import os
 import sys
@@ -27,6 +26,8 @@ from dd_bench.errors import REPORT_BUGS, UserError
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
+
+    from dd_bench.tasks import run  # for type checkers: at run time the module __getattr__ below imports it lazily
 
 __all__ = ["main", "run", "split_task"]
 HELP_FLAGS = ("--help", "-h")

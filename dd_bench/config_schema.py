@@ -11,7 +11,7 @@ import dataclasses
 import enum
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -36,30 +36,30 @@ class FullDataRow(enum.StrEnum):
 @dataclass
 class DatasetSchema:
     name: str = MISSING
-    root: Optional[str] = None  # torchvision layout or a train/ + test/ ImageFolder tree, detected automatically
+    root: str | None = None  # torchvision layout or a train/ + test/ ImageFolder tree, detected automatically
     download: bool = False  # torchvision download into root (never in tests)
     zca: bool = False  # ZCA-whiten (kornia ZCAWhitening eps=0.1, fitted on the training set)
-    cache_dir: Optional[str] = None  # decoded-tensor cache; default $DD_BENCH_CACHE or ~/.cache/dd_bench
-    image_size: Optional[int] = None  # resize + centre-crop ImageFolder images to this many pixels
+    cache_dir: str | None = None  # decoded-tensor cache; default $DD_BENCH_CACHE or ~/.cache/dd_bench
+    image_size: int | None = None  # resize + centre-crop ImageFolder images to this many pixels
 
 
 @dataclass
 class EvalSchema:
     name: str = MISSING  # a registered protocol: mtt, quick, mtt-datm
-    batched: Optional[bool] = None  # None: seeds batched with vmap on CUDA (when the model allows), one by one on CPU
+    batched: bool | None = None  # None: seeds batched with vmap on CUDA (when the model allows), one by one on CPU
     # Setting any of these makes an unranked "<name>+custom" protocol (recorded as such, never ranked).
-    epochs: Optional[int] = None  # last pass index (epochs + 1 passes)
-    batch_size: Optional[int] = None
-    lr: Optional[float] = None  # lr when the set has no learned lr
-    use_learned_lr: Optional[bool] = None
-    augment: Optional[Augment] = None  # dsa | dsa_fyi | none
+    epochs: int | None = None  # last pass index (epochs + 1 passes)
+    batch_size: int | None = None
+    lr: float | None = None  # lr when the set has no learned lr
+    use_learned_lr: bool | None = None
+    augment: Augment | None = None  # dsa | dsa_fyi | none
 
 
 @dataclass
 class LoggerSchema:
     name: str = "none"  # none | wandb
-    project: Optional[str] = None
-    entity: Optional[str] = None
+    project: str | None = None
+    entity: str | None = None
     mode: WandbMode = WandbMode.offline
 
 
@@ -74,7 +74,7 @@ class DemoSchema:
     # hard labels and one with the same teacher labels.
     kd_protocol: str = "kd-quick"
     kd_models: list[str] = field(default_factory=lambda: ["convnet"])
-    methods: Optional[list[str]] = None  # None: every registered method with a preset for demo.dataset
+    methods: list[str] | None = None  # None: every registered method with a preset for demo.dataset
     references: list[str] = field(default_factory=lambda: ["random_subset"])
     full_data: FullDataRow = FullDataRow.recorded  # the full-data ceiling row: recorded | compute | none
     full_data_seeds: int = 1  # with full_data=compute: it trains on every image, so one seed by default
@@ -87,35 +87,35 @@ class DDBenchSchema:
     method: Any = MISSING
     eval: Any = MISSING
     logger: Any = MISSING
-    experiment: Optional[str] = None  # set by experiment/*.yaml: the paper preset's name, recorded in the record
-    preset: Optional[str] = None  # set by the applied conf/preset/<method>/<dataset>.yaml (preset=none: none)
-    verified: Optional[bool] = None  # experiment/*.yaml: are its hyper-parameters and published number verified?
-    published: Optional[str] = None  # experiment/*.yaml: the method's own published number, e.g. "46.3 +- 0.8"
+    experiment: str | None = None  # set by experiment/*.yaml: the paper preset's name, recorded in the record
+    preset: str | None = None  # set by the applied conf/preset/<method>/<dataset>.yaml (preset=none: none)
+    verified: bool | None = None  # experiment/*.yaml: are its hyper-parameters and published number verified?
+    published: str | None = None  # experiment/*.yaml: the method's own published number, e.g. "46.3 +- 0.8"
     ipc: int = 1  # images per class
     seed: int = 0  # distillation seed
-    out: Optional[str] = None  # synthetic set directory (default: <results>/synsets/<name>-<set hash>)
-    synset: Optional[str] = None  # evaluate: the synthetic set directory
+    out: str | None = None  # synthetic set directory (default: <results>/synsets/<name>-<set hash>)
+    synset: str | None = None  # evaluate: the synthetic set directory
     models: list[str] = field(default_factory=lambda: ["convnet"])
     # What the student learns from under a kd protocol: auto (the set's own: hard, learned, static, teacher or fkd;
     # meta.json's labels section) or any registered label source (dd_bench/labels/sources.py).
     label_source: str = "auto"
     # evaluate / run: score the same images once per label source (e.g. [fkd,teacher,projector,hard]), one record
     # each; replaces label_source when set.
-    label_sources: Optional[list[str]] = None
+    label_sources: list[str] | None = None
     # evaluate / run: DD-Ranking's robust scores for the set's records (lrs, ars; dd_bench/robust_scoring.py): extra
     # evaluations under the identical recipe (hard labels, the full-data reference, no augmentation), as fractions.
     scores: list[str] = field(default_factory=list)
     seeds: int = 5  # number of evaluation networks; seed i = network i
     results: str = "runs"  # records, synsets, leaderboards; ignored by git
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    progress: Optional[bool] = None  # None: bars only when stderr is a terminal (tasks.run resolves it)
+    progress: bool | None = None  # None: bars only when stderr is a terminal (tasks.run resolves it)
     # Reference rows scored beside a method under the same protocol (cached on disk): random_subset (same size as
     # the set, seed i = subset i) and/or full_data (the whole training set: under mtt, 1001 passes over it).
     references: list[str] = field(default_factory=lambda: ["random_subset"])
     rerun: bool = False  # distil and evaluate again even when the set and records of this config exist
     # Hold out a seeded, stratified fraction of the training set from distillation (recorded in the set's
     # provenance); selection that uses it (best checkpoint, lr search) is opt-in per method. Never the test set.
-    validation: Optional[float] = None
+    validation: float | None = None
     # How the distilled set stores its images (dd_bench/image_store.py, docs/storage.md): native (as the method makes
     # them: float32 model space, uint8 for coresets; the default, left out of the set hash) | uint8 | jpeg (PIL at
     # jpeg_quality, evaluated on the decoded pixels, charged the JPEG bytes). Checked by the task before any work.
@@ -126,19 +126,19 @@ class DDBenchSchema:
     # imagefolder | npz), the file or directory to import, the declared space of imported images (normalized |
     # zca | pixels | uint8; dd-bench's own exports carry theirs), which [images, labels] pair of a DC res_*.pt, and
     # the name the imported set is shown under (default imported_<format>).
-    format: Optional[str] = None
-    path: Optional[str] = None
-    space: Optional[str] = None
+    format: str | None = None
+    path: str | None = None
+    space: str | None = None
     entry: int = -1
-    name: Optional[str] = None
+    name: str | None = None
     # import: a names file naming the class of each label, one per line in label order; mapped onto the dataset's
     # class order (npz/pt labels, an ImageFolder's index-named folders; a mismatch fails naming both orders).
-    classes: Optional[str] = None
+    classes: str | None = None
     # leaderboard: rebuild it from the record files of a wandb project's runs (ENTITY/PROJECT, or a directory of
     # offline runs) instead of results=.
-    wandb_project: Optional[str] = None
+    wandb_project: str | None = None
     # export: make stored fkd labels for this kd protocol and export them instead of the teachers' weights.
-    materialise: Optional[str] = None
+    materialise: str | None = None
 
 
 def method_schema(name: str, config_cls: type) -> type:
@@ -156,8 +156,8 @@ def _registry_list(name: str) -> str:
     """``${dd_bench.list:methods}`` in conf/hydra/help: the registered names, so the help text cannot go stale."""
     from dd_bench.data import DATASETS
     from dd_bench.eval import PROTOCOLS
-    from dd_bench.methods import list_methods
     from dd_bench.labels.sources import label_source_names
+    from dd_bench.methods import list_methods
     from dd_bench.models import list_models
     from dd_bench.teachers import TEACHER_RECIPES
 

@@ -117,7 +117,7 @@ def single_teacher_sets(*, real: RealData, options: dict[str, Any], dataset: dic
 
     weights = options.get("teacher_weights") or [None] * len(options["teachers"])
     jobs = []
-    for recipe, w in zip(options["teachers"], weights):
+    for recipe, w in zip(options["teachers"], weights, strict=True):
         opts = single_teacher_options(options, teacher=recipe, weights=w)
         create_method("sre2l_pp", **opts)
         digest = set_hash(method="sre2l_pp", method_config=opts, dataset=dataset, data_fingerprint=real.fingerprint(),

@@ -19,4 +19,5 @@ class UserFileNotFoundError(UserError, FileNotFoundError):
     """An input the user pointed at (a data root, a synthetic set, a weights file) does not exist."""
 
 
-REPORT_BUGS = "this is a bug in dd-bench, not in your command; please report it with the command line and the traceback above"
+REPORT_BUGS = ("this is a bug in dd-bench, not in your command; please report it with the command line and the "
+               "traceback above")

@@ -20,7 +20,8 @@ default, quality 75 with 4:2:0 chroma subsampling (``test_image_storage.py`` che
 from __future__ import annotations
 
 import io
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

@@ -17,7 +17,8 @@ dd_bench.errors.UserError: Unknown widget 'bar'; available: foo
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from dd_bench.errors import UserError
 
@@ -33,7 +34,7 @@ class Registry(Generic[T]):
 
     def register(self, name: str | None = None) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
-            key = name if name is not None else getattr(obj, "__name__")
+            key = name if name is not None else obj.__name__
             if key != key.lower():
                 raise ValueError(f"{self.kind} names are lowercase; got '{key}'")
             if key in self._entries:

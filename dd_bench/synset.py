@@ -84,7 +84,8 @@ class SyntheticSet:
         if self.label_kind not in LABEL_KINDS:
             raise SynsetError(f"Unknown label_kind '{self.label_kind}'; available: {', '.join(LABEL_KINDS)}")
         if self.image_encoding not in IMAGE_ENCODINGS:
-            raise SynsetError(f"Unknown image_encoding '{self.image_encoding}'; available: {', '.join(IMAGE_ENCODINGS)}")
+            raise SynsetError(f"Unknown image_encoding '{self.image_encoding}'; "
+                              f"available: {', '.join(IMAGE_ENCODINGS)}")
         if self.image_encoding == "uint8" and self.images.dtype != torch.uint8:
             raise SynsetError("image_encoding 'uint8' needs uint8 images")
         if (self.soft_labels is None) != (self.label_kind == "hard"):

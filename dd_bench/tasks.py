@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import contextlib
-
 import sys
 import time
 from dataclasses import dataclass

@@ -23,6 +23,7 @@ Usage: python scripts/bench_decoupled.py [--device auto] [--teacher resnet18_cif
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import tempfile
 import time
@@ -93,7 +94,8 @@ def recover_plain(teacher: nn.Module, x0: torch.Tensor, iterations: int) -> None
             nch = inputs[0].shape[1]
             mean = inputs[0].mean([0, 2, 3])
             var = inputs[0].permute(1, 0, 2, 3).contiguous().view([nch, -1]).var(1, unbiased=False)
-            self.r_feature = torch.norm(module.running_var.data - var, 2) + torch.norm(module.running_mean.data - mean, 2)
+            self.r_feature = (torch.norm(module.running_var.data - var, 2)
+                              + torch.norm(module.running_mean.data - mean, 2))
 
     hooks = [Hook(m) for m in teacher.modules() if isinstance(m, nn.BatchNorm2d)]
     inputs = x0.clone().requires_grad_(True)
@@ -249,7 +251,7 @@ def main() -> None:
         ours_t, plain_t = [], []
         for k in range(args.repeats):  # alternating, each of ours into a fresh directory (no resumed shards)
             plain_t.append(timed(plain_relabel, device))
-            ours_t.append(timed(lambda: our_relabel(f"{tmp}/run{k}"), device))
+            ours_t.append(timed(functools.partial(our_relabel, f"{tmp}/run{k}"), device))
         entry = our_relabel(f"{tmp}/run0")  # every shard exists: returns the entry
         n = args.repeats * args.epochs * args.images
         report["relabel"] = {"epochs": args.epochs, "images": args.images, "repeats": args.repeats,

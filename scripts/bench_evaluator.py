@@ -8,11 +8,13 @@
 2. S networks trained by a plain re-implementation of the official ``evaluate_synset`` loop (kept in this
    script: a DataLoader over a TensorDataset with shuffle, DSA per batch, CE, SGD 0.9 / 5e-4, the per-batch
    accuracy bookkeeping through numpy, the lr x0.1 with a fresh SGD after pass epochs // 2 + 1) vs dd-bench's
-   one-at-a-time path, network by network alternating the two (drift cancels). Target (issue 7): dd-bench at most 1.0x the plain loop's time on the CPU.
+   one-at-a-time path, network by network alternating the two (drift cancels). Target (issue 7): dd-bench at most
+   1.0x the plain loop's time on the CPU.
 3. DSA on a 256-image 32x32 batch vs one ConvNet training step (forward + backward + SGD) on that batch.
    Target: DSA < 10% of the step.
 
-Usage: python scripts/bench_evaluator.py [--device auto] [--seeds 5] [--passes 20] [--only-official] [--out results/bench.json]
+Usage: python scripts/bench_evaluator.py [--device auto] [--seeds 5] [--passes 20] [--only-official]
+                                         [--out results/bench.json]
 Synthetic random tensors stand in for the images: the cost does not depend on pixel values.
 """
 
@@ -61,7 +63,8 @@ def time_evaluation(*, device: torch.device, seeds: int, passes: int, batched: b
 
 
 def official_plain_loop(*, images: torch.Tensor, labels: torch.Tensor, dsa: DSA, passes: int, seed: int) -> None:
-    """One network the way DC/MTT's ``evaluate_synset`` trains it (utils.py ``epoch('train', ...)``), written plainly."""
+    """One network the way DC/MTT's ``evaluate_synset`` trains it (utils.py ``epoch('train', ...)``), written
+    plainly."""
     import numpy as np
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -112,7 +115,7 @@ def time_official_vs_ours(*, device: torch.device, seeds: int, passes: int) -> d
                                protocol=custom_protocol("mtt", epochs=passes - 1))
             _sync(device)
             times.append(time.perf_counter() - start)
-    pair_ratios = sorted(o / p for o, p in zip(ours, plain))
+    pair_ratios = sorted(o / p for o, p in zip(ours, plain, strict=True))
     mid = len(pair_ratios) // 2
     median = pair_ratios[mid] if len(pair_ratios) % 2 else (pair_ratios[mid - 1] + pair_ratios[mid]) / 2
     return {"networks": seeds, "passes": passes, "plain_seconds": plain, "ours_seconds": ours,

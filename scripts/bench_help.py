@@ -26,7 +26,7 @@ def time_command(*, argv: list[str], runs: int) -> list[float]:
     times = []
     for i in range(runs + 1):
         started = time.perf_counter()
-        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        done = subprocess.run(argv, capture_output=True, timeout=120)
         elapsed = time.perf_counter() - started
         if done.returncode != 0:
             raise SystemExit(f"error: {shlex.join(argv)} exited {done.returncode}: {done.stderr.decode()[-500:]}")

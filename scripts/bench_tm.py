@@ -46,7 +46,7 @@ def plain_unrolled(*, module: torch.nn.Module, theta0: torch.Tensor, theta_targe
     params = [theta0.detach().clone().requires_grad_(True)]
     for step in plan:
         chunks = torch.split(params[-1], [s.numel() for s in shapes])
-        layer = {n: c.view(s) for n, c, s in zip(names, chunks, shapes)}
+        layer = {n: c.view(s) for n, c, s in zip(names, chunks, shapes, strict=True)}
         x = augment.apply(images[step.indices], step.augment_params)
         out = torch.func.functional_call(module, layer, (x,))
         loss = F.cross_entropy(out, labels[step.indices])
@@ -80,8 +80,9 @@ def bench_setting(*, device: torch.device, ipc: int, syn_steps: int, repeats: in
         if mode == "plain":
             return plain_unrolled(module=module, theta0=theta0, theta_target=theta_target, images=images,
                                   alpha=alpha, labels=labels, plan=plan, augment=dsa)
-        return matching_gradient("unrolled" if mode == "exact" else mode, forward=flat.forward, theta0=theta0, theta_target=theta_target, images=images, alpha=alpha,
-                  targets_of=HardTargets(labels), plan=plan, augment=dsa)
+        return matching_gradient("unrolled" if mode == "exact" else mode, forward=flat.forward, theta0=theta0,
+                                 theta_target=theta_target, images=images, alpha=alpha,
+                                 targets_of=HardTargets(labels), plan=plan, augment=dsa)
 
     results = {}
     for mode in ("plain", "exact", "tesla", "recompute"):
@@ -121,10 +122,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     device = resolve_device(args.device)
-    report = {"benchmark": "bench_tm", "provenance": collect_provenance(device), "torch_threads": torch.get_num_threads(),
+    report = {"benchmark": "bench_tm", "provenance": collect_provenance(device),
+              "torch_threads": torch.get_num_threads(),
               "command": f"python scripts/bench_tm.py --device {args.device} --ipcs {' '.join(map(str, args.ipcs))} "
                          f"--syn-steps {args.syn_steps} --repeats {args.repeats}", "settings": []}
-    print(f"device: {report['provenance']['device']} ({report['provenance']['device_name']}), torch {torch.__version__}")
+    print(f"device: {report['provenance']['device']} ({report['provenance']['device_name']}), "
+          f"torch {torch.__version__}")
     for ipc in args.ipcs:
         r = bench_setting(device=device, ipc=ipc, syn_steps=args.syn_steps, repeats=args.repeats)
         report["settings"].append(r)

@@ -113,7 +113,7 @@ def main() -> None:
               f"{med['plain main.py loop']:.3f} s/it, ratio {ratio:.2f}x", flush=True)
     if args.out:
         record = {"benchmark": "gradient matching outer iteration (DC), CPU", "rows": rows,
-                  "shape": "10 classes, 3x32x32, ConvNet, batch_real %d" % args.batch_real,
+                  "shape": f"10 classes, 3x32x32, ConvNet, batch_real {args.batch_real:d}",
                   "iterations_per_timing": args.iterations, "repeats": args.repeats,
                   "command": "python scripts/cpu_bench_gradient_matching.py " + " ".join(
                       f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None and k != "out"),

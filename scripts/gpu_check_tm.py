@@ -66,7 +66,7 @@ def main() -> None:
 
     recipes = {"mtt": ExpertRecipe(epochs=args.expert_epochs, optimizer="sgd"),
                "datm": ExpertRecipe(epochs=args.expert_epochs, optimizer="gsam", rho=0.01, alpha=0.3)}
-    for name, recipe in recipes.items():
+    for recipe in recipes.values():
         t = time.perf_counter()
         experts = get_experts(real, recipe, num_experts=args.experts, progress=False)
         spent = time.perf_counter() - t
@@ -75,10 +75,11 @@ def main() -> None:
 
     protocol = get_protocol("mtt") if args.eval_epochs is None else custom_protocol("mtt", epochs=args.eval_epochs)
     common = dict(num_experts=args.experts, expert_train_epochs=args.expert_epochs, syn_steps=30, expert_epochs=2,
-                  max_start_epoch=args.max_start, lr_lr=1e-5, lr_teacher=0.001, batch_syn=0, checkpoint_every=args.chunk)
+                  max_start_epoch=args.max_start, lr_lr=1e-5, lr_teacher=0.001, batch_syn=0,
+                  checkpoint_every=args.chunk)
     methods = {"mtt": dict(common, lr_img=100.0),
-               "datm": dict(common, lr_img=100.0, lr_teacher=0.01, syn_steps=80, current_max_start_epoch=args.max_start // 2,
-                            expansion_end_epoch=1000, lr_label=2.0)}
+               "datm": dict(common, lr_img=100.0, lr_teacher=0.01, syn_steps=80,
+                            current_max_start_epoch=args.max_start // 2, expansion_end_epoch=1000, lr_label=2.0)}
     chunks = {name: args.chunk for name in methods}
     if args.selection:
         # A chunk's last iteration is always a candidate (it ends that call's run): chunks of the selection interval.

@@ -299,10 +299,10 @@ def test_leading_one_broadcasts_to_any_batch(family: str) -> None:
 def test_mixed_families_equal_groups_applied_separately() -> None:
     dsa = DSA(image_size=8)
     xs = [torch.rand(n, 3, 8, 8) for n in (3, 1, 4, 2, 5, 2)]
-    ps = [params_of(dsa, fam, len(x), seed=i) for i, (fam, x) in enumerate(zip(FAMILIES, xs))]
+    ps = [params_of(dsa, fam, len(x), seed=i) for i, (fam, x) in enumerate(zip(FAMILIES, xs, strict=True))]
     ps[1] = params_of(dsa, "crop", 1, same_on_batch=True)  # a leading-dim-1 set among per-sample ones
     cat = DSA.cat_params(ps, [len(x) for x in xs])
-    expected = torch.cat([dsa.apply(x, p) for x, p in zip(xs, ps)])
+    expected = torch.cat([dsa.apply(x, p) for x, p in zip(xs, ps, strict=True)])
     assert torch.allclose(dsa.apply(torch.cat(xs), cat), expected, atol=1e-6)
     perm = torch.randperm(len(expected), generator=gen())  # interleaved families, not contiguous blocks
     shuffled = {k: v[perm] for k, v in cat.items()}
@@ -321,7 +321,7 @@ def test_global_rng_untouched() -> None:
         dsa(x, generator=g)
     assert torch.equal(torch.get_rng_state(), state)
     if cuda_state is not None:
-        assert all(torch.equal(a, b) for a, b in zip(torch.cuda.get_rng_state_all(), cuda_state))
+        assert all(torch.equal(a, b) for a, b in zip(torch.cuda.get_rng_state_all(), cuda_state, strict=True))
 
 
 def test_determinism() -> None:

@@ -7,7 +7,6 @@ import itertools
 import json
 import math
 import statistics
-
 from pathlib import Path
 
 import pytest
@@ -21,8 +20,7 @@ from dd_bench.eval import evaluate, get_protocol
 from dd_bench.labels.sources import teacher_identity
 from dd_bench.labels.teacher import TeacherLogits
 from dd_bench.methods import create_method
-from dd_bench.methods.committee import (OFFICIAL_PRIORS, committees, load_prior_file, prior_weights,
-                                        write_prior_file)
+from dd_bench.methods.committee import OFFICIAL_PRIORS, committees, load_prior_file, prior_weights, write_prior_file
 from tests.conftest import BNNet, preset_options
 
 
@@ -222,7 +220,7 @@ def test_measured_priors_are_found_or_made_and_read_the_validation_split_only(co
 
     # The split's teachers are trained anew: two one-epoch ConvNet-BN teachers keep this test at seconds.
     recipes = ["test_digits_w8", "test_digits_w16"]
-    for name, width in zip(recipes, (8, 16)):
+    for name, width in zip(recipes, (8, 16), strict=True):
         monkeypatch.setitem(TEACHER_RECIPES._entries, name, TeacherRecipe(
             model="convnet_bn", model_kwargs={"width": width, "depth": 1}, epochs=1, lr=0.01, batch_size=64))
     split, _ = split_validation(digits, fraction=0.1, seed=0)

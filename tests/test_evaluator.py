@@ -47,7 +47,8 @@ def test_mtt_protocol_is_the_official_recipe():
     quick = get_protocol("quick")
     assert quick.passes == 300 and quick.decay_epoch == 150 and not quick.ranked
     assert get_protocol("mtt-datm").batch_size == 128 and not get_protocol("mtt-datm").ranked
-    with pytest.raises(ValueError, match="available: dc, kd, kd-cvdd, kd-cvdd-eta2, kd-infer, kd-infer-dyn, kd-quick, kd-rded, kd-sre2l-tiny, "
+    with pytest.raises(ValueError, match="available: dc, kd, kd-cvdd, kd-cvdd-eta2, kd-infer, kd-infer-dyn, "
+                                         "kd-quick, kd-rded, kd-sre2l-tiny, "
                                          "mtt, mtt-datm, "
                                          "mtt-ftd-warm, mtt-fyi, quick"):
         get_protocol("mttt")

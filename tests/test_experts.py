@@ -57,7 +57,7 @@ def test_flat_forward_matches_module_and_order() -> None:
     assert theta.dtype == torch.float32 and theta.shape == (flat.num_params,)
     assert list(flat.param_shapes) == [n for n, _ in net.named_parameters()]
     assert torch.equal(theta, torch.cat([p.detach().reshape(-1) for p in net.parameters()]))
-    for (name, p), (name2, v) in zip(net.named_parameters(), flat.unflatten(theta).items()):
+    for (name, p), (name2, v) in zip(net.named_parameters(), flat.unflatten(theta).items(), strict=True):
         assert name == name2 and torch.equal(p.detach(), v)
     x = torch.randn(6, 1, 8, 8)
     torch.testing.assert_close(flat.forward(theta, x), net(x), rtol=1e-5, atol=1e-6)
@@ -85,7 +85,8 @@ def test_double_backward_through_an_sgd_step_matches_finite_differences() -> Non
     theta = flat.flatten(net).double()
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 1, 8, 8, generator=g, dtype=torch.float64, requires_grad=True)
-    y, x_test, y_test = torch.tensor([1, 3]), torch.randn(3, 1, 8, 8, generator=g, dtype=torch.float64), torch.tensor([0, 1, 3])
+    y, x_test, y_test = (torch.tensor([1, 3]), torch.randn(3, 1, 8, 8, generator=g, dtype=torch.float64),
+                         torch.tensor([0, 1, 3]))
 
     def after_one_step(images: torch.Tensor) -> torch.Tensor:
         w = theta.clone().requires_grad_(True)
@@ -128,14 +129,14 @@ def _reference_gsam(params, loss_of, *, rho, alpha, adaptive, optimizer, eps=1e-
         p.grad = None
     loss_of(params).backward()
     with torch.no_grad():
-        inner = sum((o * p.grad).sum() for o, p in zip(old_g, params))
+        inner = sum((o * p.grad).sum() for o, p in zip(old_g, params, strict=True))
         new_norm = torch.stack([p.grad.norm() for p in params]).norm()
         old_norm = torch.stack([o.norm() for o in old_g]).norm()
         cosine = inner / (new_norm * old_norm + eps)
-        for p, o in zip(params, old_g):
+        for p, o in zip(params, old_g, strict=True):
             vertical = o - cosine * old_norm * p.grad / (new_norm + eps)
             p.grad.add_(vertical, alpha=-alpha)
-        for p, e_w in zip(params, e_ws):
+        for p, e_w in zip(params, e_ws, strict=True):
             p.sub_(e_w)
     optimizer.step()
 
@@ -218,7 +219,10 @@ def test_shared_loop_trains_the_flat_reference_trajectory(digits, optimizer: str
             idx = perm[start:start + recipe.batch_size]
             x = augment.apply(digits.to_model_space(digits.train_images[idx]),
                               augment.sample_params(len(idx), generator=ref.aug_gen))
-            loss_fn = lambda theta: F.cross_entropy(flat.forward(theta, x), digits.train_labels[idx])  # noqa: E731
+
+            def loss_fn(theta: torch.Tensor, x: torch.Tensor = x, idx: torch.Tensor = idx) -> torch.Tensor:
+                return F.cross_entropy(flat.forward(theta, x), digits.train_labels[idx])
+
             if optimizer == "gsam":
                 w, buf, _ = gsam_step(w, loss_fn, lr=recipe.lr, rho=recipe.rho, alpha=recipe.alpha,
                                       adaptive=recipe.adaptive, momentum=momentum,
@@ -343,7 +347,8 @@ def test_replay_buffer_rejects_unsafe_and_mismatched_files(digits, tmp_path: Pat
         import_replay_buffers(paths, **{**kw, "model_kwargs": {"width": 4}})
     broken = tmp_path / "broken.pt"
     torch.save([[[torch.zeros(3)]]], broken)
-    with pytest.raises(ReplayBufferError, match="expert 0, epoch 0: expected a list of 14 parameter tensors; got 1 tensors"):
+    with pytest.raises(ReplayBufferError,
+                       match="expert 0, epoch 0: expected a list of 14 parameter tensors; got 1 tensors"):
         import_replay_buffers([broken], **kw)
     # buffer.py's p.detach().cpu() on a CPU: every snapshot aliases the final weights (issue 21's trap).
     aliased = tmp_path / "replay_buffer_aliased.pt"

@@ -178,7 +178,7 @@ def test_cat_params_of_several_calls_equal_separate_calls() -> None:
         p["family"] = torch.full_like(p["family"], i)
     ps[1] = dsa.sample_params(1, generator=gen(99), same_on_batch=True)
     cat = DSA.cat_params(ps, [len(x) for x in xs])
-    expected = torch.cat([dsa.apply(x, p) for x, p in zip(xs, ps)])
+    expected = torch.cat([dsa.apply(x, p) for x, p in zip(xs, ps, strict=True)])
     torch.testing.assert_close(dsa.apply(torch.cat(xs), cat), expected)
     perm = torch.randperm(len(expected), generator=gen())
     torch.testing.assert_close(dsa.apply(torch.cat(xs)[perm], {k: v[perm] for k, v in cat.items()}), expected[perm])

@@ -17,7 +17,7 @@ from dd_bench.methods.gradient_matching import LOOPS, Distance, layer_distance, 
 
 def _hand_ours(real: list[torch.Tensor], syn: list[torch.Tensor]) -> float:
     total = 0.0
-    for r, s in zip(real, syn):
+    for r, s in zip(real, syn, strict=True):
         if r.ndim == 1:
             continue  # distance_wb returns 0 for biases and norm weights
         r2, s2 = r.reshape(r.shape[0], -1), s.reshape(s.shape[0], -1)
@@ -88,7 +88,7 @@ def test_siamese_dsa_shares_one_draw_and_leaves_the_global_rng_alone(digits, mon
     assert torch.equal(torch.get_rng_state(), torch_state) and np.array_equal(np.random.get_state()[1], numpy_state)
     # Per class: the real batch (16 images), then its synthetic image (1), with the same parameters for both.
     matching = calls[:2 * digits.num_classes]
-    for (n_real, p_real), (n_syn, p_syn) in zip(matching[0::2], matching[1::2]):
+    for (n_real, p_real), (n_syn, p_syn) in zip(matching[0::2], matching[1::2], strict=True):
         assert (n_real, n_syn) == (16, 1)
         assert p_real.keys() == p_syn.keys()
         assert all(torch.equal(p_real[k], p_syn[k]) for k in p_real)

@@ -11,8 +11,13 @@ import pytest
 import torch
 
 from dd_bench.errors import UserError, UserFileNotFoundError
-from dd_bench.labels.quantised import (compressed_bytes_per_row, int8_roundtrip, probabilities_as_logits,
-                                      topk_renorm_roundtrip, topk_smooth_probabilities)
+from dd_bench.labels.quantised import (
+    compressed_bytes_per_row,
+    int8_roundtrip,
+    probabilities_as_logits,
+    topk_renorm_roundtrip,
+    topk_smooth_probabilities,
+)
 from dd_bench.labels.sources import check_label_source, resolve_labels
 from dd_bench.methods import METHODS, create_method
 from dd_bench.projector.backbone import load_backbone

@@ -187,7 +187,7 @@ def test_a_static_set_is_compared_with_random_subsets_under_static_logits_of_its
     assert by_labels["teacher"].storage["eval_assets_bytes"] > 0 and len({r.record_hash for r in rows}) == 3
     teachers = [resolve_teacher(digits, recipe=r, progress=False).module.eval() for r in DIGITS_OPTIONS["teachers"]]
     assert len(seen) == 2 and not static_row.extra["from_cache"]
-    for seed, logits in zip([0, 1], seen):
+    for seed, logits in zip([0, 1], seen, strict=True):
         x = digits.to_model_space(digits.train_images[random_subset_indices(digits, 2, seed)])
         with torch.no_grad():
             torch.testing.assert_close(logits, torch.stack([t(x) for t in teachers]).mean(0))

@@ -156,6 +156,6 @@ def test_the_best_during_training_is_recorded_beside_the_final_number_without_ch
     assert b.accuracies == a.accuracies  # scoring along the way neither trains nor draws random numbers
     best = b.extra["best_during_training"]
     assert best["epochs_checked"] == [4, 6] and "never ranked" in best["note"]
-    assert all(x >= y for x, y in zip(best["accuracies"], b.accuracies))
+    assert all(x >= y for x, y in zip(best["accuracies"], b.accuracies, strict=True))
     assert "best_during_training" not in a.extra
     assert get_protocol("kd-rded").best_every == 10

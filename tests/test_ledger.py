@@ -160,3 +160,19 @@ def test_a_finished_step_is_not_run_again(tmp_path):
     first = harness.run_step(tmp_path, "count", cmd, cwd=tmp_path)
     second = harness.run_step(tmp_path, "count", cmd, cwd=tmp_path)
     assert (tmp_path / "n").read_text() == "x" and first["command"] == second["command"]
+
+
+def test_the_cifar_shim_reads_an_image_folder_tree(tmp_path):
+    from PIL import Image
+
+    for split, n in (("train", 2), ("test", 1)):
+        for name in ("airplane", "automobile"):
+            (tmp_path / "tree" / split / name).mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (32, 32), (10 * i, 0, 0)).save(tmp_path / "tree" / split / name / f"{i}.png")
+    code = ("import json, torchvision.datasets as d, torchvision.transforms as t\n"
+            f"train = d.CIFAR10({str(tmp_path / 'tree')!r}, train=True, download=True, transform=t.ToTensor())\n"
+            f"test = d.CIFAR10({str(tmp_path / 'tree')!r}, train=False, download=True)\n"
+            "print(json.dumps([len(train), len(test), train.classes, list(train[3][0].shape), train[3][1]]))")
+    n_train, n_test, classes, shape, label = json.loads(_with_shim(tmp_path, ("cifar_imagefolder",), code))
+    assert (n_train, n_test, classes, shape, label) == (4, 2, ["airplane", "automobile"], [3, 32, 32], 1)

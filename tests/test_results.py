@@ -200,7 +200,8 @@ def test_leaderboard_keeps_every_record_and_protocols_apart(synthetic_records, t
     assert dm["acc_mean_std"] == "51.00 +- 1.41"
     assert dm["storage_bytes"] == 1080
 
-    ranks = dict(zip(mtt_rows["method"] + "/" + mtt_rows["kind"] + "/" + mtt_rows["variant"], mtt_rows["rank"]))
+    keys = mtt_rows["method"] + "/" + mtt_rows["kind"] + "/" + mtt_rows["variant"]
+    ranks = dict(zip(keys, mtt_rows["rank"], strict=True))
     assert ranks["mtt/evaluation/"] == 1 and ranks["dm/evaluation/seeds=5,6"] == 2
     assert ranks["dm/evaluation/seeds=0,1"] == 3
     assert pd.isna(ranks["random_subset/reference/"]) and pd.isna(ranks["full_data/reference/"])
@@ -330,7 +331,8 @@ def test_custom_and_quick_protocols_never_show_published_numbers(tmp_path):
     from dd_bench.results import RunRecord, build_leaderboard
 
     published = tmp_path / "published.csv"
-    published.write_text(",".join(PUBLISHED_COLUMNS) + "\n" + "dm,cifar10,10,convnet,48.9,0.6,mtt,final,mtt,test,partial\n")
+    published.write_text(",".join(PUBLISHED_COLUMNS) + "\n"
+                         + "dm,cifar10,10,convnet,48.9,0.6,mtt,final,mtt,test,partial\n")
     rows = []
     for protocol in ("mtt", "mtt+custom", "quick"):
         rows.append(RunRecord(kind="evaluation", method="dm", dataset="cifar10", ipc=10, protocol=protocol,

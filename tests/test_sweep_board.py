@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from test_slurm import local_slurm  # noqa: F401 - the fixture: a one-node SLURM cluster on this machine (or a skip)
 
 from dd_bench.cli import main
 from dd_bench.results import RunRecord, write_record
 from dd_bench.sweep_board import JOB_FILE
-from test_slurm import local_slurm  # noqa: F401 - the fixture: a one-node SLURM cluster on this machine (or a skip)
 
 TINY = ["eval=quick", "eval.epochs=1", "models=[mlp]", "seeds=1", "progress=false"]
 HEADER = "== sweep board:"
@@ -73,7 +73,7 @@ def test_no_board_after_a_single_run_or_a_sweep_without_records(tmp_path, capsys
     assert HEADER not in capsys.readouterr().out
 
 
-def test_slurm_sweep_prints_the_board_in_the_submitting_process(local_slurm, tmp_path):
+def test_slurm_sweep_prints_the_board_in_the_submitting_process(local_slurm, tmp_path):  # noqa: F811 - the fixture
     """Through submitit the jobs run as SLURM jobs (their own processes); the board comes from the process that
     submitted them, once both returned."""
     import subprocess

@@ -183,7 +183,7 @@ def test_recompute_mode_is_the_exact_gradient():
     exact = _grads("unrolled", images, labels, theta0, target, dsa, plan, alpha_value=0.3, learned=logits)
     swept = _grads("recompute", images, labels, theta0, target, dsa, plan, alpha_value=0.3, learned=logits)
     assert swept[0] == pytest.approx(exact[0], rel=1e-12)
-    for a, b in zip(exact[1:], swept[1:]):
+    for a, b in zip(exact[1:], swept[1:], strict=True):
         torch.testing.assert_close(b, a, rtol=1e-8, atol=1e-12)
 
 

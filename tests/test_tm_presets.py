@@ -45,7 +45,8 @@ CHOICES = {
 # Every preset names its own per-setting values instead of leaning on method defaults.
 REQUIRED_METHOD_KEYS = {"syn_steps", "expert_epochs", "max_start_epoch", "lr_img", "lr_lr", "lr_teacher"}
 DEFAULT_EXPERT_EPOCHS = {"mtt": 50, "ftd": 50, "tesla": 50, "datm": 100}
-TOP_KEYS = {"defaults", "experiment", "ipc", "models", "seeds", "verified", "published", "dataset", "method", "validation"}
+TOP_KEYS = {"defaults", "experiment", "ipc", "models", "seeds", "verified", "published", "dataset", "method",
+            "validation"}
 PUBLISHED_RE = re.compile(r"^(\d+(?:\.\d+)?) \+- (\d+(?:\.\d+)?)$")
 
 # (method, dataset, ipc, model) cells with no published row on purpose (baselines/README.md, "Known gaps"): MTT's own

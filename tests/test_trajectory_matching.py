@@ -341,7 +341,8 @@ def test_paper_selection_reports_the_test_selected_score_apart(digits, tmp_path,
 
     tiny = [f"method.{k}={v}" for k, v in TINY.items()]
     args = ["run", "method=mtt", *tiny, "method.iterations=4", "method.eval_every=2", "method.eval_networks=1",
-            "method.eval_protocol=quick", "method.eval_epochs=1", "method.eval_model=mlp", "method.paper_selection=true",
+            "method.eval_protocol=quick", "method.eval_epochs=1", "method.eval_model=mlp",
+            "method.paper_selection=true",
             "validation=0.2", "eval=quick", "eval.epochs=1", "models=[mlp]", "seeds=1", "references=[]",
             f"results={tmp_path}", "progress=false", "hydra.run.dir=" + str(tmp_path / "hydra")]
     assert main(args) == 0, capsys.readouterr()

@@ -68,7 +68,7 @@ def test_one_offline_run_per_record_with_files_table_and_artifact(compose_cfg, o
                          overrides=["method=random", "ipc=1"], directory=offline)
     runs = sorted(offline.glob("wandb/offline-run-*"))
     assert len(runs) == 2 and len(logged) == 2
-    own, record = next((item, r) for item, r in zip(logged, records) if r.kind == "evaluation")
+    own, record = next((item, r) for item, r in zip(logged, records, strict=True) if r.kind == "evaluation")
     files = own["files"]
     back = RunRecord.from_dict(json.loads((files / RECORD_FILE).read_text()))
     assert back.record_hash == record.record_hash and back.accuracies == record.accuracies

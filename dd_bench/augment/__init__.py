@@ -6,6 +6,8 @@ the augmentation registry.
 ['dsa', 'none']
 """
 
+from dd_bench.augment.dsa import DSA, FAMILIES, NoAugmentation, parse_strategy
+from dd_bench.augment.fyi import flip_concat
 from dd_bench.augment.ops import (
     ALIGN_CORNERS,
     adjust_brightness,
@@ -19,8 +21,6 @@ from dd_bench.augment.ops import (
     rotation_matrix,
     scale_matrix,
 )
-from dd_bench.augment.dsa import DSA, FAMILIES, NoAugmentation, parse_strategy
-from dd_bench.augment.fyi import flip_concat
 from dd_bench.registry import Registry
 
 __all__ = [
@@ -43,7 +43,8 @@ __all__ = [
     "scale_matrix",
 ]
 
-# Keys equal the conf/augmentation/*.yaml stems. Every entry takes ``image_size=`` and exposes
+# Keys are the augmentation names (no config group selects them: an evaluation protocol's ``augment`` field picks
+# the evaluator's augmentation, dd_bench/eval/evaluate.py: make_augment). Every entry takes ``image_size=`` and exposes
 # sample_params(n, *, generator, same_on_batch) / apply(x, params) / __call__(x, *, generator) / cat_params.
 AUGMENTATIONS: Registry = Registry("augmentation")
 AUGMENTATIONS.register("dsa")(DSA)

@@ -35,7 +35,7 @@ class RandomCropFlip:
     @staticmethod
     def cat_params(params: list[dict[str, torch.Tensor]], sizes: list[int]) -> dict[str, torch.Tensor]:
         """Concatenate per-group params (broadcasting (1,) groups to their size) for one batched apply."""
-        return {k: torch.cat([p[k].expand(s) for p, s in zip(params, sizes)]) for k in params[0]}
+        return {k: torch.cat([p[k].expand(s) for p, s in zip(params, sizes, strict=True)]) for k in params[0]}
 
     def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         """x (B, C, H, W) float -> the cropped, flipped batch of the same shape."""

@@ -268,7 +268,7 @@ class DSA:
         out: Params = {}
         for key in params[0]:
             parts = []
-            for p, size in zip(params, sizes):
+            for p, size in zip(params, sizes, strict=True):
                 v = p[key]
                 if v.shape[0] not in (1, size):
                     raise ValueError(f"param {key!r} has leading dimension {v.shape[0]}; expected 1 or {size}")

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 
-
 class MixUp:
     def __init__(self, *, alpha: float) -> None:
         if not alpha > 0:
@@ -89,7 +88,7 @@ class KDAugment:
         out = {k: torch.cat([p[k] for p in params]) for k in params[0] if k != "mix.perm"}
         if "mix.perm" in params[0]:  # each group's permutation indexes its own slice of the concatenated batch
             offsets = torch.tensor([0, *sizes[:-1]]).cumsum(0).tolist()
-            out["mix.perm"] = torch.cat([p["mix.perm"] + o for p, o in zip(params, offsets)])
+            out["mix.perm"] = torch.cat([p["mix.perm"] + o for p, o in zip(params, offsets, strict=True)])
         return out
 
     def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:

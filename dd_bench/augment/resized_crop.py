@@ -1,8 +1,9 @@
 """RandomResizedCrop + horizontal flip on the device, per sample or shared by the batch.
 
 torchvision's ``RandomResizedCrop(size, scale, ratio)`` semantics for the box: up to 10 tries of an area fraction
-``s ~ U(scale)`` and a log-uniform aspect ratio ``r`` in ``ratio``, ``w = round(sqrt(s*A*r))``, ``h = round(sqrt(s*A/r))``;
-the first try that fits is placed uniformly; if none fits, the centre crop with the ratio clamped to ``ratio``.
+``s ~ U(scale)`` and a log-uniform aspect ratio ``r`` in ``ratio``, ``w = round(sqrt(s*A*r))``,
+``h = round(sqrt(s*A/r))``; the first try that fits is placed uniformly; if none fits, the centre crop with the
+ratio clamped to ``ratio``.
 The box is then resized back to the image size by bilinear sampling (``grid_sample``, ``align_corners=False``, no
 antialiasing: torchvision antialiases tensor down-scaling, here boxes are only ever up-scaled to the input size).
 
@@ -62,7 +63,7 @@ class RandomResizedCropFlip:
 
     @staticmethod
     def cat_params(params: list[dict[str, torch.Tensor]], sizes: list[int]) -> dict[str, torch.Tensor]:
-        return {k: torch.cat([p[k].expand(s) for p, s in zip(params, sizes)]) for k in params[0]}
+        return {k: torch.cat([p[k].expand(s) for p, s in zip(params, sizes, strict=True)]) for k in params[0]}
 
     def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor],
               output_size: tuple[int, int] | None = None) -> torch.Tensor:

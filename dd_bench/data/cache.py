@@ -20,6 +20,7 @@ from typing import Any
 
 from dd_bench.data.sources import Decoded
 from dd_bench.io import atomic_save_safetensors, atomic_write_json, cache_root, json_sha256
+from dd_bench.io.cache_paths import cache_subdir
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def cache_key(name: str, directory: Path, layout: str, files: Sequence[Path], op
 
 def entry_path(cache_dir: Path, name: str, key: str, suffix: str) -> Path:
     """``<cache_dir>/datasets/<name>-<key><suffix>``; other per-dataset assets (ZCA) use their own suffix."""
-    return cache_dir / "datasets" / f"{name}-{key}{suffix}"
+    return cache_subdir("datasets", cache_dir) / f"{name}-{key}{suffix}"
 
 
 def save_decoded(cache_dir: Path, name: str, key: str, decoded: Decoded, info: dict[str, Any]) -> Path:

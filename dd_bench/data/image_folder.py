@@ -88,7 +88,7 @@ def decode_files(paths: Sequence[Path], *, image_size: int | None, progress: boo
             )
         )
     sizes: dict[tuple[int, int], Path] = {}
-    for p, a in zip(paths, arrays):
+    for p, a in zip(paths, arrays, strict=True):
         sizes.setdefault(a.shape[:2], p)
     if len(sizes) > 1:
         examples = ", ".join(f"{p} is {h}x{w}" for (h, w), p in list(sizes.items())[:3])

@@ -7,7 +7,8 @@ import torch
 from dd_bench.errors import UserError
 
 
-def class_balanced_indices(labels: torch.Tensor, ipc: int, num_classes: int, *, generator: torch.Generator) -> torch.Tensor:
+def class_balanced_indices(labels: torch.Tensor, ipc: int, num_classes: int, *,
+                           generator: torch.Generator) -> torch.Tensor:
     """``ipc`` distinct random indices per class, class-major: (num_classes * ipc,) int64 on labels' device.
 
     Draws one ``randperm`` per class from ``generator`` (CPU), in class order, so the result depends only on the

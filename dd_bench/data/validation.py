@@ -45,7 +45,8 @@ def split_validation(
 
     Returns the reduced RealData (``train_indices`` = positions in the original, full training set, ascending)
     and a dict with the validation ``images`` (uint8), ``labels``, ``indices`` (original positions, ascending),
-    ``seed``, ``fraction``, ``per_class``, ``zca_refit``. Nested splits compose: indices always refer to the full training set.
+    ``seed``, ``fraction``, ``per_class``, ``zca_refit``. Nested splits compose: indices always refer to the full
+    training set.
     When ``real`` is ZCA-whitened and ``refit_zca`` is set, the whitening is refitted on the remaining training
     images so the validation images are held out from everything.
     """

@@ -199,7 +199,7 @@ def kd_train_and_score(*, model: str, images: torch.Tensor | list[torch.Tensor],
         done = ep + 1
         if not protocol.best_every or done % protocol.best_every or done < protocol.best_from * protocol.epochs:
             return
-        for seed, acc in zip(networks.seeds, score(networks, real, protocol)):
+        for seed, acc in zip(networks.seeds, score(networks, real, protocol), strict=True):
             best[seed] = max(best.get(seed, 0.0), acc)
         if done not in checked:
             checked.append(done)
@@ -225,7 +225,8 @@ def kd_train_and_score(*, model: str, images: torch.Tensor | list[torch.Tensor],
            "batched": trained.batched}
     if protocol.best_every:
         out["best_during_training"] = {
-            "accuracies": [max(best.get(s, 0.0), a) for s, a in zip(seeds, accuracies)], "epochs_checked": checked,
+            "accuracies": [max(best.get(s, 0.0), a) for s, a in zip(seeds, accuracies, strict=True)],
+            "epochs_checked": checked,
             "note": "best test accuracy seen during training (as the papers report it, also counting the final "
                     "epoch); labelled, never ranked, never used for selection"}
     return out

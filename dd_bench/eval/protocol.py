@@ -52,12 +52,15 @@ class EvalProtocol:
     # "dsa": the dataset's DSA strategy on every batch; "dsa_fyi": FYI's DSA (flip p=0.5 on every batch, then one
     # other family; needs a strategy with flip); "none"
     augment: str = "dsa"
-    soft_label_loss: str = "soft_ce"  # for sets with soft labels: CE against softmax(logits) / probs
     test_batch_size: int = 512  # no effect on accuracy (no augmentation, eval mode)
     ranked: bool = True  # ranked protocols share a leaderboard; others are labelled and kept apart
     description: str = ""
 
     family = "mtt"  # the training recipe family (dd_bench/eval/kd.py is the other); not a field: not hashed
+    # Not an option (it was a field that no code read): soft labels always train with soft CE (the label source's
+    # loss, dd_bench/train/losses.py). Still in to_dict(), after augment where the field was, so that every record
+    # hash and every protocol dict written to a record stay as they were.
+    soft_label_loss = "soft_ce"
 
     def __post_init__(self) -> None:
         if self.augment not in AUGMENT_KINDS:
@@ -78,7 +81,10 @@ class EvalProtocol:
         return learned_lr if (self.use_learned_lr and learned_lr is not None) else self.lr
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        fields = asdict(self)
+        at = list(fields).index("augment") + 1
+        items = [*fields.items()]
+        return dict([*items[:at], ("soft_label_loss", self.soft_label_loss), *items[at:]])
 
     def resolved(self, *, dataset: str, model: str) -> EvalProtocol:
         """The recipe that trains ``model`` on ``dataset``: the protocol itself, except for rules that depend on

@@ -7,10 +7,10 @@ from __future__ import annotations
 import torch
 
 from dd_bench.eval.protocol import EvalProtocol
-from dd_bench.train.targets import label_source_for
 from dd_bench.train import OptimizerSpec, StepDecay, TrainedNetworks, classification_loss
 from dd_bench.train import train_networks as train_with_recipe
 from dd_bench.train.loop import Transform, auto_batched
+from dd_bench.train.targets import label_source_for
 
 __all__ = ["TrainedNetworks", "Transform", "auto_batched", "classification_loss", "protocol_optimizer",
            "protocol_schedule", "train_networks"]

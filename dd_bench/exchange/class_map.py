@@ -94,7 +94,7 @@ def folder_classes(folders: list[str], *, classes: list[str], dataset: str, wher
             raise mismatch(what=f"the folders of {where}", given=folders, classes=classes, dataset=dataset, verb="do",
                            problem=f"folder '{folder}' names no class of {dataset}")
     seen: dict[str, str] = {}
-    for folder, name in zip(folders, named):
+    for folder, name in zip(folders, named, strict=True):
         if name in seen:
             raise mismatch(what=f"the folders of {where}", given=folders, classes=classes, dataset=dataset, verb="do",
                            problem=f"folders '{seen[name]}' and '{folder}' both name class '{name}'")

@@ -80,7 +80,7 @@ def _write_png_tree(root: Path, pixels: torch.Tensor, labels: torch.Tensor, clas
     from PIL import Image
 
     arr = to_uint8(pixels).permute(0, 2, 3, 1).numpy()
-    for i, (img, label) in enumerate(zip(arr, labels.tolist())):
+    for i, (img, label) in enumerate(zip(arr, labels.tolist(), strict=True)):
         folder = root / "train" / f"{label:03d}_{class_names[label]}"
         folder.mkdir(parents=True, exist_ok=True)
         if jpeg is not None:

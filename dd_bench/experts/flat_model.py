@@ -70,7 +70,7 @@ class FlatModel:
     @property
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Parameter name -> shape, in flat order (what replay-buffer import/export validates against)."""
-        return {n: tuple(s) for n, s in zip(self.names, self.shapes)}
+        return {n: tuple(s) for n, s in zip(self.names, self.shapes, strict=True)}
 
     def to(self, device: torch.device | str) -> FlatModel:
         """Move the (non-parameter) buffers to ``device``; returns self. Parameters live in ``theta``."""
@@ -90,12 +90,13 @@ class FlatModel:
         if theta.shape[-1] != self.num_params:
             raise ValueError(f"theta has {theta.shape[-1]} entries; this model has {self.num_params} parameters")
         views = torch.split(theta, self.numels, dim=-1)
-        return {n: v.view(*theta.shape[:-1], *s) for n, v, s in zip(self.names, views, self.shapes)}
+        return {n: v.view(*theta.shape[:-1], *s) for n, v, s in zip(self.names, views, self.shapes, strict=True)}
 
     def load_into(self, module: nn.Module, theta: torch.Tensor) -> nn.Module:
         """Copy ``theta`` into ``module``'s parameters in place (e.g. to evaluate an expert as a plain module)."""
         with torch.no_grad():
-            for (name, p), (_, v) in zip(module.named_parameters(), self.unflatten(theta.detach()).items()):
+            views = self.unflatten(theta.detach()).values()
+            for p, v in zip(module.parameters(), views, strict=True):
                 p.copy_(v)
         return module
 

@@ -69,8 +69,9 @@ def _flatten_file(path: Path, obj: Any, shapes: list[tuple[str, tuple[int, ...]]
                                     f"{type(trajectory).__name__}")
         want = num_snapshots if num_snapshots is not None else len(trajectory)
         if len(trajectory) != want:
-            raise ReplayBufferError(f"{path}: expert {e} has {len(trajectory)} snapshots (epochs 0..{len(trajectory) - 1}); "
-                                    f"earlier experts have {want}; all experts must have the same number of epochs")
+            raise ReplayBufferError(f"{path}: expert {e} has {len(trajectory)} snapshots "
+                                    f"(epochs 0..{len(trajectory) - 1}); earlier experts have {want}; all experts "
+                                    "must have the same number of epochs")
         num_snapshots = want
         flat = torch.empty(len(trajectory), total, dtype=torch.float32)  # (T+1, P)
         for t, snapshot in enumerate(trajectory):
@@ -79,7 +80,7 @@ def _flatten_file(path: Path, obj: Any, shapes: list[tuple[str, tuple[int, ...]]
                 raise ReplayBufferError(f"{path}: expert {e}, epoch {t}: expected a list of {len(shapes)} parameter "
                                         f"tensors; got {got}")
             offset = 0
-            for (name, shape), tensor in zip(shapes, snapshot):
+            for (name, shape), tensor in zip(shapes, snapshot, strict=True):
                 if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
                     kind = f"{tensor.dtype} tensor" if isinstance(tensor, torch.Tensor) else type(tensor).__name__
                     raise ReplayBufferError(f"{path}: expert {e}, epoch {t}, layer '{name}': expected a float "
@@ -163,7 +164,7 @@ def export_replay_buffers(
     written = []
     for n, start in enumerate(range(0, experts.num_experts, per_file)):
         # Each layer tensor is cloned: a view would make torch.save store the whole (E, T+1, P) storage.
-        trajectories = [[[v.reshape(s).clone() for v, s in zip(torch.split(snapshot, numels), shapes)]
+        trajectories = [[[v.reshape(s).clone() for v, s in zip(torch.split(snapshot, numels), shapes, strict=True)]
                          for snapshot in expert]
                         for expert in experts.params[start:start + per_file]]
         path = directory / f"replay_buffer_{n}.pt"

@@ -25,7 +25,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +162,8 @@ def _write_meta(root: Path, real: RealData, recipe: ExpertRecipe, flat: FlatMode
     kwargs = template_kwargs(real, recipe)
     meta = {
         "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "code_version": EXPERTS_CODE_VERSION, "key": key,
-        "recipe": recipe.to_dict(), "model": recipe.model, "model_kwargs": {**kwargs, "image_size": list(real.image_size)},
+        "recipe": recipe.to_dict(), "model": recipe.model,
+        "model_kwargs": {**kwargs, "image_size": list(real.image_size)},
         "num_params": flat.num_params, "param_shapes": {n: list(s) for n, s in flat.param_shapes.items()},
         "trajectory_shape": [recipe.epochs + 1, flat.num_params], "dtype": "float32",
         "dataset": {"name": real.name, "fingerprint": real.fingerprint(), "num_train": len(real.train_labels),
@@ -268,7 +269,7 @@ def _epoch_callback(root: Path, recipe: ExpertRecipe, key: str, bar: tqdm, start
         atomic_save_safetensors(_expert_path(root, state.index), {"params": trajectory}, meta)
         shutil.rmtree(_partial_dir(root, state.index), ignore_errors=True)
         _record_expert(root, state.index, {**provenance, "wall_seconds": time.perf_counter() - started,
-                                           "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+                                           "finished_at": datetime.now(UTC).isoformat(timespec="seconds")})
         bar.update(1)
 
     return on_epoch_end
@@ -286,7 +287,8 @@ def _load_trajectories(root: Path, n: int, *, key: str, shape: tuple[int, int]) 
                 meta = f.metadata() or {}
                 traj = f.get_tensor("params")
         except (SafetensorError, OSError, KeyError) as err:
-            raise ExpertCacheError(f"{path}: unreadable expert file ({err}); delete it to retrain that expert") from None
+            raise ExpertCacheError(
+                f"{path}: unreadable expert file ({err}); delete it to retrain that expert") from None
         if meta.get("format") != FORMAT_NAME or meta.get("key") != key or meta.get("index") != str(i):
             raise ExpertCacheError(f"{path}: written for key {meta.get('key')!r} expert {meta.get('index')!r}, not "
                                    f"key {key!r} expert {i}; delete it to retrain that expert")

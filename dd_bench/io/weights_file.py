@@ -15,7 +15,6 @@ import torch
 
 from dd_bench.errors import UserError, UserFileNotFoundError
 
-
 CLASS_NAMES_KEY = "class_names"
 CLASSES_SUFFIX = ".classes.txt"  # the names file beside a weights file: teacher.pth -> teacher.pth.classes.txt
 

@@ -22,7 +22,6 @@ from dd_bench.synset import SynsetError
 from dd_bench.train.losses import Loss, label_distances
 from dd_bench.train.targets import Targets
 
-
 DEFAULT_SETTINGS = {"alpha": 1.0, "norm": "l1"}
 
 

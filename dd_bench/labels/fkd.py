@@ -33,10 +33,10 @@ from tqdm.auto import tqdm
 
 from dd_bench.errors import UserError
 from dd_bench.io import atomic_save_safetensors, file_sha256, json_sha256
-from dd_bench.train.targets import Targets
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SynsetError
 from dd_bench.train.losses import Loss
+from dd_bench.train.targets import Targets
 
 FKD_DIR = "labels"
 FKD_FORMAT = "dd-bench-fkd"

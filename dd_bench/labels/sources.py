@@ -35,11 +35,11 @@ from typing import Any
 import torch.nn.functional as F
 
 from dd_bench.errors import UserError
-from dd_bench.train.targets import HardLabels, LabelSource, StoredProbabilities
 from dd_bench.labels.fkd import FKDLabels, check_fkd_protocol
 from dd_bench.labels.static import StaticLogits
 from dd_bench.labels.teacher import MixedLabels, TeacherLogits
 from dd_bench.registry import Registry
+from dd_bench.train.targets import HardLabels, LabelSource, StoredProbabilities
 
 
 @dataclass
@@ -137,7 +137,8 @@ def teacher_labels(specs: list[dict[str, Any]], *, real: Any, protocol: Any, wei
     source = TeacherLogits([t.module for t in teachers], temperature=protocol.temperature, weights=weights,
                            bn_train=bn_train, bn_split=bn_split)
     identity = _teacher_identity([t.key for t in teachers], bn_train, weights, bn_split)
-    assets = {f"teacher:{spec.get('recipe') or t.model}": t.parameter_bytes for spec, t in zip(specs, teachers)}
+    assets = {f"teacher:{spec.get('recipe') or t.model}": t.parameter_bytes
+              for spec, t in zip(specs, teachers, strict=True)}
     return ResolvedLabels(source, "teacher", identity, stored, assets, teachers=list(specs))
 
 

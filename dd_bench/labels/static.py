@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from dd_bench.train.targets import Targets
 from dd_bench.train.losses import Loss
+from dd_bench.train.targets import Targets
 
 
 @dataclass

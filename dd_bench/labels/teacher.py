@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dd_bench.train.targets import Targets
 from dd_bench.train.losses import Loss
+from dd_bench.train.targets import Targets
 
 
 @dataclass
@@ -60,7 +60,7 @@ class TeacherLogits:
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         out = None
-        for w, teacher in zip(self._weights.tolist(), self.teachers):
+        for w, teacher in zip(self._weights.tolist(), self.teachers, strict=True):
             teacher.train(self.bn_train)
             z = teacher(x).float() * w
             out = z if out is None else out + z

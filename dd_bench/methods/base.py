@@ -24,10 +24,6 @@ from dd_bench.synset import SyntheticSet
 METHODS: Registry = Registry("method")
 
 
-class DistillationDiverged(RuntimeError):
-    """Raised inside a method's loop; the driver keeps the last good state and reports it."""
-
-
 class Synthesizer(ABC):
     name: ClassVar[str]
     # The evaluation family its sets are scored in (dd_bench.eval): "mtt" (hard / learned labels, SGD + DSA) or

@@ -34,8 +34,15 @@ from dd_bench.data import RealData
 from dd_bench.errors import UserError
 from dd_bench.io import json_sha256
 from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
-from dd_bench.methods.committee import (OFFICIAL_POOL, OFFICIAL_PRIORS, Priors, committees, prior_entries,
-                                        official_pool, prior_weights)
+from dd_bench.methods.committee import (
+    OFFICIAL_POOL,
+    OFFICIAL_PRIORS,
+    Priors,
+    committees,
+    official_pool,
+    prior_entries,
+    prior_weights,
+)
 from dd_bench.methods.rded import class_candidates, select_patches
 from dd_bench.methods.recovery import Crop, RecoveryBatch, Voter, frozen_voters, recover
 from dd_bench.methods.sre2l import pixel_bounds, recovery_batches
@@ -231,7 +238,7 @@ class CVDD(Synthesizer):
                 committee_weights.append({"teachers": [c.teachers[i] for i in members], "weights": w})
             idx = idx.to(device)
             batches.append(RecoveryBatch(idx, labels[idx], [Voter(frozen[i].net, frozen[i].bn, wi)
-                                                           for i, wi in zip(members, w)]))
+                                                           for i, wi in zip(members, w, strict=True)]))
         status = recover(
             leaf=images, batches=batches, iterations=c.iterations, lr=c.lr, r_bn=c.r_bn, jitter=c.jitter,
             crop=c.crop, crop_scale_min=c.crop_scale_min, image_size=real.image_size,

@@ -28,8 +28,14 @@ from dd_bench.data import RealData
 from dd_bench.data.subsets import class_balanced_indices
 from dd_bench.errors import UserError
 from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
-from dd_bench.methods.loop import (generator_states, momentum_state, restore_generators, restore_momentum,
-                                   resume_key, run_iterations)
+from dd_bench.methods.loop import (
+    generator_states,
+    momentum_state,
+    restore_generators,
+    restore_momentum,
+    resume_key,
+    run_iterations,
+)
 from dd_bench.models import create_model, embed
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
@@ -89,7 +95,8 @@ class DistributionMatching(Synthesizer):
             net = create_model(cfg.model, generator=g_net, **model_kwargs).to(device)
             for p in net.parameters():
                 p.requires_grad_(False)
-            picks = torch.cat([i[torch.randperm(len(i), generator=g_real)[:n]] for i, n in zip(class_idx, n_real)])
+            picks = torch.cat([i[torch.randperm(len(i), generator=g_real)[:n]]
+                               for i, n in zip(class_idx, n_real, strict=True)])
             x_real = real.to_model_space(real.train_images[picks.to(device)])  # (sum n_real, C, H, W)
             x_syn = images
             if dsa is not None:
@@ -125,6 +132,7 @@ class DistributionMatching(Synthesizer):
 
 def _class_means(features: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
     """Mean feature per class: features (n, D), labels (n,) -> (K, D)."""
-    sums = torch.zeros(k, features.shape[1], device=features.device, dtype=features.dtype).index_add(0, labels, features)
+    sums = torch.zeros(k, features.shape[1], device=features.device, dtype=features.dtype)
+    sums = sums.index_add(0, labels, features)
     counts = torch.bincount(labels, minlength=k).clamp_min(1).unsqueeze(1).to(features.dtype)
     return sums / counts

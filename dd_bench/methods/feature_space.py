@@ -15,12 +15,12 @@ from pathlib import Path
 import torch
 
 from dd_bench.data import RealData
-from dd_bench.train.targets import HardLabels
 from dd_bench.methods.base import Synthesizer, source_indices
 from dd_bench.models import embed
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
 from dd_bench.train import OptimizerSpec, StepDecay, train_networks
+from dd_bench.train.targets import HardLabels
 
 
 @torch.no_grad()

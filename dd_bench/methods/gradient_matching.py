@@ -41,8 +41,14 @@ from dd_bench.data import RealData
 from dd_bench.data.subsets import class_balanced_indices
 from dd_bench.errors import UserError
 from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
-from dd_bench.methods.loop import (generator_states, momentum_state, restore_generators, restore_momentum,
-                                   resume_key, run_iterations)
+from dd_bench.methods.loop import (
+    generator_states,
+    momentum_state,
+    restore_generators,
+    restore_momentum,
+    resume_key,
+    run_iterations,
+)
 from dd_bench.models import create_model
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
@@ -92,7 +98,7 @@ def layer_distance(g_real: torch.Tensor, g_syn: torch.Tensor) -> torch.Tensor:
 def match_distance(g_syn: list[torch.Tensor], g_real: list[torch.Tensor], metric: Distance | str) -> torch.Tensor:
     """``match_loss`` of two gradient lists (one tensor per parameter, the same shapes)."""
     if metric == Distance.ours:
-        return torch.stack([layer_distance(r, s) for r, s in zip(g_real, g_syn)]).sum()
+        return torch.stack([layer_distance(r, s) for r, s in zip(g_real, g_syn, strict=True)]).sum()
     real = torch.cat([g.reshape(-1) for g in g_real])
     syn = torch.cat([g.reshape(-1) for g in g_syn])
     if metric == Distance.mse:

@@ -56,7 +56,7 @@ class RecoveryBatch:
 
 def frozen_voters(nets: list[nn.Module], weights: list[float], *, first_bn_multiplier: float) -> list[Voter]:
     voters = []
-    for net, w in zip(nets, weights):
+    for net, w in zip(nets, weights, strict=True):
         net.eval()
         for p in net.parameters():
             p.requires_grad_(False)

@@ -33,8 +33,9 @@ passes of ``tesla``) see exactly the same mini-batches and augmentations.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -111,7 +112,7 @@ def tesla_gradient(*, forward: Callable, theta0: torch.Tensor, theta_target: tor
     denom = ((theta0 - theta_target) ** 2).sum()
     loss = ((theta - theta_target) ** 2).sum() / denom
     v = 2.0 * (theta - theta_target) / denom  # dL/dtheta_N, (P,)
-    for th_i, step in zip(stored, plan):  # pass 2: one double-backward graph at a time
+    for th_i, step in zip(stored, plan, strict=True):  # pass 2: one double-backward graph at a time
         th = th_i.clone().requires_grad_(True)
         x, y = _batch(images, targets_of, step, augment, fyi)
         (g,) = torch.autograd.grad(classification_loss(forward(th, x), y), th, create_graph=True)
@@ -140,13 +141,14 @@ def recompute_gradient(*, forward: Callable, theta0: torch.Tensor, theta_target:
     adjoint = 2.0 * (theta - theta_target) / denom  # dL/dtheta_N, (P,)
     leaves = [t for t in _leaves(images, targets_of) if t.requires_grad]
     alpha_grad = torch.zeros((), device=theta.device, dtype=theta.dtype)
-    for th_i, step in zip(reversed(stored), reversed(plan)):  # the reverse sweep, one step's graph at a time
+    # the reverse sweep, one step's graph at a time
+    for th_i, step in zip(reversed(stored), reversed(plan), strict=True):
         th = th_i.clone().requires_grad_(True)
         x, y = _batch(images, targets_of, step, augment, fyi)
         (g,) = torch.autograd.grad(classification_loss(forward(th, x), y), th, create_graph=True)
         alpha_grad -= (g.detach() * adjoint).sum()
         grads = torch.autograd.grad((g * adjoint).sum(), [th, *leaves], allow_unused=True)
-        for leaf, grad in zip(leaves, grads[1:]):
+        for leaf, grad in zip(leaves, grads[1:], strict=True):
             if grad is not None:
                 leaf.grad = -lr * grad if leaf.grad is None else leaf.grad - lr * grad
         adjoint = adjoint - lr * grads[0]  # lambda_i = lambda_{i+1} - alpha H_i lambda_{i+1}

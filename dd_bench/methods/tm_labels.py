@@ -40,7 +40,8 @@ class LearnedTargets:
 
 
 @torch.no_grad()
-def correctly_classified_init(real: RealData, *, ipc: int, classifiers: Sequence[Callable[[torch.Tensor], torch.Tensor]],
+def correctly_classified_init(real: RealData, *, ipc: int,
+                              classifiers: Sequence[Callable[[torch.Tensor], torch.Tensor]],
                               generator: torch.Generator, batch_size: int = 256) -> tuple[torch.Tensor, dict]:
     """DATM's ``samples_predicted_correctly`` (DATM.py L190-232): per class, walk a random permutation of the class's
     real images in batches of 256 and keep those the first expert's final checkpoint labels correctly, until ``ipc``

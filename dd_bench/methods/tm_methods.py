@@ -7,7 +7,6 @@ Defaults are each paper's code defaults (argparse / cfg.py); per-setting values 
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 from dd_bench.experts.recipe import ExpertOptimizer
 from dd_bench.methods.base import METHODS
@@ -57,7 +56,7 @@ class DATM(TrajectoryMatching):
         lr_label: float = 10.0
         label_momentum: float = 0.9
         sequential_generation: bool = True
-        update_threshold: Optional[float] = 1.0
+        update_threshold: float | None = 1.0
         expert_train_epochs: int = 100
 
 

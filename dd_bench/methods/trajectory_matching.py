@@ -28,7 +28,7 @@ import glob
 import math
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -88,7 +88,9 @@ class TrajectoryMatching(Synthesizer):
         max_start_epoch: int = 25  # exclusive upper bound of the sampled start epoch
         lr_img: float = 1000.0  # SGD (momentum 0.5) on the images, model-space units
         lr_lr: float = 1e-5  # SGD (momentum 0.5) on the student lr
-        lr_teacher: float = 0.01  # initial student lr (alpha)
+        # initial student lr (alpha, then learned), not a teacher's: the name is MTT's official flag. Kept (not
+        # renamed): option names are hashed into set identities, so a rename would change every set hash.
+        lr_teacher: float = 0.01
         batch_syn: int = 0  # synthetic images per student step; 0 = all
         init: Init = Init.real
         labels: Labels = Labels.hard
@@ -97,11 +99,12 @@ class TrajectoryMatching(Synthesizer):
         sequential_generation: bool = False  # DATM's growing start-epoch window
         current_max_start_epoch: int = 0
         expansion_end_epoch: int = 0  # iterations over which the window grows
-        update_threshold: Optional[float] = None  # DATM: skip the update when the loss exceeds this
+        update_threshold: float | None = None  # DATM: skip the update when the loss exceeds this
         ema_decay: float = 0.0  # FTD: EMA of the images (0 = off)
         # Each expert once per pass over shuffled experts (the official default), or with replacement (--load_all)
         expert_sampling: ExpertSampling = ExpertSampling.without_replacement
-        grad_mode: GradMode = GradMode.recompute  # recompute (exact, flat memory) | unrolled (exact) | tesla (flat, approximate)
+        # recompute (exact, flat memory) | unrolled (exact) | tesla (flat, approximate)
+        grad_mode: GradMode = GradMode.recompute
         fyi: bool = False  # FYI: flip concatenation in the matching loop + flip-aware DSA (experts too)
         dsa: bool = True
         num_experts: int = 100
@@ -114,7 +117,7 @@ class TrajectoryMatching(Synthesizer):
         expert_seed: int = 0
         expert_model: str = "convnet"
         expert_model_width: int = 128  # ConvNet width (128 in every paper setting)
-        expert_buffers: Optional[str] = None  # glob of official replay_buffer_*.pt files to import instead
+        expert_buffers: str | None = None  # glob of official replay_buffer_*.pt files to import instead
         checkpoint_every: int = 100
         # Checkpoint selection on the validation split (dd_bench/methods/tm_selection.py): 0 = the last iterate.
         eval_every: int = 0  # score the set every this many iterations (and after the last)
@@ -122,7 +125,7 @@ class TrajectoryMatching(Synthesizer):
         eval_networks: int = 2  # fresh networks per check
         eval_model: str = "convnet"
         eval_protocol: str = "mtt"
-        eval_epochs: Optional[int] = None  # the check's epochs instead of the protocol's (CPU, tests)
+        eval_epochs: int | None = None  # the check's epochs instead of the protocol's (CPU, tests)
         # Also select on the TEST split as the papers do, only to report that set's score in its own labelled,
         # never-ranked column (acc_test_selected); the set itself stays the validation-selected one.
         paper_selection: bool = False
@@ -351,7 +354,7 @@ class TrajectoryMatching(Synthesizer):
         for name, opt in optimisers.items():
             if f"momentum.{name}" in tensors:
                 opt.state[leaves[name]]["momentum_buffer"] = tensors[f"momentum.{name}"].to(device)
-        for g, name in zip(generators, ("g_sample", "g_aug")):
+        for g, name in zip(generators, ("g_sample", "g_aug"), strict=True):
             g.set_state(tensors[name].cpu())  # generator states are CPU byte tensors on every device
 
     def _result(self, real: RealData, ipc: int, images: torch.Tensor, alpha: torch.Tensor, targets: Any,

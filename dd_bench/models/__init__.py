@@ -6,8 +6,7 @@
 Linear(in_features=16, out_features=10, bias=True)
 """
 
-from dd_bench.models import (alexnet, cifar_zoo, convnet, lenet, mlp, resnet, resnet_cifar,  # noqa: F401  (registers)
-                             shufflenet_cifar, vgg)
+from dd_bench.models import alexnet, cifar_zoo, convnet, lenet, mlp, resnet, resnet_cifar, shufflenet_cifar, vgg  # noqa: F401  (registers)
 from dd_bench.models.capabilities import embed, feature_dim, supports_vmap
 from dd_bench.models.layers import UnsupportedResolution
 from dd_bench.models.registry import MODELS, compatible_models, create_model, list_models, register_model

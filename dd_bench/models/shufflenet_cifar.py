@@ -53,7 +53,7 @@ class CifarShuffleNetG2(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, 24, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(24)
         blocks, planes = [], 24
-        for out, n in zip(out_planes, num_blocks):
+        for out, n in zip(out_planes, num_blocks, strict=True):
             for j in range(n):
                 blocks.append(ShuffleBottleneck(planes, out - (planes if j == 0 else 0), stride=2 if j == 0 else 1,
                                                 groups=groups, stem=planes == 24))

@@ -31,7 +31,6 @@ from typing import Any
 
 import pandas as pd
 
-from dd_bench.errors import UserError
 from dd_bench.io import atomic_write_text
 from dd_bench.resources import PUBLISHED_CSV as PUBLISHED_TABLE
 from dd_bench.results.ior import ior_by_record
@@ -52,11 +51,6 @@ __all__ = ["COLUMNS", "GAP_COLUMN", "PUBLISHED_COLUMNS", "PUBLISHED_CSV", "build
 GAP_COLUMN = "gap vs published"
 # The repository's curated table; dd_bench.resources.PUBLISHED_CSV is the one path that also holds inside a wheel.
 PUBLISHED_CSV = PUBLISHED_TABLE
-
-COLUMNS = ("method", "dataset", "ipc", "model", "acc_mean", "acc_std", "protocol_note", "source", "verified")
-VERIFIED_VALUES = ("yes", "no", "partial")
-# The repository's curated table; exists in a source checkout, not necessarily in an installed wheel.
-PUBLISHED_CSV = Path(__file__).resolve().parents[2] / "baselines" / "published.csv"
 
 COLUMNS = (
     "protocol", "protocol_version", "ranked", "dataset", "ipc", "model", "rank", "method", "variant", "kind",
@@ -81,7 +75,7 @@ UNRANKED_REASONS = {
 }
 _DEFAULT_UNRANKED_REASON = ("a paper-comparison protocol (one paper's own recipe, kept for its published numbers) or a "
                             "best-of-checkpoints opt-in; never compare it with ranked tables")
-_EPOCH = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 def _created(record: RunRecord) -> dt.datetime:
@@ -89,7 +83,7 @@ def _created(record: RunRecord) -> dt.datetime:
         when = dt.datetime.fromisoformat(record.created)
     except ValueError:
         return _EPOCH
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def _nan_if_none(value: Any) -> float:
@@ -251,7 +245,7 @@ def build_leaderboard(records: Iterable[RunRecord], *, published_csv: Path | str
     iors = ior_by_record(unique.values())
     rows = []
     for recs in groups.values():
-        for rec, variant in zip(recs, _variant_labels(recs)):
+        for rec, variant in zip(recs, _variant_labels(recs), strict=True):
             rows.append(_row(rec, variant, published.match(rec), ior=iors.get(rec.record_id, math.nan),
                              elsewhere=published.elsewhere(rec)))
     _assign_ranks(rows)
@@ -369,7 +363,7 @@ def _render_table(headers: list[str], rows: list[list[str]], *, markdown: bool) 
     widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
 
     def line(row: list[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+        return "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
 
     return [line(headers), line(["-" * w for w in widths]), *map(line, rows)]
 

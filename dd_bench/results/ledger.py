@@ -117,6 +117,19 @@ def _budget(budget: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in budget.items())
 
 
+def _notes(entry: dict[str, Any]) -> str:
+    """One bullet: the cross-check (one set under both evaluators) and what ran beside the timed steps."""
+    parts = []
+    cross = entry.get("cross_check")
+    if cross:
+        parts.append(f"cross-check on the {cross['set']} set: {cross['evaluator'].split(' (')[0]} "
+                     f"{cross['mean_official_evaluator']:.2f} vs dd-bench's evaluator "
+                     f"{cross['mean_ddbench_evaluator']:.2f} ({cross['difference']:+.2f})")
+    if entry.get("timing_note"):
+        parts.append(f"timing: {entry['timing_note']}")
+    return f"- **{entry['pair']}**: " + "; ".join(parts) + "." if parts else ""
+
+
 def render_markdown(entries: list[dict[str, Any]]) -> str:
     """``docs/ledger.md`` from the entries: one row per pair, the command that reproduces it, never edited by hand."""
     lines = [
@@ -145,7 +158,10 @@ def render_markdown(entries: list[dict[str, Any]]) -> str:
                 f"{e['difference']:+.2f} ({e['standard_error']:.2f}) | {e['verdict']} | "
                 f"{e['wall_time_ratio']:.2f}x | `{e['reproduce']}` |")
         lines.append("")
+    notes = [_notes(e) for e in measured]
+    if any(notes):
+        lines += ["Per pair:", ""] + [n for n in notes if n] + [""]
     for e in (e for e in entries if e["status"] == "not run"):
-        lines.append(f"- **{e['pair']}** ({e['method']}, {e['dataset']}, IPC {e['ipc']}; {e['official']['repository']}): "
-                     f"not run: {e['reason']}")
+        lines.append(f"- **{e['pair']}** ({e['method']}, {e['dataset']}, IPC {e['ipc']}; "
+                     f"{e['official']['repository']}): not run: {e['reason']}")
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -40,7 +40,7 @@ _BYTE_KEYS = STORAGE_KEYS[:4]
 
 
 def _utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _normalise_storage(storage: dict[str, Any]) -> dict[str, Any]:

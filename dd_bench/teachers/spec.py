@@ -49,7 +49,7 @@ def resolve_teachers(real: RealData, *, recipes: list[str], weights: list[str | 
     """:func:`resolve_teacher` for each recipe of a committee (``weights``: one local file or None per recipe)."""
     files = weights or [None] * len(recipes)
     return [resolve_teacher(real, recipe=r, weights=w, cache_dir=cache_dir, progress=progress)
-            for r, w in zip(recipes, files)]
+            for r, w in zip(recipes, files, strict=True)]
 
 
 def teacher_spec(teacher: Teacher) -> dict[str, Any]:

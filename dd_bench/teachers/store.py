@@ -28,17 +28,24 @@ from dd_bench.augment.crop_flip import RandomCropFlip, crop_flip_for
 from dd_bench.augment.resized_crop import RandomResizedCropFlip
 from dd_bench.data import RealData
 from dd_bench.errors import UserError
-from dd_bench.io import (KeyedStore, atomic_save_safetensors, atomic_write_json, load_checkpoint, load_optimizer,
-                         optimizer_tensors, save_checkpoint)
+from dd_bench.io import (
+    KeyedStore,
+    atomic_save_safetensors,
+    atomic_write_json,
+    load_checkpoint,
+    load_optimizer,
+    optimizer_tensors,
+    save_checkpoint,
+)
 from dd_bench.io.weights_file import read_weights_with_classes
-from dd_bench.train.targets import HardLabels
 from dd_bench.models import create_model
 from dd_bench.seeding import make_generator
 from dd_bench.teachers.recipe import TeacherRecipe
 from dd_bench.train import Cosine, OptimizerSpec, WarmupCosine
-from dd_bench.train.schedules import StepLR
 from dd_bench.train.loop import train_epoch
 from dd_bench.train.optimizers import set_lr
+from dd_bench.train.schedules import StepLR
+from dd_bench.train.targets import HardLabels
 
 FORMAT_NAME = "dd-bench-teacher"
 
@@ -181,7 +188,8 @@ def load_teacher_weights(path: str | Path, *, model: str, real: RealData,
     path = Path(path)
     kwargs = {"num_classes": real.num_classes, "in_channels": real.channels, "image_size": real.image_size,
               **(model_kwargs or {})}
-    expected = f"a {model} state dict for {real.num_classes} classes of {real.channels}x{'x'.join(map(str, real.image_size))} images"
+    expected = (f"a {model} state dict for {real.num_classes} classes of "
+                f"{real.channels}x{'x'.join(map(str, real.image_size))} images")
     if real.val_images is not None:
         raise UserError(f"teacher.weights={path} with a validation split: imported weights may have seen the "
                         "held-out images; train the teacher here instead (drop teacher.weights) or drop validation")

@@ -225,7 +225,7 @@ def train_networks(
                leave=False, unit="pass")
     try:
         for group in groups:
-            def fresh(current_lr: float) -> torch.optim.Optimizer:
+            def fresh(current_lr: float, group: list[int] = group) -> torch.optim.Optimizer:
                 return optimizer.make(trainable if batched else list(state.modules[group[0]].parameters()),
                                       current_lr, stacked=batched)
 
@@ -252,7 +252,7 @@ def train_networks(
                                              data_gen=data_gens[s], aug_gen=aug_gens[s], transform=transform,
                                              max_steps=budget, replay=replay,
                                              accumulation_steps=accumulation_steps)]
-                bad = [seeds[s] for s, loss in zip(group, last_loss) if not torch.isfinite(loss)]
+                bad = [seeds[s] for s, loss in zip(group, last_loss, strict=True) if not torch.isfinite(loss)]
                 if bad:
                     raise FloatingPointError(f"training '{model}' diverged for seed(s) {bad} (losses "
                                              f"{[float(v) for v in last_loss]}) at pass {ep}, lr {current_lr}")
@@ -350,7 +350,7 @@ def train_epoch_batched(call: Callable, params: dict, buffers: dict, optimizer: 
         idx = [p[start:start + batch_size] for p in perms]
         b = len(idx[0])
         x = (images_of[0][torch.cat(idx)] if not per_seed  # (S*B, C, H, W), seed-major
-             else torch.cat([im[i] for im, i in zip(images_of, idx)]))
+             else torch.cat([im[i] for im, i in zip(images_of, idx, strict=True)]))
         x = transform(x) if transform is not None else x
         aug_params = [None] * seeds
         if replay is not None:
@@ -364,7 +364,8 @@ def train_epoch_batched(call: Callable, params: dict, buffers: dict, optimizer: 
         first: list[torch.Tensor] = []  # per-seed losses at the weights before the step (GSAM calls twice)
         slices = micro_slices(b, batch_size=batch_size, n=n, steps=accumulation_steps)
 
-        def closure(x: torch.Tensor = x, targets: list[Targets] = targets, slices: list = slices) -> torch.Tensor:
+        def closure(x: torch.Tensor = x, targets: list[Targets] = targets, slices: list = slices,
+                    first: list[torch.Tensor] = first) -> torch.Tensor:
             optimizer.zero_grad(set_to_none=True)
             if len(slices) == 1 and accumulation_steps == 1:
                 logits = call(params, buffers, x)
@@ -377,7 +378,7 @@ def train_epoch_batched(call: Callable, params: dict, buffers: dict, optimizer: 
                     logits = call(params, buffers, x[:, lo:hi])
                     parts = [t.loss(logits[s], t.values[lo:hi]) / accumulation_steps for s, t in enumerate(targets)]
                     sum(parts).backward()
-                    per_seed = [a + p.detach() for a, p in zip(per_seed, parts)]
+                    per_seed = [a + p.detach() for a, p in zip(per_seed, parts, strict=True)]
                 total = sum(per_seed)
             if not first:
                 first.extend(v.detach() for v in per_seed)

@@ -1,4 +1,5 @@
-"""The label-source interface (defined by the training layer that calls it; :mod:`dd_bench.labels` holds the sources): ``targets(x_aug, idx, epoch, aug_params) -> Targets(values, loss)``.
+"""The label-source interface (defined by the training layer that calls it; :mod:`dd_bench.labels` holds the
+sources): ``targets(x_aug, idx, epoch, aug_params) -> Targets(values, loss)``.
 
 A label source is asked for targets *after* augmentation, with everything that produced the batch: the augmented
 images ``x_aug`` (B, C, H, W), the indices ``idx`` (B,) into the set, the pass ``epoch`` and the augmentation's

@@ -78,6 +78,21 @@ SHIM_PARTS = {
         "        return self.reshape(*shape)\n"
         "torch.Tensor.view = _view_or_reshape\n"
     ),
+    # The official loaders read torchvision's pickled CIFAR batches; the data here is an ImageFolder tree
+    # (<root>/train/<class>/*.png, <root>/test/<class>/*.png: the same pixels, lossless). The class folders sort
+    # into CIFAR's label order (airplane ... truck), so labels are unchanged.
+    "cifar_imagefolder": (
+        "import os\n"
+        "import torchvision.datasets as _datasets\n"
+        "def _image_folder(name):\n"
+        "    def make(root, train=True, download=False, transform=None, target_transform=None):\n"
+        "        return _datasets.ImageFolder(os.path.join(root, 'train' if train else 'test'), transform=transform,\n"
+        "                                     target_transform=target_transform)\n"
+        "    make.__name__ = name\n"
+        "    return make\n"
+        "_datasets.CIFAR10 = _image_folder('CIFAR10')\n"
+        "_datasets.CIFAR100 = _image_folder('CIFAR100')\n"
+    ),
 }
 ADAPTATION_NOTES = {
     "seed": "sitecustomize seeds random, numpy and torch from LEDGER_SEED before the script runs (it seeds nothing)",
@@ -85,6 +100,8 @@ ADAPTATION_NOTES = {
                        "utils.py's `offset_x[:] = offset_x[0]`, which the torch it was written for ran)",
     "view_fallback": "Tensor.view falls back to reshape where it raises on a non-contiguous input (networks.py's "
                      "flatten after today's CPU kernels; same values)",
+    "cifar_imagefolder": "data loading: torchvision.datasets.CIFAR10/100 read the ImageFolder tree at --data_path "
+                         "(train/ and test/; the same pixels as the pickled batches, labels in the same order)",
     "copying_cpu": "Tensor.cpu returns a copy for a CPU tensor (on a GPU it already copies; see the issue's trap)",
 }
 
@@ -127,6 +144,8 @@ def run_step(work: Path, name: str, command: list[str], *, cwd: Path | None = No
     work.mkdir(parents=True, exist_ok=True)
     log = work / f"{name}.log"
     print(f"[{name}] {shlex.join(command)}", flush=True)
+    # The 1-, 5- and 15-minute load averages at both ends: a wall time measured beside other work says so.
+    load_start = os.getloadavg()
     start = time.perf_counter()
     with open(log, "w") as handle:
         done = subprocess.run(command, cwd=cwd, env={**os.environ, **(env or {})}, stdout=handle,
@@ -136,7 +155,7 @@ def run_step(work: Path, name: str, command: list[str], *, cwd: Path | None = No
         tail = log.read_text().strip().splitlines()[-15:]
         raise SystemExit(f"[{name}] failed (exit {done.returncode}) after {wall:.0f} s; {log}:\n" + "\n".join(tail))
     info = {"command": shlex.join(command), "cwd": str(cwd) if cwd else None, "wall_seconds": wall, "log": str(log),
-            "env": env or {}}
+            "env": env or {}, "load_average": {"start": load_start, "end": os.getloadavg()}}
     atomic_write_json(marker, info)
     print(f"[{name}] {wall:.0f} s", flush=True)
     return info

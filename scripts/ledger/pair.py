@@ -29,8 +29,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (ADAPTATION_NOTES, ROOT, ddbench_command, git_commit, git_sha_clean,  # noqa: E402
-                     only_record, run_step, seconds_per_iteration, write_entry, write_shim)
+from harness import (  # noqa: E402
+    ADAPTATION_NOTES,
+    ROOT,
+    ddbench_command,
+    git_commit,
+    git_sha_clean,
+    only_record,
+    run_step,
+    seconds_per_iteration,
+    write_entry,
+    write_shim,
+)
 
 # The official evaluation routine, driven on an official set: our code calling the checkout's functions (run with
 # the checkout as the working directory and first on sys.path), so nothing of theirs is copied here.
@@ -61,8 +71,13 @@ json.dump({"accuracies": accs}, open(a.out, "w"))
 '''
 
 
-# Environment adaptations DatasetCondensation needs under today's torch on a CPU (harness.SHIM_PARTS).
+# Environment adaptations DatasetCondensation needs under today's torch on a CPU (harness.SHIM_PARTS), and the data
+# loading each data set needs (Fashion-MNIST: torchvision's own raw files, read by both sides as shipped).
 SHIM = ("setitem_overlap", "view_fallback")
+DATA_SHIM = {"fashion_mnist": (), "cifar10": ("cifar_imagefolder",)}
+DATA_LAYOUT = {"fashion_mnist": "torchvision raw files (read by both sides)",
+               "cifar10": "ImageFolder tree from ../shared/data/get-cifar10 (dd-bench reads it as dataset.root; the "
+                          "official loader through the cifar_imagefolder adaptation)"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,12 +105,15 @@ PAIRS: dict[str, DMPair] = {p.name: p for p in (
     DMPair("dm-fmnist-ipc1", "fashion_mnist", "FashionMNIST", ipc=1, iterations=1000, batch_real=64, eval_epochs=300),
     DMPair("dm-fmnist-ipc10", "fashion_mnist", "FashionMNIST", ipc=10, iterations=1000, batch_real=64,
            eval_epochs=300),
+    DMPair("dm-cifar10-ipc1", "cifar10", "CIFAR10", ipc=1, iterations=1000, batch_real=64, eval_epochs=300),
+    DMPair("dm-cifar10-ipc10", "cifar10", "CIFAR10", ipc=10, iterations=1000, batch_real=64, eval_epochs=300),
 )}
 
 
-def run_dm(pair: DMPair, *, official: Path, data: Path, work: Path, out: Path) -> Path:
+def run_dm(pair: DMPair, *, official: Path, data: Path, work: Path, out: Path, timing_note: str = "") -> Path:
     commit = git_commit(official)
-    shim = write_shim(work / "shim", SHIM)
+    shim_parts = SHIM + DATA_SHIM[pair.dataset]
+    shim = write_shim(work / "shim", shim_parts)
     official_out = work / "official"
     official_out.mkdir(parents=True, exist_ok=True)
     # main_DM.py: --eval_mode other than S/SS evaluates only at the last iteration, on --model (get_eval_pool's
@@ -147,7 +165,7 @@ def run_dm(pair: DMPair, *, official: Path, data: Path, work: Path, out: Path) -
         official={"repository": pair.repository, "commit": commit, "command": shlex.join(official_cmd),
                   "wall_seconds": official_spi * pair.iterations, "wall_seconds_total": step_official["wall_seconds"],
                   "seconds_per_iteration": official_spi, "environment": env,
-                  "adaptations": [ADAPTATION_NOTES[name] for name in ("seed", *SHIM)],
+                  "adaptations": [ADAPTATION_NOTES[name] for name in ("seed", *shim_parts)],
                   "notes": ["--eval_mode final: main_DM.py evaluates only after the last iteration (its default "
                             "branch of get_eval_pool), on ConvNet",
                             f"--Iteration {pair.iterations - 1}: main_DM.py's loop makes Iteration + 1 updates",
@@ -158,11 +176,12 @@ def run_dm(pair: DMPair, *, official: Path, data: Path, work: Path, out: Path) -
                  "seconds_per_iteration": ours_spi, "set_hash": ours.set_hash, "record_hash": ours.record_hash},
         budget=pair.budget(),
         data={"train_subset": "full training set (both sides sample real batches per class from it)",
-              "test": "full test set", "root_layout": "torchvision raw files (read by both sides)",
+              "test": "full test set", "root_layout": DATA_LAYOUT[pair.dataset],
               "fingerprint": real_fp},
         scoring={"evaluator": "dd-bench (eval=mtt: DSA, SGD 0.9 / 5e-4, lr 0.01, lr x0.1 at half, batch 256)",
                  "protocol": f"mtt, eval.epochs={pair.eval_epochs}", "model": "convnet",
-                 "official_set_command": shlex.join(score_cmd)},
+                 "official_set_command": shlex.join(score_cmd),
+                 "official_set_wall_seconds": step_score["wall_seconds"]},
         ours=ours.accuracies, theirs=theirs.accuracies, wall_time_ratio=ours_spi / official_spi,
         reproduce=f"python scripts/ledger/pair.py {pair.name} --official DatasetCondensation --data DATA",
         extra={"cross_check": {
@@ -170,7 +189,10 @@ def run_dm(pair: DMPair, *, official: Path, data: Path, work: Path, out: Path) -
             "accuracies_official_evaluator": cross, "mean_official_evaluator": statistics.fmean(cross),
             "mean_ddbench_evaluator": statistics.fmean(theirs.accuracies),
             "difference": statistics.fmean(theirs.accuracies) - statistics.fmean(cross)},
-            "wall_time_ratio_basis": "seconds per distillation update, dd-bench / official"})
+            "wall_time_ratio_basis": "seconds per distillation update, dd-bench / official",
+            "timing_note": timing_note,
+            "load_average": {"official_distill": step_official.get("load_average"),
+                             "ddbench_run": step_ours.get("load_average")}})
 
 
 def main() -> None:
@@ -181,6 +203,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="the data root both sides read")
     parser.add_argument("--work", type=Path, default=Path("ledger-work"), help="scratch folder (resumable)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "ledger")
+    parser.add_argument("--timing-note", default="",
+                        help="what ran beside the pair while it was timed (recorded in the entry as timing_note)")
     parser.add_argument("--smoke", action="store_true",
                         help="a plumbing check at a tiny budget (22 updates, 3 evaluation epochs); "
                              "write --out elsewhere")
@@ -195,7 +219,7 @@ def main() -> None:
     if args.smoke:
         pair = dataclasses.replace(pair, iterations=22, eval_epochs=3)
     path = run_dm(pair, official=args.official.resolve(), data=args.data.resolve(),
-                  work=(args.work / args.pair).resolve(), out=args.out)
+                  work=(args.work / args.pair).resolve(), out=args.out, timing_note=args.timing_note)
     entry = json.loads(path.read_text())
     print(f"{path}: dd-bench {entry['means']['ddbench']:.2f} vs official {entry['means']['official']:.2f} "
           f"(d {entry['difference']:+.2f}, SE {entry['standard_error']:.2f}): {entry['verdict']}; "

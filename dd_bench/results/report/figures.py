@@ -124,8 +124,8 @@ def accuracy_vs_ipc(df: pd.DataFrame, labels: pd.Series, styles: dict) -> Figure
         with_ipc = group[group["ipc"].notna()]
         names = list(dict.fromkeys(labels[with_ipc.index]))
         evaluated = list(dict.fromkeys(labels[with_ipc[with_ipc["kind"] == "evaluation"].index]))
-        spread = np.linspace(-1.0, 1.0, len(evaluated)) if len(evaluated) > 1 else np.zeros(1)
-        offsets = dict(zip(evaluated, spread * (SINGLE_IPC_SPREAD if single else LOG_IPC_SPREAD)))
+        spread = np.linspace(-1.0, 1.0, len(evaluated)) if len(evaluated) > 1 else np.zeros(len(evaluated))
+        offsets = dict(zip(evaluated, spread * (SINGLE_IPC_SPREAD if single else LOG_IPC_SPREAD), strict=True))
         traces = []
         for name in names:
             rows = with_ipc[labels[with_ipc.index] == name].sort_values("ipc")

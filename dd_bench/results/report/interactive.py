@@ -100,8 +100,8 @@ def _heatmaps(figure: Figure) -> Any:
         fig.add_trace(go.Heatmap(z=panel.values, x=panel.columns, y=panel.rows, zmin=panel.low, zmax=panel.high,
                                  colorscale=scale, showscale=False, hovertext=panel.hover, xgap=2, ygap=2,
                                  hovertemplate="%{hovertext}<extra></extra>"), row=row, col=col)
-        cells = [(x, y, t, c) for y, texts, colours in zip(panel.rows, panel.text, panel.text_colours)
-                 for x, t, c in zip(panel.columns, texts, colours) if t]
+        cells = [(x, y, t, c) for y, texts, colours in zip(panel.rows, panel.text, panel.text_colours, strict=True)
+                 for x, t, c in zip(panel.columns, texts, colours, strict=True) if t]
         fig.add_trace(go.Scatter(x=[c[0] for c in cells], y=[c[1] for c in cells], text=[c[2] for c in cells],
                                  mode="text", textfont={"color": [c[3] for c in cells], "size": 13},
                                  hoverinfo="skip", showlegend=False), row=row, col=col)

@@ -71,7 +71,7 @@ def _xy_panel(ax: Any, panel: XYPanel, handles: dict[str, Any]) -> None:
 def _xy(figure: Figure) -> bytes:
     fig, axes = _grid(len(figure.panels), 4.4, 3.2)
     handles: dict[str, Any] = {}
-    for ax, panel in zip(axes, figure.panels):
+    for ax, panel in zip(axes, figure.panels, strict=True):
         _xy_panel(ax, panel, handles)
     fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(3, len(handles)),
                fontsize=8, frameon=False)
@@ -84,7 +84,7 @@ def _heatmaps(figure: Figure) -> bytes:
     widest = max(len(panel.columns) for panel in figure.panels)
     tallest = max(len(panel.rows) for panel in figure.panels)
     fig, axes = _grid(len(figure.panels), 1.1 * widest + 3.6, 0.38 * tallest + 1.6)
-    for ax, panel in zip(axes, figure.panels):
+    for ax, panel in zip(axes, figure.panels, strict=True):
         values = np.array([[np.nan if v is None else v for v in row] for row in panel.values], dtype=float)
         image = ax.imshow(values, cmap="viridis", vmin=panel.low, vmax=panel.high, aspect="auto")
         ax.set_xticks(range(len(panel.columns)), panel.columns, fontsize=8)
@@ -100,12 +100,12 @@ def _heatmaps(figure: Figure) -> bytes:
 def _bars(figure: Figure) -> bytes:
     tallest = max(len(panel.labels) for panel in figure.panels)
     fig, axes = _grid(len(figure.panels), 6.4, 0.32 * tallest + 1.4)
-    for ax, panel in zip(axes, figure.panels):
+    for ax, panel in zip(axes, figure.panels, strict=True):
         positions = list(range(len(panel.labels)))[::-1]  # the first row on top, as in the table
         ax.barh(positions, panel.values, color=panel.colours, height=0.6)
         ax.set_yticks(positions, panel.labels, fontsize=8)
         ax.axvline(0, color="#333333", linewidth=0.8)
-        for y, value in zip(positions, panel.values):
+        for y, value in zip(positions, panel.values, strict=True):
             ax.annotate(f"{value:+.2f}", (value, y), xytext=(4 if value >= 0 else -4, 0), textcoords="offset points",
                         ha="left" if value >= 0 else "right", va="center", fontsize=8)
         ax.margins(x=0.25)

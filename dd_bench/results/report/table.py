@@ -103,7 +103,7 @@ def _table(table: pd.DataFrame) -> tuple[str, list[str]]:
                    f"{'' if COLUMNS[i][2] is None else ' data-numeric'}>{html.escape(COLUMNS[i][0])}</th>"
                    for i in keep) + ("<th>note</th>" if has_notes else "")
     body, previous = [], None
-    for (_, row), row_cells in zip(table.iterrows(), cells):
+    for (_, row), row_cells in zip(table.iterrows(), cells, strict=True):
         block = (row["dataset"], _text(row["ipc"]))
         classes = ["ref"] if row["kind"] == "reference" else []
         if previous is not None and block != previous:
