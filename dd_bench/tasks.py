@@ -325,83 +325,6 @@ def task_demo(cfg: DictConfig) -> dict[str, Any]:
     return {"leaderboard": board, "records": board.attrs.get("records", [])}
 
 
-def _required(cfg: DictConfig, task: str, *keys: str) -> None:
-    missing = [k for k in keys if not cfg.get(k)]
-    if missing:
-        usage = {"export": "synset=DIR format=imagefolder|npz|pt|hf out=DIR",
-                 "import": "format=mtt|datm|dc|imagefolder|npz path=... dataset=NAME space=... out=DIR"}[task]
-        raise UserError(f"{task} needs {', '.join(f'{k}=' for k in missing)}: dd-bench {task} {usage}")
-
-
-def _older_set_fingerprint(cfg: DictConfig, meta: dict[str, Any]) -> str | None:
-    """The data fingerprint of a set made before its provenance recorded one: that of the data set loaded here, when
-    it is here and matches the set (the same image space, ZCA matrix included, and the same classes); else None and
-    the datasheet says it is not recorded (an export never fails for want of the data)."""
-    from dd_bench.methods.base import image_space_of
-
-    try:
-        real = load_real(cfg, dataset_name=meta["dataset"])
-    except UserError:
-        return None
-    same = image_space_of(real) == meta.get("image_space") and list(real.class_names) == meta.get("class_names")
-    return real.fingerprint() if same else None
-
-
-def task_export(cfg: DictConfig) -> dict[str, Any]:
-    from dd_bench.exchange import export_synset
-    from dd_bench.exchange.export import EXPORT_FORMATS
-    from dd_bench.results import load_records
-    from dd_bench.synset import read_meta
-
-    _required(cfg, "export", "synset", "format", "out")
-    if cfg.format not in EXPORT_FORMATS:
-        raise UserError(f"Unknown export format '{cfg.format}'; available: {', '.join(EXPORT_FORMATS)}")
-    meta = read_meta(cfg.synset)
-    zca = None
-    if (meta.get("image_space") or {}).get("space") == "zca":
-        zca = load_real(cfg, dataset_name=meta["dataset"]).zca
-    fingerprint = None if (meta.get("provenance") or {}).get("data_fingerprint") else _older_set_fingerprint(cfg, meta)
-    # The records beside the set (<results>/synsets/<set> -> <results>) and under results=, whichever hold any.
-    found = {}
-    for where in dict.fromkeys([Path(cfg.synset).resolve().parent.parent, Path(cfg.results).resolve()]):
-        for r in load_records(where) if where.is_dir() else []:
-            if meta.get("set_hash") and r.set_hash == meta["set_hash"]:
-                found[r.record_id] = r
-    records = list(found.values())
-    materialised = None
-    if cfg.materialise:
-        from dd_bench.eval import get_protocol
-        from dd_bench.workflow import relabel_to_disk
-
-        protocol = get_protocol(cfg.materialise)
-        if protocol.family != "kd":
-            raise UserError(f"materialise={cfg.materialise}: labels are materialised for a kd protocol (kd, "
-                            "kd-quick, ...); this one trains on the set's own labels")
-        materialised = relabel_to_disk(synset_dir=Path(cfg.synset), real=load_real(cfg, dataset_name=meta["dataset"]),
-                                       protocol=protocol, cache_dir=_cache_dir(cfg), progress=cfg.progress,
-                                       kind="fkd")
-    out = export_synset(cfg.synset, fmt=cfg.format, out=cfg.out, records=records, zca=zca, cache_dir=_cache_dir(cfg),
-                        materialised=materialised, data_fingerprint=fingerprint)
-    print(f"exported {cfg.synset} as {cfg.format} to {out} (datasheet.json with {len(records)} recorded result(s))")
-    return {"out": str(out), "records": []}
-
-
-def task_import(cfg: DictConfig) -> dict[str, Any]:
-    from dd_bench.exchange import import_set
-    from dd_bench.exchange.imports import IMPORT_FORMATS
-    from dd_bench.synset import read_meta
-
-    _required(cfg, "import", "format", "path", "out")
-    if cfg.format not in IMPORT_FORMATS:
-        raise UserError(f"Unknown import format '{cfg.format}'; available: {', '.join(IMPORT_FORMATS)}")
-    out = import_set(cfg.format, cfg.path, real=load_real(cfg), out=cfg.out, space=cfg.space, experiment=cfg.entry,
-                     name=cfg.name, classes=cfg.classes)
-    meta = read_meta(out)
-    print(f"imported {cfg.path} ({cfg.format}) as {out}: {meta['num_images']} images of {meta['dataset']}, ipc "
-          f"{meta['ipc']}, {meta['label_kind']} labels; score it with dd-bench evaluate synset={out}")
-    return {"synset": str(out), "records": []}
-
-
 def _hydra_context() -> tuple[list[str], str | None]:
     """(the command line's overrides, the sweep's name under multirun) when Hydra runs the job, else ([], None)."""
     try:
@@ -434,6 +357,8 @@ def _log(cfg: DictConfig, result: dict[str, Any]) -> None:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Dispatch on ``cfg.task``. Raises :class:`UserError` on bad input; anything else is a bug."""
+    from dd_bench.exchange_tasks import task_export, task_import
+
     tasks = {"demo": task_demo, "distill": task_distill, "evaluate": task_evaluate, "run": task_run,
              "relabel": task_relabel, "leaderboard": task_leaderboard, "export": task_export, "import": task_import,
              "report": task_report}
