@@ -103,7 +103,9 @@ def plan_distill(cfg: DictConfig, real, prior_file: tuple[str, str] | None = Non
     if prior_file is not None:
         options = {**options, "prior_file": prior_file[0]}
         hashed = {**options, "prior_file": f"measured:{prior_file[1]}"}
-    create_method(name, **options)  # unknown or impossible options fail here, before distilling
+    # Unknown or impossible options fail here, before distilling; `auto` choices are resolved (and hashed) here.
+    resolved = create_method(name, **options).resolve_options(real=real, ipc=cfg.ipc)
+    options, hashed = {**options, **resolved}, {**hashed, **resolved}
     holdout = None
     if cfg.validation is not None:
         from dd_bench.data import split_validation

@@ -192,7 +192,7 @@ def _fails(args: list[str], tmp_path: Path, capsys) -> str:
     (["demo", "demo.ipcs=1"], "demo.ipcs=1: demo.ipcs is a list; write demo.ipcs=[1]"),
     (["run", "seeds=0"], "seeds=0: the number of evaluation networks, an integer >= 1"),
     (["distill", "method.init=bogus"], "expected one of [real, noise]"),
-    (["distill", "method=mtt", "method.grad_mode=exact"], "expected one of [recompute, unrolled, tesla]"),
+    (["distill", "method=mtt", "method.grad_mode=exact"], "expected one of [auto, recompute, unrolled, tesla]"),
     (["evaluate", "eval.augment=flip"], "expected one of [dsa, dsa_fyi, none, dc_crop_scale_rotate, dc_crop_noise]"),
     (["distill", "logger=wandb", "logger.mode=loud"], "expected one of [online, offline, disabled]"),
     (["distill", "method.model=nope"], "Unknown model 'nope' for method 'dm'"),

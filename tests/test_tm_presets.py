@@ -38,7 +38,7 @@ METHOD_KEYS: dict[str, tuple[type, ...]] = {
 CHOICES = {
     "init": {"real", "noise", "correct"},
     "labels": {"hard", "learned"},
-    "grad_mode": {"unrolled", "tesla", "recompute"},
+    "grad_mode": {"auto", "unrolled", "tesla", "recompute"},
     "expert_optimizer": {"sgd", "gsam"},
     "expert_model": {"convnet", "convnetd4", "convnetd5"},
 }

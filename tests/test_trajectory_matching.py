@@ -56,7 +56,7 @@ def test_fyi_on_digits_fails_clearly(digits):
 
 
 def test_bad_options_fail_before_work():
-    with pytest.raises(ValueError, match="Unknown grad_mode 'exact'.*available: recompute, unrolled, tesla"):
+    with pytest.raises(ValueError, match="Unknown grad_mode 'exact'.*available: auto, recompute, unrolled, tesla"):
         create_method("mtt", grad_mode="exact")
     with pytest.raises(ValueError, match="cannot reach start epoch"):
         create_method("mtt", expert_train_epochs=10, max_start_epoch=20, expert_epochs=2)

@@ -59,6 +59,12 @@ class Synthesizer(ABC):
         as the official scripts compute them from the saved files; every other method returns ``synset``."""
         return synset
 
+    def resolve_options(self, *, real: RealData, ipc: int) -> dict[str, Any]:
+        """Options whose value this configuration chooses from the data and device (``auto`` choices), resolved
+        before the set is hashed: returned as {option: value that will run} and set on ``self.cfg``. A set's
+        identity then names what ran, never ``auto``. Most methods choose nothing."""
+        return {}
+
     def config_dict(self) -> dict[str, Any]:
         return {"name": self.name, **dataclasses.asdict(self.cfg)}
 

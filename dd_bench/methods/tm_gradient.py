@@ -45,14 +45,17 @@ from dd_bench.train.losses import classification_loss
 
 
 class GradMode(enum.StrEnum):
-    """How the matching gradient is computed: exact by a reverse sweep (flat memory), exact unrolled, or TESLA."""
+    """How the matching gradient is computed: exact by a reverse sweep (flat memory), exact unrolled, or TESLA;
+    ``auto`` picks the faster exact one for the shape within the device's memory (dd_bench/methods/tm_grad_mode.py)
+    before the set is hashed, so a set always records the mode that ran."""
 
+    auto = "auto"
     recompute = "recompute"
     unrolled = "unrolled"
     tesla = "tesla"
 
 
-GRAD_MODES = tuple(m.value for m in GradMode)
+GRAD_MODES = tuple(m.value for m in GradMode if m is not GradMode.auto)  # the modes that compute
 Targets = Callable[[torch.Tensor], torch.Tensor]  # batch indices (b,) -> class indices (b,) or probs (b, K)
 
 
@@ -166,6 +169,6 @@ def _leaves(images: torch.Tensor, targets_of: Targets) -> list[torch.Tensor]:
 
 
 def matching_gradient(mode: str, **kwargs: Any) -> float:
-    if mode not in GRAD_MODES:
+    if mode not in GRAD_MODES:  # auto is resolved before a run (TrajectoryMatching.resolve_options)
         raise UserError(f"Unknown grad_mode '{mode}'; available: {', '.join(GRAD_MODES)}")
     return {"unrolled": unrolled_gradient, "tesla": tesla_gradient, "recompute": recompute_gradient}[mode](**kwargs)

@@ -5,7 +5,8 @@ logits Y. Every iteration samples an expert ``e`` and a start epoch ``s`` (``[mi
 upper exclusive), runs ``syn_steps`` student SGD steps from ``tau_e[s]`` on DSA-augmented synthetic mini-batches
 of ``batch_syn``, and matches ``tau_e[s + expert_epochs]`` (dd_bench/methods/tm_gradient.py). Switches:
 
-* ``grad_mode``: ``recompute`` (the default: the exact gradient with ``tesla``'s flat memory, by a reverse sweep
+* ``grad_mode``: ``auto`` (the default: the faster of the two exact modes for the shape, within the device's
+  memory; dd_bench/methods/tm_grad_mode.py), ``recompute`` (exact with ``tesla``'s flat memory, by a reverse sweep
   that recomputes each student step), ``unrolled`` (exact, the papers' way: memory grows with N) or ``tesla``
   (constant memory, approximate);
 * ``labels``: ``hard`` or ``learned`` (DATM: logits initialised from the experts, learned with SGD);
@@ -36,11 +37,17 @@ from dd_bench.augment import DSA
 from dd_bench.data import RealData
 from dd_bench.data.subsets import class_balanced_indices
 from dd_bench.errors import UserError, UserFileNotFoundError
-from dd_bench.experts import ExpertRecipe, get_experts, import_replay_buffers
+from dd_bench.experts import ExpertRecipe, FlatModel, get_experts, import_replay_buffers
 from dd_bench.experts.recipe import ExpertOptimizer
 from dd_bench.io import json_sha256
 from dd_bench.methods.base import Synthesizer, hard_labels
 from dd_bench.methods.loop import run_iterations
+from dd_bench.methods.tm_grad_mode import (
+    choose_grad_mode,
+    device_memory_bytes,
+    dsa_family_augments,
+    unrolled_graph_bytes,
+)
 from dd_bench.methods.tm_gradient import GradMode, InnerStep, matching_gradient
 from dd_bench.methods.tm_labels import (
     HardTargets,
@@ -51,6 +58,7 @@ from dd_bench.methods.tm_labels import (
 )
 from dd_bench.methods.tm_schedule import ExpertSampler, ExpertSampling, start_epoch_upper
 from dd_bench.methods.tm_selection import CheckpointSelector
+from dd_bench.models import create_model
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
 
@@ -103,8 +111,8 @@ class TrajectoryMatching(Synthesizer):
         ema_decay: float = 0.0  # FTD: EMA of the images (0 = off)
         # Each expert once per pass over shuffled experts (the official default), or with replacement (--load_all)
         expert_sampling: ExpertSampling = ExpertSampling.without_replacement
-        # recompute (exact, flat memory) | unrolled (exact) | tesla (flat, approximate)
-        grad_mode: GradMode = GradMode.recompute
+        # auto (the faster exact mode that fits) | recompute (exact, flat memory) | unrolled (exact) | tesla (approx.)
+        grad_mode: GradMode = GradMode.auto
         fyi: bool = False  # FYI: flip concatenation in the matching loop + flip-aware DSA (experts too)
         dsa: bool = True
         num_experts: int = 100
@@ -173,6 +181,30 @@ class TrajectoryMatching(Synthesizer):
         return get_experts(real, self.expert_recipe(), num_experts=c.num_experts, progress=progress,
                            cache_dir=cache_dir)
 
+    def resolve_options(self, *, real: RealData, ipc: int) -> dict[str, Any]:
+        """``grad_mode=auto`` -> ``unrolled`` or ``recompute`` for this shape and device (tm_grad_mode.py)."""
+        c = self.cfg
+        if c.grad_mode != GradMode.auto:
+            return {}
+        device = torch.device(real.device)
+        module = create_model(c.expert_model, num_classes=real.num_classes, in_channels=real.channels,
+                              image_size=real.image_size, width=c.expert_model_width)
+        flat = FlatModel(module).to(device)
+        n_syn = real.num_classes * self.instances_per_class(ipc, real.num_classes)
+        batch = min(c.batch_syn or n_syn, n_syn)
+        if c.fyi:  # FYI halves batch_syn, then the flipped copy doubles it again
+            batch = 2 * max(1, batch // 2)
+        dsa = DSA(real.dsa_strategy, image_size=real.image_size, fyi=c.fyi) if c.dsa else None
+        g = make_generator(0, "grad_mode", "probe", device=device)  # the probe's own stream: no run is touched
+        size = unrolled_graph_bytes(forward=flat.forward, theta=flat.flatten(module).to(device),
+                                    image_shape=(real.channels, *real.image_size), num_classes=real.num_classes,
+                                    batch=batch, steps=c.syn_steps,
+                                    augments=dsa_family_augments(dsa, g) if dsa is not None else ())
+        mode = choose_grad_mode(unrolled_bytes=size, device_memory_bytes=device_memory_bytes(device),
+                                device_type=device.type)
+        self.cfg = dataclasses.replace(c, grad_mode=GradMode(mode))
+        return {"grad_mode": mode}
+
     def _resume_key(self, real: RealData, ipc: int, seed: int, experts_key: str) -> str:
         # Not iterations: no schedule depends on the total, so a longer run may resume a shorter one's state; a
         # checkpoint past this run's iterations is never used (a resume never returns another config's result).
@@ -185,6 +217,7 @@ class TrajectoryMatching(Synthesizer):
                 paper_test: tuple[torch.Tensor, torch.Tensor] | None = None) -> SyntheticSet:
         """``paper_test``: the test split (images, labels), handed by the workflow to the checkpoint selector alone
         when ``paper_selection`` is set (the ``real`` a method receives has no test split)."""
+        self.resolve_options(real=real, ipc=ipc)  # a direct call with grad_mode=auto runs (and records) a mode
         c, device, k = self.cfg, real.device, real.num_classes
         began = time.perf_counter()
         if c.paper_selection and (c.eval_every <= 0 or paper_test is None):
