@@ -176,3 +176,129 @@ def test_the_cifar_shim_reads_an_image_folder_tree(tmp_path):
             "print(json.dumps([len(train), len(test), train.classes, list(train[3][0].shape), train[3][1]]))")
     n_train, n_test, classes, shape, label = json.loads(_with_shim(tmp_path, ("cifar_imagefolder",), code))
     assert (n_train, n_test, classes, shape, label) == (4, 2, ["airplane", "automobile"], [3, 32, 32], 1)
+
+
+def test_the_wandb_shim_keeps_the_config_logs_scalars_and_drops_the_rest(tmp_path):
+    harness = _script("harness")
+    log = tmp_path / "wandb.jsonl"
+    code = ("import argparse, json, os, numpy, torch, wandb\n"
+            "os.environ['LEDGER_WANDB_LOG'] = " + repr(str(log)) + "\n"
+            "wandb.init(sync_tensorboard=False, project='p', job_type='j', config=argparse.Namespace(ipc=10, zca=True))\n"
+            "wandb.log({'Progress': 3}, step=3)\n"
+            "wandb.log({'Synthetic_LR': torch.tensor(0.5).detach().cpu()}, step=3)\n"
+            "wandb.log({'Grand_Loss': torch.tensor(2.0), 'Start_Epoch': numpy.int64(1)})\n"
+            "wandb.log({'Pixels': wandb.Histogram(torch.zeros(3)), 'Grid': wandb.Image(torch.zeros(3, 4, 4))}, step=3)\n"
+            "wandb.watch(None); wandb.finish()\n"
+            "print(json.dumps([dict(wandb.config._items), wandb.run.name, wandb.__doc__]))")
+    items, run_name, doc = json.loads(_with_shim(tmp_path, ("wandb_noop",), code))
+    assert items == {"ipc": 10, "zca": True} and run_name == "ledger" and "no-op" in doc
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert rows[2] == {"step": None, "Grand_Loss": 2.0, "Start_Epoch": 1}
+    assert rows[3] == {"step": 3, "Pixels": "Histogram", "Grid": "Image"}
+    assert harness.wandb_logged(log, "Synthetic_LR", step=3) == 0.5
+    with pytest.raises(SystemExit, match="no 'Synthetic_LR' at step 4"):
+        harness.wandb_logged(log, "Synthetic_LR", step=4)
+
+
+def test_the_cuda_shim_copies_on_a_machine_without_cuda(tmp_path):
+    code = ("import torch\n"
+            "x = torch.zeros(2); y = x.cuda(); y.add_(1)\n"
+            "print(torch.cuda.is_available() or (x.tolist(), y.device.type) == ([0.0, 0.0], 'cpu'))")
+    assert _with_shim(tmp_path, ("cuda_copy",), code) == "True"
+
+
+def _mtt():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts" / "ledger"))
+    return _script("mtt")
+
+
+def test_each_mtt_budget_value_reaches_both_sides_unchanged(compose_cfg):
+    mtt = _mtt()
+    for pair in [*mtt.PAIRS.values(), *map(mtt.smoke, mtt.PAIRS.values())]:
+        assert pair.nets >= 5 and (pair.kind == "experts" or pair.eval_epochs in (300, 1))
+        if pair.kind == "experts":
+            assert pair.family.experts >= 5  # one accuracy per expert: check_entry's minimum
+            continue
+        # every start epoch the sampler can draw reaches its target on the shared trajectories
+        assert pair.max_start_epoch - 1 + pair.expert_epochs <= pair.family.expert_train_epochs
+        official = {flag: float(v) for flag, v in pair.official_flags().items()}
+        cfg = compose_cfg("task=run", "method=mtt", "dataset=cifar10", "dataset.zca=true",
+                          *[f"{k}={v}" for k, v in pair.ddbench_overrides().items()],
+                          "method.expert_buffers=/b/CIFAR10/ConvNet/replay_buffer_*.pt")
+        budget = pair.budget()
+        for field, flag, key in mtt.BUDGET_KEYS:
+            composed = cfg.ipc if key == "ipc" else cfg.method[key.split(".")[1]]
+            assert official[flag] == composed == getattr(pair, field), (pair.name, field)
+            assert field == "ipc" or budget[field] == composed
+        assert cfg.method.expert_buffers.endswith("replay_buffer_*.pt") and cfg.dataset.zca
+
+
+def test_the_mtt_learning_rates_are_the_presets_and_reductions_name_the_preset_values(compose_cfg):
+    mtt = _mtt()
+    for ipc in (1, 10):
+        pair = mtt.PAIRS[f"mtt-cifar10-ipc{ipc}"]
+        preset = compose_cfg("task=run", f"experiment=mtt_cifar10_ipc{ipc}").method
+        assert (pair.lr_img, pair.lr_lr, pair.lr_teacher) == (preset.lr_img, preset.lr_lr, preset.lr_teacher)
+        assert pair.expert_epochs == preset.expert_epochs and pair.ipc == ipc
+        for field, value in pair.reduced:
+            assert preset[field] == value and getattr(pair, field, None) in (None, *range(value))
+        unreduced = {f for f, _, _ in mtt.BUDGET_KEYS} - {f for f, _ in pair.reduced} - {"ipc"}
+        assert all(getattr(pair, f) == preset[f] for f in unreduced), unreduced
+
+
+def test_a_shared_step_folder_refuses_another_budget(tmp_path):
+    harness = _script("harness")
+    harness.stamped_dir(tmp_path / "f", {"experts": 10})
+    harness.stamped_dir(tmp_path / "f", {"experts": 10})
+    with pytest.raises(SystemExit, match="another budget"):
+        harness.stamped_dir(tmp_path / "f", {"experts": 5})
+
+
+def test_the_test_split_is_written_with_the_training_folders(digits, tmp_path):
+    harness, data = _script("harness"), _script("data")
+    data.write_subset(digits, per_class=2, seed=0, out=tmp_path)
+    info = harness.write_test_split(digits, out=tmp_path, per_class=3, seed=1)
+    assert info == {"test": "3 per class (seed 1; a smoke run only)", "test_images": 30}
+    train = sorted(p.name for p in (tmp_path / "train").iterdir())
+    assert sorted(p.name for p in (tmp_path / "test").iterdir()) == train
+    assert sum(1 for _ in (tmp_path / "test").rglob("*.png")) == 30
+
+
+def test_the_official_logs_are_read_back(tmp_path):
+    mtt = _mtt()
+    log = tmp_path / "distill.log"
+    log.write_text("model_train = ConvNet, model_eval = ConvNet, iteration = 0\nEvaluate 1 random ConvNet, mean = "
+                   "0.1500 std = 0.0000\nmodel_train = ConvNet, model_eval = ConvNet, iteration = 200\nEvaluate 1 "
+                   "random ConvNet, mean = 0.4200 std = 0.0000\n")
+    assert mtt.in_loop_accuracies(log) == pytest.approx({0: 15.0, 200: 42.0})
+    log.write_text("".join(f"Itr: {e}\tEpoch: {t}\tTrain Acc: 0.5\tTest Acc: 0.{e}{t}\n" for e in range(2)
+                           for t in range(3)))
+    assert mtt.buffer_log_test_accuracies(log) == pytest.approx([[0.0, 1.0, 2.0], [10.0, 11.0, 12.0]])
+
+
+def test_the_official_set_is_staged_only_when_distill_saved_it(tmp_path):
+    import torch
+
+    mtt = _mtt()
+    logged, log = tmp_path / "logged", tmp_path / "wandb.jsonl"
+    logged.mkdir()
+    (tmp_path / "official-distill.done.json").write_text("{}")
+    assert mtt.stage_official_set(tmp_path, logged, log, iteration=200) is None
+    assert not (tmp_path / "official-distill.done.json").exists()  # the next run retries the step
+    torch.save(torch.zeros(10, 3, 32, 32), logged / "images_200.pt")
+    torch.save(torch.arange(10), logged / "labels_200.pt")
+    log.write_text('{"step": 200, "Progress": 200}\n{"step": 200, "Synthetic_LR": 0.0123}\n')
+    staged = mtt.stage_official_set(tmp_path, logged, log, iteration=200)
+    assert staged["learned_lr"] == 0.0123
+    files = sorted(p.name for p in Path(staged["dir"]).iterdir())
+    assert files == ["images_best.pt", "labels_best.pt", "synthetic_lr_best.pt"]
+    assert torch.load(Path(staged["dir"]) / "synthetic_lr_best.pt").item() == pytest.approx(0.0123)
+
+
+def test_an_experts_entry_passes_the_schema_and_renders():
+    experts = {**entry(), "pair": "mtt-experts-cifar10", "ipc": None, "kind": "experts",
+               "per_epoch": {"epochs": [0, 1], "mean_ddbench": [10.0, 30.0], "mean_official": [10.0, 30.1]}}
+    assert check_entry(copy.deepcopy(experts))["verdict"] == "agree"
+    assert "| mtt-experts-cifar10 | mtt |" in render_markdown([experts])

@@ -93,6 +93,70 @@ SHIM_PARTS = {
         "_datasets.CIFAR10 = _image_folder('CIFAR10')\n"
         "_datasets.CIFAR100 = _image_folder('CIFAR100')\n"
     ),
+    # distill.py imports wandb, logs to it every iteration and reads its own arguments back from wandb.config._items.
+    # A stand-in module (never the network service): init keeps the config, log appends the scalars it is given to
+    # $LEDGER_WANDB_LOG as JSON lines (how the harness learns the learned lr at the budgeted iteration, which
+    # distill.py logs but never saves), media objects are dropped; anything else is a no-op.
+    "wandb_noop": (
+        "import json as _ljson, os as _los, sys as _lsys, types as _ltypes\n"
+        "def _ledger_wandb():\n"
+        "    mod = _ltypes.ModuleType('wandb')\n"
+        "    mod.__doc__ = 'ledger no-op wandb (scripts/ledger/harness.py)'\n"
+        "    class Config:\n"
+        "        def __init__(self):\n"
+        "            self._items = {}\n"
+        "        def update(self, values, allow_val_change=False):\n"
+        "            self._items.update(values if isinstance(values, dict) else vars(values))\n"
+        "        def __getitem__(self, key):\n"
+        "            return self._items[key]\n"
+        "    class Run:\n"
+        "        def __init__(self, name):\n"
+        "            self.name = self.id = name\n"
+        "    class Media:\n"
+        "        def __init__(self, *args, **kwargs):\n"
+        "            pass\n"
+        "    def scalar(v):\n"
+        "        try:\n"
+        "            if isinstance(v, (bool, int, float, str)) or v is None:\n"
+        "                return v\n"
+        "            if hasattr(v, 'numel') and v.numel() == 1 or hasattr(v, 'item') and getattr(v, 'ndim', 1) == 0:\n"
+        "                return v.item()\n"
+        "        except Exception:\n"
+        "            pass\n"
+        "        return type(v).__name__\n"
+        "    def init(*args, config=None, name=None, **kwargs):\n"
+        "        if config is not None:\n"
+        "            mod.config.update(config)\n"
+        "        mod.run = Run(name or _los.environ.get('LEDGER_WANDB_RUN', 'ledger'))\n"
+        "        return mod.run\n"
+        "    def log(data, step=None, commit=None, **kwargs):\n"
+        "        path = _los.environ.get('LEDGER_WANDB_LOG')\n"
+        "        if path:\n"
+        "            row = {'step': step, **{k: scalar(v) for k, v in data.items()}}\n"
+        "            with open(path, 'a') as handle:\n"
+        "                handle.write(_ljson.dumps(row) + '\\n')\n"
+        "    def noop(*args, **kwargs):\n"
+        "        return None\n"
+        "    def missing(name):\n"
+        "        if name.startswith('__'):\n"
+        "            raise AttributeError(name)\n"
+        "        return noop\n"
+        "    mod.init, mod.log, mod.finish, mod.__getattr__ = init, log, noop, missing\n"
+        "    mod.config, mod.run = Config(), None\n"
+        "    mod.Histogram = type('Histogram', (Media,), {})\n"
+        "    mod.Image = type('Image', (Media,), {})\n"
+        "    return mod\n"
+        "_lsys.modules['wandb'] = _ledger_wandb()\n"
+    ),
+    # distill.py moves the synthetic images to the GPU with ``image_syn.cuda()`` before saving them, which raises
+    # where there is none. Without CUDA, Tensor.cuda returns a copy on the CPU (what .cuda() gives on a GPU: a copy).
+    "cuda_copy": (
+        "import torch\n"
+        "_tensor_cuda = torch.Tensor.cuda\n"
+        "def _cuda_or_copy(self, *args, **kwargs):\n"
+        "    return _tensor_cuda(self, *args, **kwargs) if torch.cuda.is_available() else self.clone()\n"
+        "torch.Tensor.cuda = _cuda_or_copy\n"
+    ),
 }
 ADAPTATION_NOTES = {
     "seed": "sitecustomize seeds random, numpy and torch from LEDGER_SEED before the script runs (it seeds nothing)",
@@ -103,6 +167,11 @@ ADAPTATION_NOTES = {
     "cifar_imagefolder": "data loading: torchvision.datasets.CIFAR10/100 read the ImageFolder tree at --data_path "
                          "(train/ and test/; the same pixels as the pickled batches, labels in the same order)",
     "copying_cpu": "Tensor.cpu returns a copy for a CPU tensor (on a GPU it already copies; see the issue's trap)",
+    "wandb_noop": "a no-op wandb module (init keeps the config that distill.py reads back from wandb.config._items; "
+                  "log appends the logged scalars to a local JSON-lines file; Histogram/Image are dropped; no "
+                  "network)",
+    "cuda_copy": "Tensor.cuda returns a CPU copy where CUDA is absent (distill.py calls image_syn.cuda() before "
+                 "saving the images)",
 }
 
 
@@ -209,3 +278,99 @@ def write_entry(out: Path, *, pair: str, method: str, dataset: str, ipc: int, of
     path = out / f"{pair}.json"
     atomic_write_json(path, entry)
     return path
+
+
+def wandb_logged(log: Path, key: str, *, step: int) -> float:
+    """The value of ``key`` logged at ``step`` through the ``wandb_noop`` adaptation (its JSON-lines file)."""
+    for line in log.read_text().splitlines() if log.is_file() else []:
+        row = json.loads(line)
+        if row.get("step") == step and key in row:
+            return row[key]
+    raise SystemExit(f"error: {log} has no '{key}' at step {step}: the official run stopped before it")
+
+
+def write_test_split(real: Any, *, out: Path, per_class: int | None = None, seed: int = 0) -> dict[str, Any]:
+    """The test split of ``real`` as PNG files under ``out/test/<class index>_<name>/`` (data.py's train naming, so
+    both splits have the same class folders); ``per_class``: a class-balanced few (smoke runs), else all of it."""
+    import torch
+    from PIL import Image
+
+    from dd_bench.data.subsets import class_balanced_indices
+
+    indices = (torch.arange(len(real.test_labels)) if per_class is None else class_balanced_indices(
+        real.test_labels, per_class, real.num_classes, generator=torch.Generator().manual_seed(seed)))
+    for i in indices.tolist():
+        label = int(real.test_labels[i])
+        folder = out / "test" / f"{label:03d}_{real.class_names[label]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = real.test_images[i].permute(1, 2, 0).numpy()  # (H, W, C) uint8
+        Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels).save(folder / f"{i:05d}.png")
+    return {"test": "full" if per_class is None else f"{per_class} per class (seed {seed}; a smoke run only)",
+            "test_images": len(indices)}
+
+
+def write_subset_tree(dataset: str, root: Path, *, per_class: int, seed: int, test_per_class: int | None,
+                      out: Path) -> dict[str, Any]:
+    """One ImageFolder tree both sides of a pair read: data.py's class-balanced training subset under ``out/train``
+    and the test split under ``out/test`` (the same class folders), described in ``out/subset.json``."""
+    from data import write_subset
+
+    from dd_bench.data import load_dataset
+
+    real = load_dataset(dataset, root=root, progress=False)
+    info = write_subset(real, per_class=per_class, seed=seed, out=out)
+    info.update(write_test_split(real, out=out, per_class=test_per_class, seed=seed))
+    atomic_write_json(out / "subset.json", info)
+    return info
+
+
+def stamped_dir(folder: Path, spec: dict[str, Any]) -> Path:
+    """``folder`` for steps shared under one budget ``spec``; refused when it holds another budget's (finished steps
+    are skipped by their markers, so they would be reused silently)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = folder / "budget.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) != json.loads(json.dumps(spec)):
+        raise SystemExit(f"error: {folder} holds the steps of another budget ({stamp}); give another --work")
+    atomic_write_json(stamp, spec)
+    return folder
+
+
+def trajectory_test_accuracies(real: Any, experts: Any) -> list[list[float]]:
+    """Test accuracy (%) of every snapshot of every expert (``ExpertTrajectories``, (E, T+1, P)): the experts' network
+    in ``real``'s model space, on its whole test split, 500 images at a time."""
+    import torch
+
+    flat, x, y = experts.flat_model(), real.to_model_space(real.test_images), real.test_labels
+    with torch.no_grad():
+        return [[100.0 * sum(int((flat.forward(theta, x[i:i + 500]).argmax(1) == y[i:i + 500]).sum())
+                             for i in range(0, len(y), 500)) / len(y) for theta in trajectory]
+                for trajectory in experts.params]
+
+
+def score_experts(dataset: str, *, tree: Path, official_glob: str, ddbench_cache: Path, out: Path,
+                  official_width: int = 128) -> None:
+    """A trajectory-matching experts pair's scoring: every snapshot of the official ``replay_buffer_*.pt`` experts
+    and of dd-bench's (the one experts entry of the cache at ``ddbench_cache``), each on ``tree``'s test split in
+    dd-bench's model space (its ZCA when the experts were trained with one), one scorer for both; ``out``: JSON."""
+    import glob
+
+    import torch
+    from safetensors.torch import load_file
+
+    from dd_bench.data import load_dataset
+    from dd_bench.experts import ExpertTrajectories, import_replay_buffers
+
+    roots = sorted({p.parent for p in ddbench_cache.glob("experts/*/expert_*.safetensors")})
+    if len(roots) != 1:
+        raise SystemExit(f"error: expected one experts entry under {ddbench_cache}/experts; found {len(roots)}")
+    meta = json.loads((roots[0] / "meta.json").read_text())
+    real = load_dataset(dataset, root=tree, zca=meta["dataset"]["image_space"] == "zca", progress=False)
+    files = sorted(roots[0].glob("expert_*.safetensors"))
+    ours = ExpertTrajectories(params=torch.stack([load_file(str(f))["params"] for f in files]), model=meta["model"],
+                              model_kwargs=meta["model_kwargs"], key=meta["key"])
+    theirs = import_replay_buffers(sorted(glob.glob(official_glob)), model="convnet", num_classes=real.num_classes,
+                                   in_channels=real.channels, image_size=real.image_size,
+                                   model_kwargs={"width": official_width})
+    atomic_write_json(out, {"ddbench": trajectory_test_accuracies(real, ours),
+                            "official": trajectory_test_accuracies(real, theirs), "ddbench_key": meta["key"],
+                            "ddbench_wall": sum(e["wall_seconds"] for e in meta["experts"].values())})

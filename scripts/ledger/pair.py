@@ -2,7 +2,10 @@
 
     python scripts/ledger/pair.py dm-fmnist-ipc1 --official /path/to/DatasetCondensation \\
         --data /path/to/fashion_mnist [--work DIR] [--out results/ledger]
+    python scripts/ledger/pair.py mtt-cifar10-ipc1 --official /path/to/mtt-distillation --data /path/to/cifar10
     python scripts/ledger/pair.py --list
+
+(The MTT pairs, their shared steps and their entries are described in scripts/ledger/mtt.py.)
 
 Steps (each a subprocess, skipped when its marker exists, so a killed pair resumes; :mod:`harness`):
 
@@ -29,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import mtt  # noqa: E402
 from harness import (  # noqa: E402
     ADAPTATION_NOTES,
     ROOT,
@@ -197,7 +201,7 @@ def run_dm(pair: DMPair, *, official: Path, data: Path, work: Path, out: Path, t
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("pair", nargs="?", choices=sorted(PAIRS))
+    parser.add_argument("pair", nargs="?", choices=sorted([*PAIRS, *mtt.PAIRS]))
     parser.add_argument("--list", action="store_true", help="print the pairs and their budgets")
     parser.add_argument("--official", type=Path, help="a local checkout of the official repository")
     parser.add_argument("--data", type=Path, help="the data root both sides read")
@@ -206,20 +210,32 @@ def main() -> None:
     parser.add_argument("--timing-note", default="",
                         help="what ran beside the pair while it was timed (recorded in the entry as timing_note)")
     parser.add_argument("--smoke", action="store_true",
-                        help="a plumbing check at a tiny budget (22 updates, 3 evaluation epochs); "
-                             "write --out elsewhere")
+                        help="a plumbing check at a tiny budget (DM: 22 updates, 3 evaluation epochs; MTT: "
+                             "mtt.smoke); write --out elsewhere")
     args = parser.parse_args()
     if args.list or args.pair is None:
         for pair in PAIRS.values():
             print(f"{pair.name}: {pair.repository}; {pair.budget()}")
+        for m in mtt.PAIRS.values():
+            print(f"{m.name}: {mtt.REPOSITORY}; {m.budget()}")
         return
     if args.official is None or args.data is None:
         parser.error("--official and --data are required")
+    if args.pair in mtt.PAIRS:  # the MTT pairs share their first steps under <work>/<family> (mtt.py)
+        m = mtt.smoke(mtt.PAIRS[args.pair]) if args.smoke else mtt.PAIRS[args.pair]
+        path = mtt.run(m, official=args.official.resolve(), data=args.data.resolve(), work=args.work.resolve(),
+                       out=args.out, timing_note=args.timing_note)
+        _summary(path)
+        return
     pair = PAIRS[args.pair]
     if args.smoke:
         pair = dataclasses.replace(pair, iterations=22, eval_epochs=3)
     path = run_dm(pair, official=args.official.resolve(), data=args.data.resolve(),
                   work=(args.work / args.pair).resolve(), out=args.out, timing_note=args.timing_note)
+    _summary(path)
+
+
+def _summary(path: Path) -> None:
     entry = json.loads(path.read_text())
     print(f"{path}: dd-bench {entry['means']['ddbench']:.2f} vs official {entry['means']['official']:.2f} "
           f"(d {entry['difference']:+.2f}, SE {entry['standard_error']:.2f}): {entry['verdict']}; "
