@@ -188,9 +188,11 @@ class WarmStartProtocol(MTTProtocol):
     scored after the second stage. A subclass, so the fields of the other protocols (and their hashes) are unchanged.
     """
 
-    warm_start: str = "ftd"
+    warm_start: str = "ftd"  # the only warm start there is; any other value trains fresh networks, as mtt
 
-    def warm_images(self, synset: SyntheticSet) -> torch.Tensor:
+    def warm_images(self, synset: SyntheticSet) -> torch.Tensor | None:
+        if self.warm_start != "ftd":
+            return None
         raw = synset.extras.get("images_raw")
         if raw is None:
             raise UserError(f"protocol '{self.name}' trains on the set's raw images before its EMA images; this "
