@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from dd_bench.eval.protocol import Augment
+from dd_bench.eval.mtt import Augment
 
 TASKS = ("demo", "distill", "evaluate", "run", "relabel", "leaderboard", "export", "import", "report")
 TASK_CONFIGS = {"demo": "config", **{t: t for t in TASKS if t != "demo"}}  # conf/<name>.yaml per task

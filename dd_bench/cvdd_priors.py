@@ -79,7 +79,7 @@ def measure_sre2l_pp_priors(*, real: RealData, options: dict[str, Any], dataset:
     prior_ipc = int(options.get("prior_ipc") or ipc)
     check_ipc(real, prior_ipc)
     scorer = get_protocol(options["prior_eval"]) if options.get("prior_eval") else protocol
-    if scorer.family != "kd":
+    if not scorer.trains_by_kd:
         raise UserError(f"cvdd: priors=sre2l_pp scores SRe2L++ sets under a kd protocol; '{scorer.name}' is of the "
                         f"{scorer.family} family: set eval=kd-cvdd or method.prior_eval=kd-cvdd")
     if not seeds:

@@ -32,7 +32,7 @@ def _job_overrides(cfg: DictConfig, method: str, ipc: int) -> list[str]:
     from dd_bench.methods import METHODS
 
     demo = cfg.demo
-    kd = METHODS.get(method).family == "kd"
+    kd = METHODS.get(method).scored_by_kd
     # kd jobs score their own references (cached): the random subset with hard labels and with the set's teacher.
     protocol, models, refs = ((demo.kd_protocol, demo.kd_models, "[random_subset]") if kd
                               else (demo.protocol, demo.models, "[]"))

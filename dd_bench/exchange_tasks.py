@@ -61,7 +61,7 @@ def task_export(cfg: DictConfig) -> dict[str, Any]:
         from dd_bench.workflow import relabel_to_disk
 
         protocol = get_protocol(cfg.materialise)
-        if protocol.family != "kd":
+        if not protocol.trains_by_kd:
             raise UserError(f"materialise={cfg.materialise}: labels are materialised for a kd protocol (kd, "
                             "kd-quick, ...); this one trains on the set's own labels")
         materialised = relabel_to_disk(synset_dir=Path(cfg.synset), real=load_real(cfg, dataset_name=meta["dataset"]),

@@ -177,7 +177,7 @@ def build_manifest() -> dict[str, Any]:
         protocol = PROTOCOLS.get(name)
         values = {f.name: getattr(protocol, f.name) for f in dataclasses.fields(protocol)}
         protocols[name] = {"doc": one_line(protocol.description, limit=160), "ranked": bool(protocol.ranked),
-                           "family": protocol.family,
+                           "cpu_protocol": protocol.cpu_protocol, "length": protocol.length,
                            "values": {k: _plain(values[k]) for k in PROTOCOL_KEYS if k in values}}
     return {
         "version": MANIFEST_VERSION,

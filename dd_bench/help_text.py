@@ -240,10 +240,9 @@ def _eval_section(*, name: str, manifest: dict[str, Any]) -> list[str]:
              _wrap(f"  {entry['doc']}", indent=2), _wrap(f"  {values}", indent=2),
              _wrap(f"  Setting any eval.KEY (or eval.batched) scores under an unranked {name}+custom protocol.",
                    indent=2)]
-    quick = "kd-quick" if entry["family"] == "kd" else "quick"  # the CPU protocol of the same family
+    quick = entry["cpu_protocol"]  # the CPU demo protocol of the same recipe
     if name != quick and quick in manifest["protocols"]:
-        epochs = manifest["protocols"][quick]["values"]["epochs"]
-        length = f"{epochs} epochs" if entry["family"] == "kd" else f"{epochs + 1} passes"  # mtt: epochs + 1 passes
+        length = manifest["protocols"][quick]["length"]
         lines.append(f"  On a CPU, try eval={quick} first ({length}; eval.epochs=N for fewer).")
     return lines
 

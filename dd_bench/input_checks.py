@@ -74,18 +74,18 @@ def check_model_list(key: str, models: list[str]) -> None:
                             f"{_did_you_mean(m, list(MODELS.list()))}")
 
 
-def check_protocol(key: str, name: str, *, family: str | None = None) -> Any:
-    """A registered protocol (of ``family`` when given); returns it."""
+def check_protocol(key: str, name: str, *, needs_kd: bool = False) -> Any:
+    """A registered protocol (one that trains by KD from a label source when ``needs_kd``); returns it."""
     from dd_bench.eval import PROTOCOLS, get_protocol
 
     if name not in PROTOCOLS:
         raise UserError(f"{key}={name}: Unknown protocol '{name}'{_did_you_mean(name, PROTOCOLS.list())}; available: "
                         f"{', '.join(PROTOCOLS.list())}")
     protocol = get_protocol(name)
-    if family is not None and protocol.family != family:
-        names = [p for p in PROTOCOLS.list() if get_protocol(p).family == family]
-        raise UserError(f"{key}={name}: a {family} protocol is needed here, and '{name}' is of the {protocol.family} "
-                        f"family; {family} protocols: {', '.join(names)}")
+    if needs_kd and not protocol.trains_by_kd:
+        names = [p for p in PROTOCOLS.list() if get_protocol(p).trains_by_kd]
+        raise UserError(f"{key}={name}: a kd protocol is needed here, and '{name}' is of the {protocol.family} "
+                        f"family; kd protocols: {', '.join(names)}")
     return protocol
 
 
@@ -187,7 +187,7 @@ def check_demo_keys(cfg: Any) -> None:
     check_model_list("demo.kd_models", list(demo.kd_models))
     check_seeds("demo.seeds", demo.seeds)
     check_protocol("demo.protocol", demo.protocol)
-    check_protocol("demo.kd_protocol", demo.kd_protocol, family="kd")
+    check_protocol("demo.kd_protocol", demo.kd_protocol, needs_kd=True)
     for name in demo.methods or []:
         METHODS.get(name)
     check_references("demo.references", list(demo.references))
@@ -215,10 +215,10 @@ def check_task_inputs(cfg: Any) -> None:
         _check_synset(cfg, task="evaluate")
     if task == "relabel":
         _check_synset(cfg, task="relabel")
-        check_protocol("eval", cfg.eval.name, family="kd")  # relabel makes kd labels
+        check_protocol("eval", cfg.eval.name, needs_kd=True)  # relabel makes kd labels
         check_eval(cfg)
     if task == "export" and cfg.materialise:
-        check_protocol("materialise", cfg.materialise, family="kd")
+        check_protocol("materialise", cfg.materialise, needs_kd=True)
     if task == "import":
         _check_import(cfg)
 

@@ -29,19 +29,8 @@ def check_scores(kinds: list[str]) -> None:
 
 
 def no_augmentation(protocol: Any) -> Any:
-    from dd_bench.eval import custom_protocol
-
-    base = protocol.name.split("+")[0]
-    if protocol.family == "kd":
-        return custom_protocol(base, **{**_fields(protocol), "crop": "none", "mix": "none"})
-    return custom_protocol(base, **{**_fields(protocol), "augment": "none"})
-
-
-def _fields(protocol: Any) -> dict[str, Any]:
-    import dataclasses
-
-    return {f.name: getattr(protocol, f.name) for f in dataclasses.fields(protocol)
-            if f.name not in ("name", "ranked", "version", "description")}
+    """The protocol with its training augmentation off, as ARS scores it (an unranked ``<base>+custom``)."""
+    return protocol.without_augmentation()
 
 
 def _acc(record: Any) -> float:
@@ -60,7 +49,7 @@ def robust_scores(*, kinds: list[str], own: list[Any], synset_dir: Path, real: A
     check_scores(kinds)
     meta = read_meta(synset_dir)
     section = meta.get("labels") or {}
-    how = same_label_kinds(section, [label_source]) if protocol.family == "kd" else ()
+    how = same_label_kinds(section, [label_source]) if protocol.trains_by_kd else ()
     teachers = section if how else None
     wanted = how[0] if how else "hard"  # the random rows' labels: the set's teachers as the set uses them
 

@@ -157,7 +157,7 @@ def relabel_to_disk(*, synset_dir: Path, real: RealData, protocol: EvalProtocol,
     from dd_bench.labels.sources import section_teacher_labels
     from dd_bench.synset import add_stored_labels
 
-    if protocol.family != "kd":
+    if not protocol.trains_by_kd:
         raise UserError(f"relabel makes kd labels; protocol '{protocol.name}' is of the {protocol.family} family "
                         "(use eval=kd or eval=kd-quick)")
     meta = read_meta(synset_dir)
@@ -332,7 +332,7 @@ def reference_records(
         jobs.append(("full_data", None, full_seeds, None, False))
     if "random_subset" in kinds:
         jobs += [("random_subset", ipc, seeds, None, False) for ipc in ipcs]
-        if teachers and teachers.get("teachers") and protocol.family == "kd":
+        if teachers and teachers.get("teachers") and protocol.trains_by_kd:
             jobs += [("random_subset", ipc, seeds, teachers, how == "static") for how in teacher_labels
                      for ipc in ipcs]
     records = []

@@ -7,8 +7,8 @@ import torch
 
 from dd_bench.augment import DSA
 from dd_bench.eval import check_compatible, custom_protocol, evaluate, get_protocol, reference_result
+from dd_bench.eval.mtt import train_networks
 from dd_bench.eval.protocol import PROTOCOLS
-from dd_bench.eval.trainer import train_networks
 from dd_bench.methods import create_method
 from dd_bench.synset import SynsetError
 
@@ -136,3 +136,36 @@ def test_a_negative_learned_lr_is_reported_clearly(digits):
     with pytest.raises(SynsetError, match="learned lr is -0.002"):
         evaluate(synset, real=digits, protocol=custom_protocol("quick", epochs=1), models=["mlp"], seeds=[0],
                  progress=False)
+
+
+def test_every_protocol_is_one_type_that_trains_and_answers():
+    """One protocol type: each registered protocol trains and scores itself and answers what callers ask, so no
+    caller outside dd_bench/eval switches on its family."""
+    import re
+    from pathlib import Path
+
+    from dd_bench.eval import EvalProtocol
+
+    for name in PROTOCOLS.list():
+        p = get_protocol(name)
+        assert isinstance(p, EvalProtocol) and callable(p.train_and_score)
+        assert p.cpu_protocol in PROTOCOLS and get_protocol(p.cpu_protocol).trains_by_kd == p.trains_by_kd
+        assert p.scores_paper_selection is not p.trains_by_kd
+    root = Path(__file__).resolve().parent.parent / "dd_bench"
+    switches = [f"{path.relative_to(root)}:{i}" for path in root.rglob("*.py") if path.parent.name != "eval"
+                for i, line in enumerate(path.read_text().splitlines(), 1) if re.search(r"\.family\s*[!=]=", line)]
+    assert switches == []
+
+
+def test_moved_names_keep_their_old_import_paths():
+    import importlib
+
+    from dd_bench.augment.crop_flip import NoCrop
+    from dd_bench.eval import kd, mtt, protocol, trainer
+
+    evaluate_module = importlib.import_module("dd_bench.eval.evaluate")  # the package exports a function of its name
+
+    assert kd.NoCrop is NoCrop
+    assert trainer.train_networks is mtt.train_networks and evaluate_module.make_augment is mtt.make_augment
+    assert protocol.DatasetRuleProtocol is mtt.DatasetRuleProtocol and protocol.KDProtocol is kd.KDProtocol
+    assert protocol.Augment is mtt.Augment and protocol.WarmStartProtocol is mtt.WarmStartProtocol

@@ -12,7 +12,7 @@ from dd_bench.augment import DSA, flip_concat
 from dd_bench.augment import dsa as dsa_module
 from dd_bench.data import RealData
 from dd_bench.eval import custom_protocol, evaluate, get_protocol
-from dd_bench.eval.evaluate import make_augment
+from dd_bench.eval.mtt import make_augment
 from dd_bench.methods import create_method
 
 FULL = "color_crop_cutout_flip_scale_rotate"

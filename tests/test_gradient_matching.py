@@ -112,6 +112,7 @@ def test_the_dc_protocol_follows_main_py_and_get_daparam(digits, monkeypatch):
     import importlib
 
     ev = importlib.import_module("dd_bench.eval.evaluate")  # the module (the package exports a function of its name)
+    mtt = importlib.import_module("dd_bench.eval.mtt")  # the mtt recipe's training function lives here
 
     seen = {}
 
@@ -119,7 +120,7 @@ def test_the_dc_protocol_follows_main_py_and_get_daparam(digits, monkeypatch):
         seen.update(passes=kwargs["protocol"].passes, augment=kwargs["augment"], batched=kwargs["batched"])
         raise RuntimeError("stop")
 
-    monkeypatch.setattr(ev, "train_networks", spy)
+    monkeypatch.setattr(mtt, "train_networks", spy)
     images = digits.to_model_space(digits.train_images[:10])
     with pytest.raises(RuntimeError, match="stop"):
         ev.train_and_score(model="mlp", images=images, targets=digits.train_labels[:10], real=digits, protocol=dc,

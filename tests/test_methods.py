@@ -190,3 +190,20 @@ def test_every_digits_preset_checkpoints_within_its_run(name):
     options = preset_options(name)
     if "iterations" in options and "checkpoint_every" in options and options["iterations"]:
         assert options["checkpoint_every"] < options["iterations"], options
+
+
+def test_a_method_declaring_family_kd_is_still_scored_by_kd():
+    """The declaration before ``scored_by_kd``: understood, with a DeprecationWarning."""
+    from dd_bench.methods.base import Synthesizer
+
+    with pytest.warns(DeprecationWarning, match="scored_by_kd"):
+        class Legacy(Synthesizer):
+            name = "legacy"
+            family = "kd"
+
+            def distill(self, real, *, ipc, seed, progress=True, checkpoint_dir=None, cache_dir=None):
+                raise NotImplementedError
+
+    assert Legacy.scored_by_kd and not Synthesizer.scored_by_kd
+    assert [m for m in METHODS.list() if METHODS.get(m).scored_by_kd] == [
+        "cvdd", "hello", "infer", "infer_dyn", "nrrdd", "rded", "sre2l", "sre2l_pp"]

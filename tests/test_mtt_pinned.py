@@ -14,8 +14,7 @@ import pytest
 import torch
 
 from dd_bench.eval import custom_protocol, evaluate
-from dd_bench.eval.evaluate import make_augment
-from dd_bench.eval.trainer import train_networks
+from dd_bench.eval.mtt import make_augment, train_networks
 from dd_bench.methods import create_method
 
 PROTOCOL = custom_protocol("mtt", epochs=4)

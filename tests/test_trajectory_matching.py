@@ -236,17 +236,17 @@ def test_ftd_warm_protocol_continues_the_raw_images_networks(digits, monkeypatch
     from dd_bench.errors import UserError
     from dd_bench.eval import custom_protocol
 
-    evaluate_module = sys.modules["dd_bench.eval.evaluate"]  # the package re-exports the function under this name
+    mtt_module = sys.modules["dd_bench.eval.mtt"]  # the mtt recipe's training function lives here
     synset = create_method("ftd", **{**TINY, "ema_decay": 0.9}).distill(digits, ipc=1, seed=0, progress=False)
     calls = []
-    real_train = evaluate_module.train_networks
+    real_train = mtt_module.train_networks
 
     def spy(**kw):
         trained = real_train(**kw)
         calls.append((kw["images"], kw.get("start"), kw.get("stage", 0), trained))
         return trained
 
-    monkeypatch.setattr(evaluate_module, "train_networks", spy)
+    monkeypatch.setattr(mtt_module, "train_networks", spy)
     protocol = custom_protocol("mtt-ftd-warm", epochs=1)
     (warm,) = evaluate(synset, real=digits, protocol=protocol, models=["mlp"], seeds=[0, 1], progress=False)
     (raw_call, ema_call) = calls

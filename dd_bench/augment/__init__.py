@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 # Keys are the augmentation names (no config group selects them: an evaluation protocol's ``augment`` field picks
-# the evaluator's augmentation, dd_bench/eval/evaluate.py: make_augment). Every entry takes ``image_size=`` and exposes
+# the evaluator's augmentation, dd_bench/eval/mtt.py: make_augment). Every entry takes ``image_size=`` and exposes
 # sample_params(n, *, generator, same_on_batch) / apply(x, params) / __call__(x, *, generator) / cat_params.
 AUGMENTATIONS: Registry = Registry("augmentation")
 AUGMENTATIONS.register("dsa")(DSA)

@@ -1,5 +1,6 @@
 """RandomCrop with zero-pixel padding plus a horizontal flip, per sample: the teachers' and the `kd` family's
-training augmentation (torchvision ``RandomCrop(size, padding=pad)`` + ``RandomHorizontalFlip()``).
+training augmentation (torchvision ``RandomCrop(size, padding=pad)`` + ``RandomHorizontalFlip()``), and
+:class:`NoCrop`, the identity that stands in for it where a recipe drops crop and flip (``crop="none"``).
 
 Split like every augmentation here: ``sample_params(n, *, generator, same_on_batch)`` draws the offsets and flips,
 ``apply(x, params)`` replays them, so the same crops can be replayed on another batch (stored labels).
@@ -70,3 +71,15 @@ def crop_flip_for(real, pad: int | None = None) -> RandomCropFlip:
     black = real.to_model_space(torch.zeros(1, real.channels, 1, 1, dtype=torch.uint8, device=real.device))
     return RandomCropFlip(image_size=real.image_size, pad=pad, flip="flip" in real.dsa_strategy,
                           fill=black.flatten().tolist())
+
+
+class NoCrop:
+    """The identity in place of the crop + flip (a kd recipe with ``crop="none"``: DD-Ranking's ARS "without
+    augmentation"): no parameters drawn, the batch unchanged."""
+
+    def sample_params(self, n: int, *, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        return {}
+
+    @staticmethod
+    def apply(x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        return x

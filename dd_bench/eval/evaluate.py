@@ -1,69 +1,32 @@
 """The shared evaluator: ``evaluate(synset, real=..., protocol=..., models=..., seeds=...) -> [EvalResult]``.
 
-Every method's set is scored by this one function under a named protocol; methods cannot change it.
+Every method's set is scored by this one function under a named protocol; methods cannot change it. What trains
+is the protocol itself (:meth:`~dd_bench.eval.protocol.EvalProtocol.train_and_score`); this module resolves what
+the set gives it (its images in model space, its targets or label source, the protocol's warm images) and records
+how the set was stored.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import statistics
-import time
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from dd_bench.augment import DSA
-from dd_bench.augment.dc_aug import DCAugment
 from dd_bench.data import RealData
 from dd_bench.errors import UserError
-from dd_bench.eval.kd import kd_train_and_score
+from dd_bench.eval.mtt import make_augment
 from dd_bench.eval.protocol import EvalProtocol
-from dd_bench.eval.scoring import score
-from dd_bench.eval.trainer import Transform, train_networks
+from dd_bench.eval.result import EvalResult
 from dd_bench.labels.sources import ResolvedLabels, resolve_labels
-from dd_bench.results.provenance import PeakMemory
 from dd_bench.synset import SynsetError, SyntheticSet
+from dd_bench.train.loop import Replay, Transform
 
-
-@dataclass
-class EvalResult:
-    model: str
-    protocol: str
-    protocol_version: int
-    seeds: list[int]
-    accuracies: list[float]  # per seed, percent
-    eval_seconds: float
-    peak_memory: dict[str, Any]  # {"bytes": int | None, "kind": str}
-    lr: float
-    batched: bool
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def acc_mean(self) -> float:
-        return statistics.fmean(self.accuracies)
-
-    @property
-    def acc_std(self) -> float:
-        return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "acc_mean": self.acc_mean, "acc_std": self.acc_std}
-
-
-def make_augment(real: RealData, protocol: EvalProtocol) -> DSA | DCAugment | None:
-    """The protocol's training augmentation for ``real``'s images; ``dsa_fyi`` fails for strategies without flip."""
-    if protocol.augment == "none":
-        return None
-    if protocol.augment.startswith("dc_"):
-        return DCAugment(protocol.augment.removeprefix("dc_"), image_size=real.image_size)
-    if protocol.augment == "dsa_fyi":
-        try:
-            return DSA(real.dsa_strategy, image_size=real.image_size, fyi=True)
-        except ValueError as err:
-            raise UserError(f"protocol '{protocol.name}' cannot evaluate on dataset '{real.name}': {err}") from None
-    return DSA(real.dsa_strategy, image_size=real.image_size)
+# EvalResult and make_augment lived here before the protocol became the training function: still importable.
+__all__ = ["EvalResult", "check_compatible", "evaluate", "labels_for", "make_augment", "storage_with_labels",
+           "synset_targets", "train_and_score"]
 
 
 def check_compatible(synset: SyntheticSet, real: RealData) -> None:
@@ -108,54 +71,17 @@ def train_and_score(
     batched: bool | None = None,
     progress: bool = True,
     desc: str = "",
-    label_source=None,
-    replay=None,
+    label_source: Any = None,
+    replay: Replay | None = None,
     warm_images: torch.Tensor | None = None,
 ) -> EvalResult:
-    """Train one network per seed and score each once on the real test set, timing it and its peak memory.
-
-    Under a `kd`-family protocol the targets are mixed as the images are (:class:`MixedLabels`) unless a
-    ``label_source`` (e.g. an online teacher) is given; ``replay``: stored batches to replay (FKD labels).
-    """
-    if protocol.family == "kd":
-        from dd_bench.labels import MixedLabels
-
-        if label_source is None:
-            label_source = ([MixedLabels(t, real.num_classes) for t in targets] if isinstance(targets, (list, tuple))
-                            else MixedLabels(targets, real.num_classes))
-        out = kd_train_and_score(model=model, images=images, labels=label_source, real=real, protocol=protocol,
-                                 seeds=seeds, transform=transform, batched=batched, progress=progress, desc=desc,
-                                 replay=replay)
-        first = label_source[0] if isinstance(label_source, (list, tuple)) else label_source
-        extra = {"label_source": getattr(first, "name", "hard")}
-        if "best_during_training" in out:
-            extra["best_during_training"] = out.pop("best_during_training")
-        return EvalResult(model=model, protocol=protocol.name, protocol_version=protocol.version, seeds=list(seeds),
-                          lr=protocol.lr, extra=extra, **out)
-    if label_source is not None:
-        raise UserError(f"protocol '{protocol.name}' trains on the set's own labels; a label source needs a kd "
-                        "protocol (eval=kd, eval=kd-quick)")
-    device = real.device
-    trains = protocol.resolved(dataset=real.name, model=model)  # dc: its epochs and augmentation for this pair
-    augment = make_augment(real, trains)
-    if isinstance(augment, DCAugment):
-        batched = False  # DC's crop fills with the batch's channel means: one seed's batch at a time
-    tracker = PeakMemory(device)
-    start = time.perf_counter()
-    with tracker:
-        common = dict(model=model, targets=targets, num_classes=real.num_classes, protocol=trains, lr=lr,
-                      seeds=seeds, augment=augment, transform=transform, batched=batched,
-                      progress=progress)
-        # mtt-ftd-warm: the networks first learn the raw images, then continue (fresh SGD and schedule) on these.
-        warm = None if warm_images is None else train_networks(images=warm_images, desc=f"{desc} (raw)", **common)
-        trained = train_networks(images=images, desc=desc, start=warm, stage=0 if warm is None else 1, **common)
-        accuracies = score(trained, real, protocol)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return EvalResult(
-        model=model, protocol=protocol.name, protocol_version=protocol.version, seeds=list(seeds),
-        accuracies=accuracies, eval_seconds=time.perf_counter() - start, peak_memory=tracker.as_dict(), lr=lr,
-        batched=trained.batched)
+    """Train one network per seed under ``protocol`` and score each once on the real test set: the one call through
+    which the set's rows, its test-selected checkpoint and the reference rows reach the protocol's
+    :meth:`~dd_bench.eval.protocol.EvalProtocol.train_and_score` (see it for the arguments)."""
+    return protocol.train_and_score(
+        model=model, images=images, targets=targets, real=real, lr=lr, seeds=seeds, transform=transform,
+        batched=batched, progress=progress, desc=desc, label_source=label_source, replay=replay,
+        warm_images=warm_images)
 
 
 def labels_for(synset: SyntheticSet, *, real: RealData, protocol: EvalProtocol, label_source=None,
@@ -216,18 +142,14 @@ def evaluate(
                         progress=progress)
     transform = real.to_model_space if synset.image_encoding == "uint8" else None
     targets = synset_targets(synset) if labels.kind in ("hard", "learned") else synset.labels
-    if protocol.family != "kd" and (labels.kind not in ("hard", "learned") or labels.identity.startswith("custom:")):
+    own = labels.kind in ("hard", "learned") and not labels.identity.startswith("custom:")
+    if not protocol.trains_by_kd and not own:
         raise UserError(f"label source '{labels.kind}' distils by KD: it needs a kd protocol (eval=kd, "
                         f"eval=kd-quick); protocol '{protocol.name}' trains on the set's own labels")
-    source = labels.source if protocol.family == "kd" else None
-    warm_images = None
-    if getattr(protocol, "warm_start", None) == "ftd":
-        warm_images = synset.extras.get("images_raw")
-        if warm_images is None:
-            raise UserError(f"protocol '{protocol.name}' trains on the set's raw images before its EMA images; this "
-                            f"{synset.method} set has none (only FTD sets with ema_decay > 0 keep them): use eval=mtt")
+    source = labels.source if protocol.trains_by_kd else None
+    warm_images = protocol.warm_images(synset)
     storage = storage_with_labels(synset, labels)
-    paper = _paper_selected(synset) if protocol.family != "kd" else None
+    paper = _paper_selected(synset) if protocol.scores_paper_selection else None
     results = []
     for model in models:
         result = train_and_score(

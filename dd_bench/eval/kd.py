@@ -1,5 +1,5 @@
-"""The `kd` family of protocols (SRe2L, RDED, CV-DD, INFER, NRR-DD, HeLlO): a fresh student distilled from a
-label source by KL at temperature T, on the device, with per-sample augmentation.
+"""The `kd` recipe (SRe2L, RDED, CV-DD, INFER, NRR-DD, HeLlO), the protocols that use it, and its training function:
+a fresh student distilled from a label source by KL at temperature T, on the device, with per-sample augmentation.
 
 ``kd`` v1 (ranked) is frozen as SRe2L's CIFAR recipe (decoupled-methods.md §2.1, ``relabel_cifar.py``): 400
 epochs, batch 128, AdamW (lr 1e-3, wd 0.01), cosine with T_max = epochs (stepped per epoch), per-sample
@@ -24,13 +24,15 @@ from typing import Any
 
 import torch
 
-from dd_bench.augment.crop_flip import crop_flip_for
+from dd_bench.augment.crop_flip import NoCrop, crop_flip_for
 from dd_bench.augment.mix import CutMix, KDAugment, MixUp
 from dd_bench.augment.resized_crop import RandomResizedCropFlip
 from dd_bench.data import RealData
 from dd_bench.errors import UserError
+from dd_bench.eval.protocol import EvalProtocol, register_protocol
+from dd_bench.eval.result import EvalResult
 from dd_bench.eval.scoring import score
-from dd_bench.labels import LabelSource
+from dd_bench.labels import LabelSource, MixedLabels
 from dd_bench.results.provenance import PeakMemory
 from dd_bench.train import Cosine, HalfCosine, OptimizerSpec, WarmupCosine, train_networks
 from dd_bench.train.loop import Replay, Transform
@@ -40,20 +42,38 @@ MIXES = ("mixup", "cutmix", "none")
 CROPS = ("random_crop", "resized_crop", "none")  # none: no crop or flip (DD-Ranking's ARS "without augmentation")
 BATCH_RULES = ("fixed", "rded")
 
+__all__ = ["KD_CPU_BATCHED_UP_TO", "KDProtocol", "NoCrop", "T2Scaled"]  # NoCrop: re-exported from its old home
 
-class NoCrop:
-    """The identity in place of the crop + flip: no parameters drawn, the batch unchanged."""
 
-    def sample_params(self, n: int, *, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        return {}
+@dataclass
+class T2Scaled:
+    """A label source whose KL is multiplied by ``factor`` (T^2): the recipes that keep Hinton's factor."""
 
-    @staticmethod
-    def apply(x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        return x
+    source: LabelSource
+    factor: float
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    def targets(self, x_aug: torch.Tensor, idx: torch.Tensor, epoch: int, aug_params: dict | None):
+        t = self.source.targets(x_aug, idx, epoch, aug_params)
+        if t.loss.kind != "kl":  # hard labels under the same recipe keep their plain (soft) CE
+            return t
+        return dataclasses.replace(t, loss=dataclasses.replace(t.loss, scale=t.loss.scale * self.factor))
+
+
+# A kd step carries more small ops than an `mtt` one (crop, mix, label source, AdamW over every tensor); on sets of a
+# few tiny images they, not the convolutions, are the cost, and one vmapped step for all seeds beats S steps.
+# scripts/cpu_bench_kd_batching.py (results/cpu_bench_kd_batching.json; 2 CPU cores, kd-quick, 3 ConvNet seeds):
+# batched took 0.78-0.86x the sequential time at 640-1,920 pixels a pass (digits IPC 1-3) and 1.07-1.15x at
+# 3,200-6,400 (IPC 5-10). The mtt protocol at IPC 1 gains nothing (7.7 s vs 7.6 s) and keeps the sequential path.
+# In pixels per pass (images x H x W).
+KD_CPU_BATCHED_UP_TO = 2048
 
 
 @dataclass(frozen=True)
-class KDProtocol:
+class KDProtocol(EvalProtocol):
     name: str
     version: int
     epochs: int = 400
@@ -93,6 +113,10 @@ class KDProtocol:
     test_resize_crop: bool = False
 
     family = "kd"
+    trains_by_kd = True
+    cpu_protocol = "kd-quick"
+    scores_paper_selection = False
+    augmentation_off = {"crop": "none", "mix": "none"}
     # Fields added after v1 of the protocols that do not use them: left out of to_dict() at these values, so the
     # hashes (and the records) of those protocols are unchanged.
     _OMITTED_AT_DEFAULT = {"accumulation_steps": 1, "no_decay_1d": False, "test_resize_crop": False}
@@ -116,6 +140,10 @@ class KDProtocol:
     @property
     def passes(self) -> int:
         return self.epochs
+
+    @property
+    def length(self) -> str:
+        return f"{self.epochs} epochs"
 
     def lr_for(self, learned_lr: float | None) -> float:
         return self.lr  # the kd family never uses a learned lr
@@ -156,77 +184,138 @@ class KDProtocol:
             return WarmupCosine(self.epochs, self.warmup_epochs, self.warmup_start)
         return Cosine(t_max=self.epochs) if self.schedule == "cosine" else HalfCosine(self.epochs, self.eta)
 
+    def train_and_score(
+        self,
+        *,
+        model: str,
+        images: torch.Tensor | list[torch.Tensor],
+        targets: torch.Tensor | list[torch.Tensor],
+        real: RealData,
+        lr: float,
+        seeds: list[int],
+        transform: Transform | None,
+        batched: bool | None = None,
+        progress: bool = True,
+        desc: str = "",
+        label_source: LabelSource | list[LabelSource] | None = None,
+        replay: Replay | None = None,
+        warm_images: torch.Tensor | None = None,
+    ) -> EvalResult:
+        """Distil one fresh student per seed from ``label_source`` (None: the targets, mixed as the images are,
+        :class:`MixedLabels`) and score each on the test set. ``lr`` is unused: the recipe fixes its own."""
+        if warm_images is not None:
+            raise ValueError(f"protocol '{self.name}' has no warm start")
+        if label_source is None:
+            label_source = ([MixedLabels(t, real.num_classes) for t in targets] if isinstance(targets, (list, tuple))
+                            else MixedLabels(targets, real.num_classes))
+        first = label_source[0] if isinstance(label_source, (list, tuple)) else label_source
+        extra = {"label_source": getattr(first, "name", "hard")}
+        labels = label_source
+        if self.kl_t_squared:
+            labels = ([T2Scaled(s, self.temperature ** 2) for s in labels] if isinstance(labels, (list, tuple))
+                      else T2Scaled(labels, self.temperature ** 2))
+        best: dict[int, float] = {}
+        checked: list[int] = []
 
-@dataclass
-class T2Scaled:
-    """A label source whose KL is multiplied by ``factor`` (T^2): the recipes that keep Hinton's factor."""
+        def track_best(ep: int, networks) -> None:
+            done = ep + 1
+            if not self.best_every or done % self.best_every or done < self.best_from * self.epochs:
+                return
+            for seed, acc in zip(networks.seeds, score(networks, real, self), strict=True):
+                best[seed] = max(best.get(seed, 0.0), acc)
+            if done not in checked:
+                checked.append(done)
 
-    source: LabelSource
-    factor: float
-
-    @property
-    def name(self) -> str:
-        return self.source.name
-
-    def targets(self, x_aug: torch.Tensor, idx: torch.Tensor, epoch: int, aug_params: dict | None):
-        t = self.source.targets(x_aug, idx, epoch, aug_params)
-        if t.loss.kind != "kl":  # hard labels under the same recipe keep their plain (soft) CE
-            return t
-        return dataclasses.replace(t, loss=dataclasses.replace(t.loss, scale=t.loss.scale * self.factor))
-
-
-# A kd step carries more small ops than an `mtt` one (crop, mix, label source, AdamW over every tensor); on sets of a
-# few tiny images they, not the convolutions, are the cost, and one vmapped step for all seeds beats S steps.
-# scripts/cpu_bench_kd_batching.py (results/cpu_bench_kd_batching.json; 2 CPU cores, kd-quick, 3 ConvNet seeds):
-# batched took 0.78-0.86x the sequential time at 640-1,920 pixels a pass (digits IPC 1-3) and 1.07-1.15x at
-# 3,200-6,400 (IPC 5-10). The mtt protocol at IPC 1 gains nothing (7.7 s vs 7.6 s) and keeps the sequential path.
-# In pixels per pass (images x H x W).
-KD_CPU_BATCHED_UP_TO = 2048
-
-
-def kd_train_and_score(*, model: str, images: torch.Tensor | list[torch.Tensor],
-                       labels: LabelSource | list[LabelSource], real: RealData, protocol: KDProtocol,
-                       seeds: list[int], transform: Transform | None, batched: bool | None = None,
-                       progress: bool = True, desc: str = "", replay: Replay | None = None) -> dict[str, Any]:
-    """Distil one fresh student per seed from ``labels`` under ``protocol`` and score each on the test set."""
-    if protocol.kl_t_squared:
-        labels = ([T2Scaled(s, protocol.temperature ** 2) for s in labels] if isinstance(labels, (list, tuple))
-                  else T2Scaled(labels, protocol.temperature ** 2))
-    best: dict[int, float] = {}
-    checked: list[int] = []
-
-    def track_best(ep: int, networks) -> None:
-        done = ep + 1
-        if not protocol.best_every or done % protocol.best_every or done < protocol.best_from * protocol.epochs:
-            return
-        for seed, acc in zip(networks.seeds, score(networks, real, protocol), strict=True):
-            best[seed] = max(best.get(seed, 0.0), acc)
-        if done not in checked:
-            checked.append(done)
-
-    tracker = PeakMemory(real.device)
-    start = time.perf_counter()
-    with tracker:
-        trained = train_networks(
-            model=model, images=images, labels=labels, num_classes=real.num_classes, passes=protocol.epochs,
-            batch_size=protocol.batch_for(len(images[0] if isinstance(images, (list, tuple)) else images),
+        tracker = PeakMemory(real.device)
+        start = time.perf_counter()
+        with tracker:
+            trained = train_networks(
+                model=model, images=images, labels=labels, num_classes=real.num_classes, passes=self.epochs,
+                batch_size=self.batch_for(len(images[0] if isinstance(images, (list, tuple)) else images),
                                           real.num_classes, real.name),
-            optimizer=OptimizerSpec(protocol.optimizer, momentum=protocol.momentum,
-                                    weight_decay=protocol.weight_decay, no_decay_1d=protocol.no_decay_1d),
-            lr=protocol.lr,
-            schedule=protocol.lr_schedule(), seeds=seeds, augment=protocol.augment(real), transform=transform,
-            batched=batched, progress=progress, desc=desc, replay=replay,
-            after_pass=track_best if protocol.best_every else None, cpu_batched_up_to=KD_CPU_BATCHED_UP_TO,
-            accumulation_steps=protocol.accumulation_steps)
-        accuracies = score(trained, real, protocol)
-    if real.device.type == "cuda":
-        torch.cuda.synchronize(real.device)
-    out = {"accuracies": accuracies, "eval_seconds": time.perf_counter() - start, "peak_memory": tracker.as_dict(),
-           "batched": trained.batched}
-    if protocol.best_every:
-        out["best_during_training"] = {
-            "accuracies": [max(best.get(s, 0.0), a) for s, a in zip(seeds, accuracies, strict=True)],
-            "epochs_checked": checked,
-            "note": "best test accuracy seen during training (as the papers report it, also counting the final "
-                    "epoch); labelled, never ranked, never used for selection"}
-    return out
+                optimizer=OptimizerSpec(self.optimizer, momentum=self.momentum, weight_decay=self.weight_decay,
+                                        no_decay_1d=self.no_decay_1d),
+                lr=self.lr, schedule=self.lr_schedule(), seeds=seeds, augment=self.augment(real),
+                transform=transform, batched=batched, progress=progress, desc=desc, replay=replay,
+                after_pass=track_best if self.best_every else None, cpu_batched_up_to=KD_CPU_BATCHED_UP_TO,
+                accumulation_steps=self.accumulation_steps)
+            accuracies = score(trained, real, self)
+        if real.device.type == "cuda":
+            torch.cuda.synchronize(real.device)
+        seconds = time.perf_counter() - start
+        if self.best_every:
+            extra["best_during_training"] = {
+                "accuracies": [max(best.get(s, 0.0), a) for s, a in zip(seeds, accuracies, strict=True)],
+                "epochs_checked": checked,
+                "note": "best test accuracy seen during training (as the papers report it, also counting the final "
+                        "epoch); labelled, never ranked, never used for selection"}
+        return EvalResult(model=model, protocol=self.name, protocol_version=self.version, seeds=list(seeds),
+                          accuracies=accuracies, eval_seconds=seconds, peak_memory=tracker.as_dict(), lr=self.lr,
+                          batched=trained.batched, extra=extra)
+
+
+register_protocol(KDProtocol(
+    name="kd", version=1,
+    description="SRe2L's CIFAR recipe: 400 epochs, batch 128, AdamW 1e-3 / wd 0.01, cosine, RandomCrop + flip, "
+                "MixUp 0.8 with the label source on the mixed batch, KL at T=30; ranked"))
+# v2: v1 (30 epochs, lr 1e-3, T=30) left every teacher-labelled student at chance (9.72% on digits: one
+# class): at IPC 1 an epoch is one step, and 30 (or 300) small steps against T=30 targets barely move it.
+register_protocol(KDProtocol(
+    name="kd-quick", version=2, epochs=200, lr=1e-2, temperature=1.0, ranked=False,
+    description="CPU demo only: the kd recipe with 200 epochs, lr 1e-2 and KL at T=1 (a ConvNet student in "
+                "the demo; at IPC 1 an epoch is one step); never ranked"))
+# v2: RDED's argument.py forces batch 100 on Tiny-ImageNet (L252-254), its test transform is Resize(size // 7 * 8)
+# + CenterCrop(size) (validation/main.py:154-155: 72 -> 64 on Tiny, the identity on CIFAR), and get_parameters
+# (validation/utils.py:67-84) exempts biases and BN from weight decay; v1 had none of the three.
+register_protocol(KDProtocol(
+    name="kd-rded", version=2, epochs=300, schedule="half_cosine", eta=2.0, crop="resized_crop",
+    crop_scale_min=1.0, mix="cutmix", mix_alpha=1.0, temperature=20.0, batch_rule="rded", best_every=10,
+    no_decay_1d=True, test_resize_crop=True, ranked=False,
+    description="RDED paper comparison (validation/main.py, argument.py): 300 epochs, AdamW 1e-3 / wd 0.01 on "
+                "weights only (biases and BN exempt, get_parameters), half cosine eta 2, RandomResizedCrop scale "
+                "(1/factor, 1) = (1, 1) on 32x32 + flip, CutMix 1.0, KL at T=20, batch by IPC (10/50/100, x2 for "
+                "100 classes; 100 on Tiny-ImageNet), test images Resize(size // 7 * 8) + CenterCrop(size); final "
+                "epoch, with RDED's best (every 10 epochs in the last 20%) recorded beside it; not ranked"))
+register_protocol(KDProtocol(
+    name="kd-sre2l-tiny", version=1, epochs=100, batch_size=256, optimizer="sgd", lr=0.2, momentum=0.9,
+    weight_decay=1e-4, schedule="warmup_cosine", warmup_epochs=5, warmup_start=0.01, crop="resized_crop",
+    crop_scale_min=0.08, mix="none", temperature=20.0, kl_t_squared=True, ranked=False,
+    description="SRe2L's Tiny-ImageNet paper comparison (zeyuanyin/tiny-imagenet train_kd.sh + train_kd.py): "
+                "100 epochs, batch 256, SGD 0.2 / 0.9 / wd 1e-4, 5 linear warm-up epochs from 0.01x then cosine, "
+                "RandomResizedCrop + flip, no mix, the teacher on the same batch, KL at T=20 times T^2; "
+                "not ranked"))
+# v2: INFER's val_static.py / val_dyn.py test every 10 epochs and print the max ("Best"): the published numbers
+# are best during training, so v2 records that column beside the final epoch (training itself is unchanged).
+register_protocol(KDProtocol(
+    name="kd-infer", version=2, epochs=400, batch_size=64, best_every=10, best_from=0.0, ranked=False,
+    description="INFER paper comparison: 400 epochs, batch 64, AdamW 1e-3 / wd 0.01, cosine, RandomCrop + flip, "
+                "MixUp 0.8 (static labels interpolated as logits), KL at T=30; final epoch, with the paper's "
+                "best (every 10 epochs) beside it; not ranked"))
+register_protocol(KDProtocol(
+    name="kd-infer-dyn", version=2, epochs=80, batch_size=64, best_every=10, best_from=0.0, ranked=False,
+    description="INFER+Dyn paper comparison (val_dyn.py): kd-infer with 80 epochs (400 / (M + 1): the instance "
+                "set is M + 1 times larger), the teachers' ensemble online on every MixUp batch; final epoch, "
+                "with the paper's best (every 10 epochs) beside it; not ranked"))
+
+# CV-DD's validate/train_fkd.py: 300 epochs, FKD batches of 16 replayed, AdamW (lr per table) / wd 0.01,
+# LambdaLR 0.5 (1 + cos(pi e / (E eta))) per epoch, RandomResizedCrop (0.08, 1) + flip, CutMix 1.0, KL at T=20,
+# best_acc1 over tests every 10 epochs. eta is 1 or 2 per (dataset, student, IPC): one protocol per value.
+# v2: weight decay on weights only (train_fkd.py:285 builds AdamW over get_parameters), and the student runs on
+# micro-batches of 8 with 2 accumulation steps, as all 90 validate scripts pass
+# --gradient-accumulation-steps 2 (train_fkd.py:363-394); v1 ran one batch of 16 (the same gradient, but the
+# student's train-mode BN normalised 16 images instead of 8).
+def _cvdd(name: str, eta: float) -> KDProtocol:
+    return KDProtocol(
+        name=name, version=2, epochs=300, batch_size=16, schedule="half_cosine", eta=eta, crop="resized_crop",
+        crop_scale_min=0.08, mix="cutmix", mix_alpha=1.0, temperature=20.0, best_every=10, best_from=0.0,
+        accumulation_steps=2, no_decay_1d=True, ranked=False,
+        description=f"CV-DD / SRe2L++ paper comparison (validate/train_fkd.py): 300 epochs, batch 16 (labels "
+                    "and augmentation per batch of 16) run as micro-batches of 8 with 2-step gradient "
+                    f"accumulation, AdamW 1e-3 / wd 0.01 on weights only (biases and BN exempt: get_parameters, "
+                    f"utils_validate.py:67-81), half cosine eta {eta:g}, RandomResizedCrop (0.08, 1) + flip, "
+                    "CutMix 1.0, KL at T=20 (FKD labels: label_source=fkd); final epoch, with the paper's best "
+                    "(every 10 epochs) beside it; not ranked")
+
+
+register_protocol(_cvdd("kd-cvdd", 1.0))
+register_protocol(_cvdd("kd-cvdd-eta2", 2.0))

@@ -77,7 +77,7 @@ def reference_result(
     from dd_bench.labels.sources import teacher_identity
 
     labels = "hard" if teachers is None else ("static:" if static else "") + teacher_identity(teachers)
-    if teachers is not None and (kind != "random_subset" or protocol.family != "kd"):
+    if teachers is not None and (kind != "random_subset" or not protocol.trains_by_kd):
         raise UserError("teacher-labelled references are random subsets under a kd protocol")
     if static and teachers is None:
         raise ValueError("static references need the teachers that make their logits")

@@ -71,7 +71,7 @@ class LabelContext:
 
     @property
     def kd(self) -> bool:
-        return self.protocol.family == "kd"
+        return self.protocol.trains_by_kd
 
     def class_id_bytes(self) -> dict[str, int]:
         return {"class_ids": self.synset.labels.numel() * self.synset.labels.element_size()}

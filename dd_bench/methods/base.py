@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import typing
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,15 +27,23 @@ METHODS: Registry = Registry("method")
 
 class Synthesizer(ABC):
     name: ClassVar[str]
-    # The evaluation family its sets are scored in (dd_bench.eval): "mtt" (hard / learned labels, SGD + DSA) or
-    # "kd" (a student distilled from the set's label source); the demo picks the protocol by it.
-    family: ClassVar[str] = "mtt"
+    # True when its sets are scored by a student distilled from their label source (a kd protocol: teachers,
+    # stored logits); False when the evaluation networks train on the set's own hard or learned labels (mtt). The
+    # demo picks its protocol, models and reference rows by it.
+    scored_by_kd: ClassVar[bool] = False
     # Options that make distill() finish in about a second on digits: registry-driven smoke tests use them.
     TEST_OPTIONS: ClassVar[dict[str, Any]] = {}
 
     @dataclasses.dataclass
     class Config:
         pass
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if vars(cls).get("family") == "kd":  # the declaration before scored_by_kd (2026-12): still understood
+            warnings.warn(f"method {cls.__name__}: family = 'kd' is deprecated; declare scored_by_kd = True",
+                          DeprecationWarning, stacklevel=2)
+            cls.scored_by_kd = True
 
     def __init__(self, **kwargs: Any) -> None:
         fields = {f.name for f in dataclasses.fields(self.Config)}

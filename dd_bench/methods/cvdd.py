@@ -126,7 +126,7 @@ def single_teacher_options(options: dict[str, Any], *, teacher: str, weights: st
 @METHODS.register("cvdd")
 class CVDD(Synthesizer):
     name = "cvdd"
-    family = "kd"
+    scored_by_kd = True
     TEST_OPTIONS = {"iterations": 3, "teachers": ["digits_convnet_bn_w32_d2", "digits_convnet_bn_w64_d2"],
                     "priors": "equal", "jitter": 1, "mipc": 30, "num_crop": 1, "crop_scale_min": 1.0,
                     "init_scale_min": 1.0}

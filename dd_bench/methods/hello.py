@@ -75,7 +75,7 @@ def _resumable(opt: torch.optim.Optimizer, generators: dict[str, torch.Generator
 @METHODS.register("hello")
 class HeLlO(Synthesizer):
     name = "hello"
-    family = "kd"
+    scored_by_kd = True
     TEST_OPTIONS = {"teacher": "digits_convnet_bn_w32_d2", "mipc": 20, "num_crop": 2, "fit_steps": 3, "fit_real": 4,
                     "image_steps": 2, "backbone": {"kind": "suite", "recipe": "digits_convnet_bn_w32_d2",
                                                    "classes": [0, 1, 2, 3, 4]}}
@@ -146,7 +146,7 @@ class HeLlO(Synthesizer):
         from dd_bench.eval import get_protocol
 
         protocol = get_protocol(self.cfg.fit_protocol)
-        if protocol.family != "kd":
+        if not protocol.trains_by_kd:
             raise UserError(f"hello: fit_protocol '{self.cfg.fit_protocol}' is not a kd protocol")
         return protocol.augment(real)
 

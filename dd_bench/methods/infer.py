@@ -88,7 +88,7 @@ def ufc_row(kk: int, mm: int, chunk: int, *, k: int, chunks: int) -> int:
 @METHODS.register("infer")
 class INFER(Synthesizer):
     name = "infer"
-    family = "kd"
+    scored_by_kd = True
     dynamic = False  # infer_dyn: the ensemble online instead of stored static logits
     TEST_OPTIONS = {"iterations": 3, "teachers": ["digits_convnet_bn_w32_d2", "digits_convnet_bn_w64_d2"],
                     "jitter": 1}

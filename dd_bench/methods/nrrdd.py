@@ -88,7 +88,7 @@ def select_crops(ce: torch.Tensor, share: torch.Tensor, *, keep: int, cam_top: f
 @METHODS.register("nrrdd")
 class NRRDD(Synthesizer):
     name = "nrrdd"
-    family = "kd"
+    scored_by_kd = True
     TEST_OPTIONS = {"teacher": "digits_convnet_bn_w32_d2", "mipc": 20, "num_crop": 2, "iterations": 3, "jitter": 1,
                     "crop_scale_min": 0.5, "cam_min_size": 2}
 

@@ -128,7 +128,7 @@ def rded_images(real: RealData, observer: nn.Module, *, ipc: int, seed: int, fac
 @METHODS.register("rded")
 class RDED(Synthesizer):
     name = "rded"
-    family = "kd"
+    scored_by_kd = True
     TEST_OPTIONS = {"teacher": "digits_convnet_bn_w32_d2", "mipc": 20, "num_crop": 2}
 
     @dataclasses.dataclass

@@ -65,7 +65,7 @@ def recovery_batches(num_classes: int, ipc: int, batch_size: int) -> list[torch.
 @METHODS.register("sre2l")
 class SRe2L(Synthesizer):
     name = "sre2l"
-    family = "kd"
+    scored_by_kd = True
     TEST_OPTIONS = {"iterations": 3, "teacher": "digits_convnet_bn_w32_d2", "jitter": 1}
 
     @dataclasses.dataclass

@@ -4,7 +4,7 @@
 schedule (:mod:`.schedules`), an augmentation (``sample_params`` / ``apply``) and a label source
 (:mod:`dd_bench.labels`) that gives the targets *of the augmented batch* and the loss they go with. The `mtt`
 protocol is SGD + :class:`~dd_bench.train.schedules.StepDecay` + DSA + hard/stored labels
-(:func:`dd_bench.eval.trainer.train_networks` builds it).
+(:func:`dd_bench.eval.mtt.train_networks` builds it).
 
 Several seeds are trained at once when the architecture allows it (no BatchNorm): the S networks' parameters are
 stacked to ``(S, ...)`` tensors and one ``torch.func.vmap``-ed ``functional_call`` runs all of them on an
