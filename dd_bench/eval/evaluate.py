@@ -22,7 +22,7 @@ from dd_bench.eval.kd import kd_train_and_score
 from dd_bench.eval.protocol import EvalProtocol
 from dd_bench.eval.scoring import score
 from dd_bench.eval.trainer import Transform, train_networks
-from dd_bench.labels.sources import ResolvedLabels, resolve_labels
+from dd_bench.labels import ResolvedLabels, resolve_labels
 from dd_bench.results.provenance import PeakMemory
 from dd_bench.synset import SynsetError, SyntheticSet
 
