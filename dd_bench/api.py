@@ -33,11 +33,12 @@ def score(images: torch.Tensor, labels: torch.Tensor, *, dataset: str, protocol:
     from dd_bench.eval import get_protocol
     from dd_bench.eval.evaluate import evaluate
     from dd_bench.exchange.imports import synset_from_tensors
-    from dd_bench.labels.sources import check_label_source, label_identity
+    from dd_bench.labels import check_label_source
+    from dd_bench.labels.relabel import ensure_stored_labels
     from dd_bench.results import write_record
-    from dd_bench.synset import load_synset, read_meta, save_synset
+    from dd_bench.synset import load_synset, save_synset
     from dd_bench.tasks import check_models
-    from dd_bench.workflow import ensure_stored_labels, records_from_results, resolve_device
+    from dd_bench.workflow import records_from_results, resolve_device
 
     check_models(list(models))
     check_label_source(label_source)
@@ -52,7 +53,7 @@ def score(images: torch.Tensor, labels: torch.Tensor, *, dataset: str, protocol:
     with tempfile.TemporaryDirectory(prefix="dd-bench-score-") as tmp:
         directory = save_synset(synset, Path(tmp) / "set")
         ensure_stored_labels(synset_dir=directory, real=real, protocol=spec, progress=progress,
-                             identity=label_identity(read_meta(directory), label_source, spec))
+                             label_source=label_source)
         loaded = load_synset(directory)
         results_ = evaluate(loaded, real=real, protocol=spec, models=list(models), seeds=seed_list,
                             progress=progress, label_source=label_source, cache_dir=cache_dir)

@@ -156,7 +156,7 @@ def _registry_list(name: str) -> str:
     """``${dd_bench.list:methods}`` in conf/hydra/help: the registered names, so the help text cannot go stale."""
     from dd_bench.data import DATASETS
     from dd_bench.eval import PROTOCOLS
-    from dd_bench.labels.sources import label_source_names
+    from dd_bench.labels import label_source_names
     from dd_bench.methods import list_methods
     from dd_bench.models import list_models
     from dd_bench.teachers import TEACHER_RECIPES

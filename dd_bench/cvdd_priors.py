@@ -134,9 +134,11 @@ def _teacher_prior(job: TeacherSet, *, real: RealData, ipc: int, seed: int, hold
                    progress: bool, store: tuple[str, int]) -> tuple[dict[str, Any], str]:
     """One teacher's prior entry (found or computed) and its score key."""
     from dd_bench.eval import evaluate
-    from dd_bench.labels.sources import label_identity
+    from dd_bench.labels import label_identity
+    from dd_bench.labels.relabel import ensure_stored_labels
     from dd_bench.synset import load_synset, read_meta
-    from dd_bench.workflow import distill_to_disk, ensure_stored_labels
+    from dd_bench.synset_labels import LabelsSection
+    from dd_bench.workflow import distill_to_disk
 
     recipe, digest, out = job.recipe, job.set_hash, job.out
     _, _, reused = distill_to_disk(method="sre2l_pp", method_kwargs=job.options, real=real, ipc=ipc, seed=seed,
@@ -152,12 +154,12 @@ def _teacher_prior(job: TeacherSet, *, real: RealData, ipc: int, seed: int, hold
             entry = read_json_file(path, what=f"'{path}'", missing=f"'{path}' vanished", error=UserError)
             print(f"priors: {recipe} {entry['accuracy']:.2f} % on the validation split (kept {path.name})")
             return entry, key
-        ensure_stored_labels(synset_dir=out, real=real, protocol=protocol, identity=identity, cache_dir=cache_dir,
-                             progress=progress)
+        ensure_stored_labels(synset_dir=out, real=real, protocol=protocol, label_source=label_source,
+                             cache_dir=cache_dir, progress=progress)
         # The validation split in the place of the test split: the only images these students are scored on.
         (result,) = evaluate(load_synset(out), real=real.validation_view(), protocol=protocol, models=[model],
                              seeds=seeds, progress=progress, label_source=label_source, cache_dir=cache_dir)
-        teacher = (meta.get("labels") or {}).get("teachers") or [{}]
+        teacher = LabelsSection.from_meta(meta).teachers or [{}]
         entry = {"recipe": recipe, "key": teacher[0].get("key"), "accuracy": statistics.fmean(result.accuracies),
                  "accuracies": result.accuracies, "split": "validation", "split_images": len(real.val_labels),
                  "set": str(out), "set_hash": digest, "set_reused": reused, "ipc": ipc,

@@ -58,7 +58,7 @@ def task_export(cfg: DictConfig) -> dict[str, Any]:
     materialised = None
     if cfg.materialise:
         from dd_bench.eval import get_protocol
-        from dd_bench.workflow import relabel_to_disk
+        from dd_bench.labels.relabel import relabel_to_disk
 
         protocol = get_protocol(cfg.materialise)
         if not protocol.trains_by_kd:

@@ -42,13 +42,15 @@ def robust_scores(*, kinds: list[str], own: list[Any], synset_dir: Path, real: A
                   progress: bool, batched: bool | None) -> list[Any]:
     """Add ``extra.robust_scores`` to each of the set's ``own`` records (one per model); returns them rewritten."""
     from dd_bench.eval.robust_scores import augmentation_robust_score, label_robust_score
+    from dd_bench.labels import same_label_kinds
     from dd_bench.results import write_record
     from dd_bench.synset import read_meta
-    from dd_bench.workflow import evaluate_to_records, reference_records, same_label_kinds
+    from dd_bench.synset_labels import LabelsSection
+    from dd_bench.workflow import evaluate_to_records, reference_records
 
     check_scores(kinds)
     meta = read_meta(synset_dir)
-    section = meta.get("labels") or {}
+    section = LabelsSection.from_meta(meta)
     how = same_label_kinds(section, [label_source]) if protocol.trains_by_kd else ()
     teachers = section if how else None
     wanted = how[0] if how else "hard"  # the random rows' labels: the set's teachers as the set uses them

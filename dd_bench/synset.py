@@ -29,6 +29,7 @@ import torch
 from dd_bench.errors import UserError
 from dd_bench.io import atomic_write, atomic_write_bytes, file_sha256, read_json_file
 from dd_bench.io.hashing import json_default
+from dd_bench.synset_labels import LabelsSection
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1: no labels section (hard or learned labels only)
@@ -65,10 +66,9 @@ class SyntheticSet:
     set_hash: str | None = None  # dd_bench.results.keys.set_hash of the config that made it (None: made elsewhere)
     provenance: dict[str, Any] = field(default_factory=dict)  # seed, device, versions, wall time, peak memory
     eval_assets_bytes: int = 0  # bytes needed at evaluation but stored elsewhere (e.g. the ZCA matrix)
-    # The labels section (format version 2): the set's own label source (dd_bench.labels.sources) and what it needs:
-    # ``teachers`` (specs), ``weights``, ``bn_train``, and ``fkd`` (stored label shards per protocol key).
-    label_source: str | None = None  # None: hard, or learned when soft labels are stored
-    label_info: dict[str, Any] = field(default_factory=dict)
+    # The labels section (format version 2): the set's own label source and what its label sources need
+    # (dd_bench.synset_labels); its source, when not given, is hard, or learned when soft labels are stored.
+    label_section: LabelsSection = field(default_factory=LabelsSection)
     # Images stored as parts and rebuilt at load (INFER: base images + compensators): {"kind": a registered
     # composer, "parts": [extras names], ...its arguments}. The parts are the set's image bytes; the composites are
     # not written.
@@ -93,8 +93,8 @@ class SyntheticSet:
         if self.soft_labels is not None and self.soft_labels.shape[0] != len(self.images):
             raise SynsetError(f"soft_labels are for {self.soft_labels.shape[0]} images; the set has "
                               f"{len(self.images)}: they do not belong to these images")
-        if self.label_source is None:
-            self.label_source = "hard" if self.label_kind == "hard" else "learned"
+        if self.label_section.source is None:
+            self.label_section.source = "hard" if self.label_kind == "hard" else "learned"
         bad = [k for k in self.extras if k in _RESERVED]
         if bad:
             raise SynsetError(f"extras may not use reserved names {bad}")
@@ -108,13 +108,30 @@ class SyntheticSet:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def labels_section(self) -> dict[str, Any]:
-        """meta.json's ``labels``: the source, the stored tensors' shape and dtype, and what the source needs."""
+    @property
+    def label_source(self) -> str | None:
+        """The set's own label source (its labels section's)."""
+        return self.label_section.source
+
+    @label_source.setter
+    def label_source(self, name: str | None) -> None:
+        self.label_section.source = name
+
+    @property
+    def label_info(self) -> dict[str, Any]:
+        """The labels section as the dict it was before :class:`LabelsSection` (read-only; a copy)."""
+        return {k: v for k, v in self.label_section.copy().to_dict().items() if k != "source"}
+
+    def labels_meta(self) -> dict[str, Any]:
+        """meta.json's ``labels``: the section, with the stored tensors' shape, dtype and bytes (stored labels too)."""
         stored = self.soft_labels if self.soft_labels is not None else self.labels
-        fkd = self.label_info.get("fkd") or {}
-        return {**self.label_info, "source": self.label_source, "shape": list(stored.shape),
-                "dtype": str(stored.dtype).replace("torch.", ""), "fkd": fkd,
-                "stored_bytes": stored.numel() * stored.element_size() + sum(int(e["bytes"]) for e in fkd.values())}
+        return {**self.label_section.to_dict(), "shape": list(stored.shape),
+                "dtype": str(stored.dtype).replace("torch.", ""),
+                "stored_bytes": stored.numel() * stored.element_size() + self.label_section.stored_bytes}
+
+    def labels_section(self) -> dict[str, Any]:
+        """:meth:`labels_meta` under its former name."""
+        return self.labels_meta()
 
     def storage(self) -> dict[str, Any]:
         """Bytes as stored, by part (images, labels incl. soft labels and learned lr, extras, eval assets)."""
@@ -127,9 +144,11 @@ class SyntheticSet:
         if self.learned_lr is not None:
             labels += 4  # one float32 scalar
         # The papers' test-selected copy (paper_selection) is not part of the set: it only feeds its own column.
-        # A label source's own tensors (HeLlO's projector) are charged by that source, as label bytes.
+        # A label source's own tensors (extras under its section key: HeLlO's projector.*) are charged by that
+        # source, as label bytes.
         extras = sum(t.numel() * t.element_size() for k, t in self.extras.items()
-                     if not k.startswith(("paper_selected.", "projector.")) and k not in parts)
+                     if not k.startswith("paper_selected.") and not self.label_section.owns_extra(k)
+                     and k not in parts)
         return {
             "images_bytes": images,
             "labels_bytes": labels,
@@ -158,7 +177,7 @@ class SyntheticSet:
         moved["labels"] = self.labels.to(device)
         moved["soft_labels"] = None if self.soft_labels is None else self.soft_labels.to(device)
         moved["extras"] = {k: v.to(device) for k, v in self.extras.items()}
-        moved["label_info"] = dict(self.label_info)
+        moved["label_section"] = self.label_section.copy()
         return SyntheticSet(**moved)
 
 
@@ -188,7 +207,7 @@ def save_synset(synset: SyntheticSet, directory: str | Path, *, preview_pixels: 
         "image_space": synset.image_space,
         "image_encoding": synset.image_encoding,
         "label_kind": synset.label_kind,
-        "labels": synset.labels_section(),
+        "labels": synset.labels_meta(),
         "learned_lr": synset.learned_lr,
         "extras": sorted(synset.extras),
         "recommended_protocol": synset.recommended_protocol,
@@ -288,9 +307,7 @@ def load_synset(directory: str | Path, *, device: torch.device | str = "cpu") ->
         set_hash=meta.get("set_hash"),
         provenance=meta.get("provenance", {}),
         eval_assets_bytes=int(meta.get("storage", {}).get("eval_assets_bytes", 0)),
-        label_source=(meta.get("labels") or {}).get("source"),
-        label_info={k: v for k, v in (meta.get("labels") or {}).items()
-                    if k not in ("source", "shape", "dtype", "stored_bytes")},
+        label_section=LabelsSection.from_dict(meta.get("labels")),
         directory=directory,
     )
 

@@ -196,9 +196,11 @@ def task_distill(cfg: DictConfig, real=None) -> dict[str, Any]:
 
 def task_evaluate(cfg: DictConfig, synset_dir: Path | None = None, real=None, show: bool = True,
                   relabel: bool = False) -> dict[str, Any]:
+    from dd_bench.labels import same_label_kinds
     from dd_bench.results import build_leaderboard
     from dd_bench.synset import read_meta
-    from dd_bench.workflow import evaluate_to_records, reference_records, same_label_kinds
+    from dd_bench.synset_labels import LabelsSection
+    from dd_bench.workflow import evaluate_to_records, reference_records
 
     synset_dir = synset_dir or (Path(cfg.synset) if cfg.synset else None)
     if synset_dir is None:
@@ -231,7 +233,7 @@ def task_evaluate(cfg: DictConfig, synset_dir: Path | None = None, real=None, sh
               "rerun=true evaluates again")
     records = new + kept
     if cfg.references:
-        section = meta.get("labels") or {}
+        section = LabelsSection.from_meta(meta)
         how = same_label_kinds(section, sources)
         records += reference_records(real=real, protocol=protocol, models=list(cfg.models), seeds=seeds,
                                      ipcs=[int(meta["ipc"])], results_dir=Path(cfg.results),
@@ -244,7 +246,7 @@ def task_evaluate(cfg: DictConfig, synset_dir: Path | None = None, real=None, sh
 
 def label_sources_of(cfg: DictConfig) -> list[str]:
     """The label sources a task scores with (``label_sources``, else ``label_source``), each checked, in order."""
-    from dd_bench.labels.sources import check_label_source
+    from dd_bench.labels import check_label_source
 
     sources = list(cfg.get("label_sources") or [cfg.label_source])
     for source in sources:
@@ -265,8 +267,8 @@ def task_run(cfg: DictConfig, real=None, show: bool = True) -> dict[str, Any]:
 
 
 def task_relabel(cfg: DictConfig, real=None) -> dict[str, Any]:
+    from dd_bench.labels.relabel import relabel_to_disk
     from dd_bench.synset import read_meta
-    from dd_bench.workflow import relabel_to_disk
 
     if not cfg.synset:
         raise UserError("relabel needs synset=DIR (a set whose labels section names its teachers) and eval=NAME")

@@ -19,6 +19,8 @@ from dd_bench.data.ipc import check_ipc
 from dd_bench.errors import UserError
 from dd_bench.eval import EvalProtocol, EvalResult, evaluate, reference_result
 from dd_bench.io.store import path_lock
+from dd_bench.labels import label_identity, same_label_kinds
+from dd_bench.labels.relabel import ensure_stored_labels, relabel_to_disk
 from dd_bench.methods import create_method
 from dd_bench.methods.base import eval_assets_bytes, image_space_of
 from dd_bench.results import RunRecord, collect_provenance, provenance_fields, write_record
@@ -26,6 +28,13 @@ from dd_bench.results.keys import record_hash, reference_hash, set_identity
 from dd_bench.results.provenance import PeakMemory
 from dd_bench.results.record import read_record, record_path
 from dd_bench.synset import SynsetError, SyntheticSet, load_synset, read_meta, save_synset
+from dd_bench.synset_labels import LabelsSection
+
+# relabel_to_disk, ensure_stored_labels and same_label_kinds live in dd_bench.labels (the label sources own them);
+# they stay importable from here (CHANGELOG).
+__all__ = ["distill_to_disk", "ensure_stored_labels", "evaluate_to_records", "evaluation_hash", "existing_set",
+           "records_from_results", "reference_records", "reference_storage", "relabel_to_disk", "resolve_device",
+           "same_label_kinds"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -129,58 +138,8 @@ def evaluation_hash(*, meta: dict[str, Any], protocol: EvalProtocol, model: str,
                     label_source: str = "auto") -> str:
     """The record hash of scoring the set described by ``meta`` (its meta.json) under this protocol and model, with
     this label source (its identity: hard labels hash as before the labels section, teachers by their keys)."""
-    from dd_bench.labels.sources import label_identity
-
     return record_hash(set_id=set_identity(meta), protocol=protocol.to_dict(), model=model, seeds=seeds,
                        label_source=label_identity(meta, label_source, protocol))
-
-
-def ensure_stored_labels(*, synset_dir: Path, real: RealData, protocol: EvalProtocol, identity: str,
-                         cache_dir: Path | None = None, progress: bool = True) -> bool:
-    """Make the stored labels a label identity reads, when it reads any (fkd and its compressed forms read the fkd
-    shards, distance the DBR ones); returns whether it does."""
-    if not identity.startswith(("fkd:", "fkd_", "distance:")):
-        return False
-    relabel_to_disk(synset_dir=synset_dir, real=real, protocol=protocol, cache_dir=cache_dir, progress=progress,
-                    kind="fkd" if identity.startswith("fkd") else "distance")
-    return True
-
-
-def relabel_to_disk(*, synset_dir: Path, real: RealData, protocol: EvalProtocol, cache_dir: Path | None = None,
-                    progress: bool = True, kind: str = "auto") -> dict[str, Any]:
-    """Make the set's stored labels for ``protocol`` with the teachers its labels section names: FKD logits, or
-    NRR-DD's distances (``kind="distance"``; ``auto``: distances for a set whose own source they are, else FKD).
-    Returns the entry written to meta.json (an existing entry for this protocol is returned as it is)."""
-    from dd_bench.eval.evaluate import check_compatible
-    from dd_bench.labels.distance import distance_key, distance_recorder
-    from dd_bench.labels.fkd import fkd_key, relabel_fkd
-    from dd_bench.labels.sources import section_teacher_labels
-    from dd_bench.synset import add_stored_labels
-
-    if not protocol.trains_by_kd:
-        raise UserError(f"relabel makes kd labels; protocol '{protocol.name}' is of the {protocol.family} family "
-                        "(use eval=kd or eval=kd-quick)")
-    meta = read_meta(synset_dir)
-    section = meta.get("labels") or {}
-    distances = kind == "distance" or (kind == "auto" and section.get("source") == "distance")
-    key = distance_key(protocol) if distances else fkd_key(protocol)
-    if key in (section.get("fkd") or {}):
-        return section["fkd"][key]
-    if not section.get("teachers"):
-        raise UserError(f"'{synset_dir}' names no teacher in its labels section (source "
-                        f"'{section.get('source', meta.get('label_kind'))}'): there is nothing to relabel with")
-    synset = load_synset(synset_dir, device=real.device)
-    check_compatible(synset, real)
-    labels = section_teacher_labels(section, real=real, protocol=protocol, cache_dir=cache_dir, progress=progress,
-                                    stored={})
-    transform = real.to_model_space if synset.image_encoding == "uint8" else None
-    record = distance_recorder(labels.source, synset.labels, real.num_classes) if distances else None
-    entry = relabel_fkd(synset_dir=synset_dir, images=synset.images, teacher=labels.source, protocol=protocol,
-                        augment=protocol.augment(real), num_classes=real.num_classes, dataset=real.name,
-                        transform=transform,
-                        teachers_spec=section["teachers"], progress=progress, key=key, record=record)
-    add_stored_labels(synset_dir, key, entry)
-    return entry
 
 
 def records_from_results(
@@ -241,12 +200,9 @@ def evaluate_to_records(
     ``label_source``: a registered kind or ``auto`` (the set's own); ``relabel``: make missing stored (fkd) labels
     for this protocol first (``dd-bench run`` does; ``dd-bench evaluate`` fails naming ``dd-bench relabel``).
     """
-    from dd_bench.labels.sources import label_identity
-
     meta = read_meta(synset_dir)
     if relabel and ensure_stored_labels(synset_dir=Path(synset_dir), real=real, protocol=protocol,
-                                        identity=label_identity(meta, label_source, protocol), cache_dir=cache_dir,
-                                        progress=progress):
+                                        label_source=label_source, cache_dir=cache_dir, progress=progress):
         meta = read_meta(synset_dir)
     kept, todo = [], []
     for model in models:
@@ -278,23 +234,6 @@ def reference_storage(real: RealData, num_images: int) -> dict[str, Any]:
     return as_set.storage()
 
 
-def same_label_kinds(section: dict[str, Any], sources: list[str]) -> tuple[str, ...]:
-    """How the random-subset rows beside a set are labelled by its teachers, to match the label sources scored
-    (``auto``: the set's own): ``static`` for static logits, ``teacher`` (online) for every source its teachers make
-    (teacher, fkd and its compressed forms, distance, projector); none for hard or learned labels or no teachers."""
-    if not section.get("teachers"):
-        return ()
-    from dd_bench.results.ior import reference_label_kind  # the one pairing rule, shared with the board's IOR
-
-    kinds = []
-    for source in sources:
-        own = section.get("source") if source == "auto" else source
-        kind = reference_label_kind(own)
-        if kind != "hard" and kind not in kinds:
-            kinds.append(kind)
-    return tuple(kinds)
-
-
 def reference_records(
     *,
     real: RealData,
@@ -307,13 +246,14 @@ def reference_records(
     full_data_seeds: list[int] | None = None,
     progress: bool = True,
     cache_dir: Path | None = None,
-    teachers: dict[str, Any] | None = None,
+    teachers: LabelsSection | dict[str, Any] | None = None,
     teacher_labels: tuple[str, ...] = ("teacher",),
 ) -> list[RunRecord]:
     """Full-data and random-subset reference rows (cached on disk), written as records of kind 'reference'.
 
     ``full_data_seeds``: the seeds of the full-data row (default: ``seeds``; an empty list skips the row).
-    ``teachers``: a set's labels section naming teachers: under a kd protocol the random subsets are also scored
+    ``teachers``: a set's labels section (or its meta.json dict) naming teachers: under a kd protocol the random
+    subsets are also scored
     with those teachers (the same label source as the method), beside the hard-label row: online (``teacher`` in
     ``teacher_labels``) and/or as static logits on the clean subset (``static``: INFER's labels).
     """
@@ -327,13 +267,14 @@ def reference_records(
     bad = sorted(set(teacher_labels) - {"teacher", "static"})
     if bad:
         raise ValueError(f"teacher_labels {bad}: each is 'teacher' (online) or 'static'")
-    jobs: list[tuple[str, int | None, list[int], dict | None, bool]] = []
+    jobs: list[tuple[str, int | None, list[int], LabelsSection | None, bool]] = []
     if "full_data" in kinds and full_seeds:
         jobs.append(("full_data", None, full_seeds, None, False))
     if "random_subset" in kinds:
         jobs += [("random_subset", ipc, seeds, None, False) for ipc in ipcs]
-        if teachers and teachers.get("teachers") and protocol.trains_by_kd:
-            jobs += [("random_subset", ipc, seeds, teachers, how == "static") for how in teacher_labels
+        section = None if teachers is None else LabelsSection.coerce(teachers)
+        if section is not None and section.teachers and protocol.trains_by_kd:
+            jobs += [("random_subset", ipc, seeds, section, how == "static") for how in teacher_labels
                      for ipc in ipcs]
     records = []
     for model in models:

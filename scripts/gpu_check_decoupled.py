@@ -26,10 +26,11 @@ from pathlib import Path
 
 from dd_bench.data import load_dataset
 from dd_bench.eval import custom_protocol, get_protocol
+from dd_bench.labels import same_label_kinds
 from dd_bench.results import collect_provenance
 from dd_bench.results.bench_report import log_stage as log
 from dd_bench.teachers import TEACHER_RECIPES, accuracy, get_recipe, get_teacher
-from dd_bench.workflow import distill_to_disk, evaluate_to_records, reference_records, resolve_device, same_label_kinds
+from dd_bench.workflow import distill_to_disk, evaluate_to_records, reference_records, resolve_device
 
 # The teachers each method is checked with, (CIFAR recipes, digits recipes for the CPU smoke run), reduced.
 METHOD_TEACHERS = {
@@ -99,7 +100,7 @@ def main() -> None:
                                          models=[args.student], seeds=seeds, results_dir=out, progress=False,
                                          config={"check": "gpu_check_decoupled", "method": method, **options},
                                          cache_dir=cache, relabel=True)
-        section = synset.labels_section()
+        section = synset.label_section
         how = same_label_kinds(section, ["auto"])  # INFER's static logits get a static random row
         refs = reference_records(real=real, protocol=protocol, models=[args.student], seeds=seeds, ipcs=[args.ipc],
                                  results_dir=out, kinds=("random_subset",), progress=False, cache_dir=cache,

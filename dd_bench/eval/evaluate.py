@@ -20,7 +20,7 @@ from dd_bench.errors import UserError
 from dd_bench.eval.mtt import make_augment
 from dd_bench.eval.protocol import EvalProtocol
 from dd_bench.eval.result import EvalResult
-from dd_bench.labels.sources import ResolvedLabels, resolve_labels
+from dd_bench.labels import ResolvedLabels, resolve_labels
 from dd_bench.synset import SynsetError, SyntheticSet
 from dd_bench.train.loop import Replay, Transform
 

@@ -20,6 +20,7 @@ from dd_bench.eval.evaluate import EvalResult, train_and_score
 from dd_bench.eval.protocol import EvalProtocol
 from dd_bench.io import KeyedStore, atomic_write_json, json_sha256
 from dd_bench.seeding import make_generator
+from dd_bench.synset_labels import LabelsSection
 
 REFERENCE_KINDS = ("full_data", "random_subset")
 _CACHE_VERSION = 1
@@ -59,7 +60,7 @@ def reference_result(
     ipc: int | None = None,
     cache_dir: Path | None = None,
     progress: bool = True,
-    teachers: dict | None = None,
+    teachers: LabelsSection | dict | None = None,
     static: bool = False,
 ) -> tuple[EvalResult, bool]:
     """Score a reference row; returns (result, came_from_cache). ``ipc`` is required for random subsets.
@@ -74,9 +75,9 @@ def reference_result(
     if kind == "random_subset" and ipc is None:
         raise ValueError("random_subset references need ipc")
     store = KeyedStore("references", cache_dir)
-    from dd_bench.labels.sources import teacher_identity
+    from dd_bench.labels.teacher import committee_identity
 
-    labels = "hard" if teachers is None else ("static:" if static else "") + teacher_identity(teachers)
+    labels = "hard" if teachers is None else ("static:" if static else "") + committee_identity(teachers)
     if teachers is not None and (kind != "random_subset" or not protocol.trains_by_kd):
         raise UserError("teacher-labelled references are random subsets under a kd protocol")
     if static and teachers is None:
@@ -97,7 +98,7 @@ def reference_result(
 
 
 def _compute(kind: str, real: RealData, *, protocol: EvalProtocol, model: str, seeds: list[int], ipc: int | None,
-             progress: bool, teachers: dict | None = None, static: bool = False,
+             progress: bool, teachers: LabelsSection | dict | None = None, static: bool = False,
              cache_dir: Path | None = None) -> EvalResult:
     if kind == "full_data":
         images, targets, extra = real.train_images, real.train_labels, {}
@@ -108,10 +109,10 @@ def _compute(kind: str, real: RealData, *, protocol: EvalProtocol, model: str, s
         extra = {"subset_indices": [i.cpu().tolist() for i in subsets]}
     source = None
     if teachers is not None:
-        from dd_bench.labels.sources import section_teacher_labels
+        from dd_bench.labels.teacher import committee_labels
 
-        resolved = section_teacher_labels(teachers, real=real, protocol=protocol, cache_dir=cache_dir,
-                                          progress=progress, stored={})
+        resolved = committee_labels(teachers, real=real, protocol=protocol, cache_dir=cache_dir, progress=progress,
+                                    stored={})
         source = [resolved.source] * len(seeds)
         extra = {**extra, "label_source": "teacher", "label_identity": resolved.identity,
                  "eval_assets": resolved.assets}

@@ -36,8 +36,10 @@ def datasheet(meta: dict[str, Any], *, fmt: str, records: list[Any], assets: dic
     """``data_fingerprint``: the source data's, for a set whose provenance does not record it (the recorded one
     wins). With ``class_names`` it lets an importer check that its data is the data the set was distilled from."""
     from dd_bench import __version__
+    from dd_bench.labels.registry import needs_at_evaluation
+    from dd_bench.synset_labels import LabelsSection
 
-    labels = meta.get("labels") or {}
+    labels = LabelsSection.from_dict(meta.get("labels"))  # as written: a version-1 set's source is null
     space = meta.get("image_space") or {}
     jpeg = (meta.get("composition") or {}).get("kind") == "jpeg"  # image_store=jpeg
     stored_as = (meta.get("storage") or {}).get("dtype") if jpeg else meta.get("image_encoding")
@@ -51,10 +53,9 @@ def datasheet(meta: dict[str, Any], *, fmt: str, records: list[Any], assets: dic
                    "pixels in [0, 1], de-normalised" + (" (ZCA inverted)" if space.get("space") == "zca" else ""),
                    "stored_space": space, "stored_encoding": meta.get("image_encoding"), "stored_as": stored_as,
                    "image_store": (meta.get("provenance") or {}).get("image_store")},
-        "labels": {"source": labels.get("source"), "kind": meta.get("label_kind"),
-                   "needs_at_evaluation": [t.get("recipe") or t.get("model") for t in labels.get("teachers") or []]
-                   + (["projector backbone"] if labels.get("projector") else []),
-                   "stored_label_keys": sorted(labels.get("fkd") or {}),
+        "labels": {"source": labels.source, "kind": meta.get("label_kind"),
+                   "needs_at_evaluation": needs_at_evaluation(labels),
+                   "stored_label_keys": sorted(labels.stored),
                    "export": (f"labels materialised for protocol {assets['materialised']['protocol']} (stored fkd "
                               f"labels {assets['materialised']['key']}, {assets['materialised']['bytes']} bytes): "
                               f"evaluate with label_source=fkd eval={assets['materialised']['protocol']}; no "

@@ -67,7 +67,7 @@ def export_tensors(synset_dir: Path, synset: Any, *, zca: Any = None) -> dict[st
     out.update({f"extras.{k}": v.cpu() for k, v in synset.extras.items()})
     if (synset.composition or {}).get("kind") == "jpeg":  # image_store=jpeg: the lengths split extras.images.jpeg
         out["images_jpeg_lengths"] = torch.tensor(synset.composition["lengths"], dtype=torch.int64)
-    for key, entry in (synset.label_info.get("fkd") or {}).items():
+    for key, entry in synset.label_section.stored.items():
         for epoch, shard in enumerate(entry["shards"]):
             for name, t in load_file(str(synset_dir / entry["dir"] / shard["file"])).items():
                 out[f"labels.{key}.{epoch:05d}.{name}"] = t
@@ -108,35 +108,30 @@ def _write_hf(root: Path, pixels: torch.Tensor, labels: torch.Tensor, soft: torc
 
 
 def _copy_assets(root: Path, synset: Any, cache_dir: Path | None) -> dict[str, Any]:
-    """The weights the set's labels need at evaluation, copied beside it; what is missing is named."""
-    from dd_bench.io import KeyedStore
+    """The files the set's labels need at evaluation (its label sources say which), copied beside it; what is
+    missing is named."""
+    from dd_bench.labels.registry import export_assets
 
-    needs = [t for t in synset.label_info.get("teachers") or [] if t.get("key")]
-    projector = synset.label_info.get("projector") or {}
+    needs = export_assets(synset.label_section, cache_dir=cache_dir)
     copied, missing, total = [], [], 0
-    for spec in needs:
-        src = KeyedStore("teachers", cache_dir).path(spec["key"])
-        if (src / "weights.safetensors").is_file():
-            dst = root / "assets" / "teachers" / spec["key"]
+    for asset in needs:
+        if asset.source is None:
+            continue  # needed, but nothing of its own to bundle
+        if not asset.present:
+            missing.append(asset.what)
+            continue
+        dst = root / asset.target
+        if asset.files:  # a directory: its files, the first one counted
             dst.mkdir(parents=True)
-            for name in ("weights.safetensors", "meta.json"):
-                shutil.copy2(src / name, dst / name)
-            total += (dst / "weights.safetensors").stat().st_size
-            copied.append(f"assets/teachers/{spec['key']}")
+            for name in asset.files:
+                shutil.copy2(asset.source / name, dst / name)
+            total += (dst / asset.files[0]).stat().st_size
         else:
-            missing.append(f"teacher {spec.get('recipe')} ({spec['key'][:12]})")
-    backbone = projector.get("backbone_identity") or {}
-    if backbone.get("file"):
-        src = Path(backbone["file"])
-        if src.is_file():
-            dst = root / "assets" / "backbone" / src.name
             dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst)
+            shutil.copy2(asset.source, dst)
             total += dst.stat().st_size
-            copied.append(f"assets/backbone/{src.name}")
-        else:
-            missing.append(f"projector backbone {backbone['file']}")
-    return {"needed": bool(needs or backbone), "self_contained": not missing, "copied": copied, "missing": missing,
+        copied.append(asset.target)
+    return {"needed": bool(needs), "self_contained": not missing, "copied": copied, "missing": missing,
             "bytes": total}
 
 

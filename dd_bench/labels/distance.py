@@ -7,6 +7,9 @@ exactly), under the key ``dbr-<fkd key>``; each shard stores ``distances`` (N, 2
 the mixed one-hot). The student's loss (``dbr``, :mod:`dd_bench.train.losses`) is soft CE on the mixed one-hot plus
 ``alpha * (|d_S_org - d_T_org| + |d_S_aug - d_T_aug|)``. The labels cost 2 x 2 bytes per instance per epoch (plus
 the augmentation records FKD also stores): C / 2 times less than FKD's logits (5x on CIFAR-10, 500x on ImageNet).
+
+The ``distance`` label source (:class:`Distance`) reads them; the loss settings are the set's (its section's
+``distance``: the method's ``alpha_dbr`` and ``dbr_norm``), and both are in its identity.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from dd_bench.labels.fkd import FKDLabels, fkd_key
+from dd_bench.labels.base import LabelContext, LabelSourceKind, Recorder, ResolvedLabels, register_label_source
+from dd_bench.labels.fkd import FKDLabels, fkd_key, stored_entry
 from dd_bench.synset import SynsetError
+from dd_bench.synset_labels import LabelsSection
 from dd_bench.train.losses import Loss, label_distances
 from dd_bench.train.targets import Targets
 
@@ -29,12 +34,12 @@ def distance_key(protocol: Any) -> str:
     return f"dbr-{fkd_key(protocol)}"
 
 
-def distance_settings(section: dict[str, Any]) -> dict[str, Any]:
+def distance_settings(section: LabelsSection | dict[str, Any]) -> dict[str, Any]:
     """The DBR loss settings a labels section names (the method's ``alpha_dbr`` and ``dbr_norm``)."""
-    return section.get("distance") or dict(DEFAULT_SETTINGS)
+    return LabelsSection.coerce(section).own.get("distance") or dict(DEFAULT_SETTINGS)
 
 
-def distance_identity(section: dict[str, Any], protocol: Any) -> str:
+def distance_identity(section: LabelsSection | dict[str, Any], protocol: Any) -> str:
     """What the record hash covers: the stored distances of this protocol and the loss they are used with."""
     settings = distance_settings(section)
     return f"distance:{distance_key(protocol)}:a{settings['alpha']:g}:{settings['norm']}"
@@ -80,3 +85,30 @@ class DistanceLabels(FKDLabels):
         own, mixed = own_and_mixed(self.labels[idx], self.num_classes, aug_params)
         teacher = self._load(epoch)["distances"][aug_params["pos"]].float()
         return Targets(torch.cat([own, mixed, teacher], dim=1), self.loss)
+
+
+@register_label_source
+class Distance(LabelSourceKind):
+    name = "distance"
+    reference_kind = "teacher"
+
+    def identity(self, section: LabelsSection, *, protocol: Any, label_kind: str | None) -> str:
+        return distance_identity(section, protocol)
+
+    def stored_key(self, protocol: Any) -> str | None:
+        return distance_key(protocol)
+
+    def recorder(self, *, teacher: Any, labels: torch.Tensor, num_classes: int) -> Recorder | None:
+        return distance_recorder(teacher, labels, num_classes)
+
+    def resolve(self, ctx: LabelContext) -> ResolvedLabels:
+        s = ctx.synset
+        settings = distance_settings(ctx.section)
+        key = self.stored_key(ctx.protocol)
+        entry = stored_entry(ctx, self.name, key)
+        source = DistanceLabels(labels=s.labels, alpha=settings["alpha"], norm=settings["norm"],
+                                synset_dir=s.directory, entry=entry, num_images=len(s.images),
+                                num_classes=s.num_classes, device=s.images.device)
+        stored = {**ctx.class_id_bytes(), f"distance:{key}": int(entry["bytes"])}
+        return ResolvedLabels(source, self.name, distance_identity(ctx.section, ctx.protocol), stored,
+                              replay=source, teachers=list(entry.get("teachers") or []))

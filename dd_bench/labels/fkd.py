@@ -20,6 +20,9 @@ opened lazily (one epoch in memory at a time) and verified when opened; nothing 
 Replay (:class:`FKDLabels`): the evaluator takes the stored order and parameters instead of drawing its own, so
 every student sees exactly the batches the teacher labelled (all seeds the same batches, as the official FKD code:
 seeds differ in initialisation only), and the targets are the stored logits, compared by KL at the protocol's T.
+
+The ``fkd`` label source (:class:`FKD`) reads them; its compressed forms (:mod:`dd_bench.labels.quantised`) read the
+same shards, and NRR-DD's distances (:mod:`dd_bench.labels.distance`) are stored and replayed the same way.
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ from tqdm.auto import tqdm
 
 from dd_bench.errors import UserError
 from dd_bench.io import atomic_save_safetensors, file_sha256, json_sha256
+from dd_bench.labels.base import LabelContext, LabelSourceKind, ResolvedLabels, register_label_source
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SynsetError
+from dd_bench.synset_labels import LabelsSection
 from dd_bench.train.losses import Loss
 from dd_bench.train.targets import Targets
 
@@ -178,3 +183,43 @@ def check_fkd_protocol(entries: dict[str, dict[str, Any]], protocol: Any, synset
     raise UserError(f"the set's stored (fkd) labels were made for: {stored}; protocol '{protocol.name}' "
                     f"({protocol.epochs} epochs, batch {protocol.batch_size}) needs its own: run "
                     f"`{relabel_command(synset_dir, protocol)}` (dd-bench run does it for you)")
+
+
+def stored_entry(ctx: LabelContext, kind: str, key: str) -> dict[str, Any]:
+    """The set's stored-labels entry ``key`` (FKD logits or DBR distances) for this protocol, or a clear error."""
+    if ctx.synset.directory is None:
+        raise UserError(f"label source '{kind}' reads stored labels from the set's directory; save the set first")
+    return check_fkd_protocol(ctx.section.stored, ctx.protocol, ctx.synset.directory, key=key)
+
+
+@register_label_source
+class FKD(LabelSourceKind):
+    """The stored FKD logits of the protocol, replayed; a compressed form overrides the three hooks below."""
+
+    name = "fkd"
+    reference_kind = "teacher"
+
+    def identity_name(self) -> str:
+        return self.name
+
+    def identity(self, section: LabelsSection, *, protocol: Any, label_kind: str | None) -> str:
+        return f"{self.identity_name()}:{fkd_key(protocol)}"
+
+    def stored_key(self, protocol: Any) -> str | None:
+        return fkd_key(protocol)
+
+    def labels(self, **kwargs: Any) -> FKDLabels:
+        return FKDLabels(**kwargs)
+
+    def entry_bytes(self, entry: dict[str, Any], num_classes: int) -> int:
+        return int(entry["bytes"])
+
+    def resolve(self, ctx: LabelContext) -> ResolvedLabels:
+        s = ctx.synset
+        entry = stored_entry(ctx, self.name, self.stored_key(ctx.protocol))
+        source = self.labels(synset_dir=s.directory, entry=entry, num_images=len(s.images), num_classes=s.num_classes,
+                             temperature=ctx.protocol.temperature, device=s.images.device)
+        stored = {**ctx.class_id_bytes(), f"{self.name}:{entry['key']}": self.entry_bytes(entry, s.num_classes)}
+        return ResolvedLabels(source, self.name, self.identity(ctx.section, protocol=ctx.protocol,
+                                                              label_kind=s.label_kind), stored,
+                              replay=source, teachers=list(entry.get("teachers") or []))

@@ -21,7 +21,9 @@ the kept values and costs nothing.
 
 The same replayed batches as ``fkd`` (the stored order and augmentation records, charged as FKD charges them); the
 compressed targets are computed from the stored fp16 shards as they are opened, bit for bit what a store of the
-compressed form would give back, and charged at the compressed size.
+compressed form would give back, and charged at the compressed size. The label sources: ``fkd_int8``
+(:class:`CompressedFKD`), and the families ``fkd_top<k>`` and ``fkd_top<k>_renorm`` (:class:`TopK`), each name of
+which (``fkd_top5``) is a :class:`CompressedFKD`; all read the ``fkd`` shards (``dd-bench relabel`` makes them).
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from typing import Any
 import torch
 
 from dd_bench.errors import UserError
-from dd_bench.labels.fkd import FKDLabels
+from dd_bench.labels.base import LabelSourceKind, register_label_source
+from dd_bench.labels.fkd import FKD, FKDLabels
 
 TOPK = re.compile(r"^fkd_top(\d+)(_renorm)?$")  # a top-k label source name: smoothing, or renorm with the suffix
-TOPK_PATTERNS = ("fkd_top<k>", "fkd_top<k>_renorm")  # how the registry lists them
+TOPK_PATTERNS = ("fkd_top<k>", "fkd_top<k>_renorm")  # how the registry lists them (TopK.name)
 
 
 def topk_compression(name: str) -> str | None:
@@ -140,3 +143,56 @@ def compressed_entry_bytes(entry: dict[str, Any], kind: str, num_classes: int) -
     """An FKD entry's bytes with its fp16 logits replaced by the compressed form (records unchanged)."""
     rows = int(entry["num_images"]) * int(entry["epochs"])
     return int(entry["bytes"]) - rows * num_classes * 2 + rows * compressed_bytes_per_row(kind, num_classes)
+
+
+@register_label_source
+class CompressedFKD(FKD):
+    """The stored FKD labels compressed as ``compression`` (``int8``; ``top<k>`` and ``top<k>_renorm`` through
+    :class:`TopK`): the same shards and replay as ``fkd``, charged at the compressed size."""
+
+    name = "fkd_int8"
+    compression = "int8"
+
+    def __init__(self, compression: str = "int8") -> None:
+        self.compression, self.name = compression, f"fkd_{compression}"
+
+    def identity_name(self) -> str:
+        return compressed_identity_name(self.compression)
+
+    def labels(self, **kwargs: Any) -> FKDLabels:
+        return CompressedFKDLabels(kind=self.compression, **kwargs)
+
+    def entry_bytes(self, entry: dict[str, Any], num_classes: int) -> int:
+        return compressed_entry_bytes(entry, self.compression, num_classes)
+
+
+class TopK(LabelSourceKind):
+    """The family ``fkd_top<k>`` (marginal smoothing) or ``fkd_top<k>_renorm``: each name, k >= 1, is a member."""
+
+    reference_kind = "teacher"
+    renorm = False
+
+    def __init__(self) -> None:
+        self.name = TOPK_PATTERNS[1] if self.renorm else TOPK_PATTERNS[0]
+
+    def for_name(self, name: str) -> LabelSourceKind | None:
+        compression = topk_compression(name)
+        if compression is None or compression.endswith("_renorm") != self.renorm:
+            return None
+        return CompressedFKD(compression)
+
+    def identity(self, section: Any, *, protocol: Any, label_kind: str | None) -> str:
+        raise TypeError(f"'{self.name}' names a family of label sources; its members (for_name) have identities")
+
+    def resolve(self, ctx: Any) -> Any:
+        raise TypeError(f"'{self.name}' names a family of label sources; its members (for_name) resolve")
+
+
+@register_label_source
+class TopKSmooth(TopK):
+    renorm = False
+
+
+@register_label_source
+class TopKRenorm(TopK):
+    renorm = True

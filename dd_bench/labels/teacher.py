@@ -1,24 +1,30 @@
-"""Label sources of the `kd` family: an online teacher (or a weighted committee), and hard labels under MixUp.
+"""The online teacher (or weighted committee) label source, and the set's teachers every source shares.
 
-* :class:`TeacherLogits`: every augmented (and mixed) batch goes through the teachers; the target is the
-  weighted mean of their logits, compared with the student by KL at temperature T (no T^2 factor). BN in eval mode
-  by default; ``bn_train=True`` runs the teachers' BatchNorm on the batch's own statistics, as SRe2L's CIFAR
-  relabel script does by accident and CV-DD does on purpose ("BSSL", on half-batches: ``bn_split=2``). The
-  teachers are evaluation assets.
-* :class:`MixedLabels`: the class of each image (or its stored probabilities), mixed as the images were
-  (``lam * onehot(y) + (1 - lam) * onehot(y[perm])``), with soft CE: what a hard-label row means under MixUp.
+:class:`TeacherLogits`: every augmented (and mixed) batch goes through the teachers; the target is the weighted mean
+of their logits, compared with the student by KL at temperature T (no T^2 factor). BN in eval mode by default;
+``bn_train=True`` runs the teachers' BatchNorm on the batch's own statistics, as SRe2L's CIFAR relabel script does by
+accident and CV-DD does on purpose ("BSSL", on half-batches: ``bn_split=2``). The teachers are evaluation assets.
+
+The teachers a labels section names (with their weights and BN mode) are shared: they relabel stored labels
+(:mod:`dd_bench.labels.relabel`), label the random-subset reference rows beside a set (online or as static logits)
+and are bundled by an export. :func:`committee_labels` builds them online and :func:`committee_identity` names them
+for the record hash; :func:`committee_assets` and :func:`committee_needs` say what an export and its datasheet need.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from dd_bench.errors import UserError
+from dd_bench.labels.base import ExportAsset, LabelContext, LabelSourceKind, ResolvedLabels, register_label_source
+from dd_bench.synset_labels import LabelsSection
 from dd_bench.train.losses import Loss
 from dd_bench.train.targets import Targets
 
@@ -75,17 +81,73 @@ class TeacherLogits:
         return sum(t.numel() * t.element_size() for m in self.teachers for t in m.state_dict().values())
 
 
-@dataclass
-class MixedLabels:
-    labels: torch.Tensor  # (N,) int64 classes, or (N, K) probabilities
-    num_classes: int
-    name: str = "hard"
+def teacher_labels(specs: list[dict[str, Any]], *, real: Any, protocol: Any, weights: list[float] | None,
+                   bn_train: bool, cache_dir: Path | None, progress: bool, stored: dict[str, int],
+                   bn_split: int = 1) -> ResolvedLabels:
+    """An online teacher committee from teacher specs; its identity names the teachers as loaded (their keys)."""
+    from dd_bench.teachers.spec import teacher_from_spec
 
-    def targets(self, x_aug: torch.Tensor, idx: torch.Tensor, epoch: int,
-                aug_params: dict[str, Any] | None) -> Targets:
-        y = self.labels[idx]
-        y = F.one_hot(y, self.num_classes).float() if y.dtype == torch.int64 else y.float()
-        if aug_params is not None and "mix.lam" in aug_params:
-            lam = aug_params["mix.lam"].to(y.device).view(-1, 1)
-            y = lam * y + (1.0 - lam) * y[aug_params["mix.perm"].to(y.device)]
-        return Targets(y, Loss("soft_ce"))
+    teachers = [teacher_from_spec(spec, real, cache_dir=cache_dir, progress=progress) for spec in specs]
+    source = TeacherLogits([t.module for t in teachers], temperature=protocol.temperature, weights=weights,
+                           bn_train=bn_train, bn_split=bn_split)
+    identity = _identity([t.key for t in teachers], bn_train, weights, bn_split)
+    assets = {f"teacher:{spec.get('recipe') or t.model}": t.parameter_bytes
+              for spec, t in zip(specs, teachers, strict=True)}
+    return ResolvedLabels(source, "teacher", identity, stored, assets, teachers=list(specs))
+
+
+def committee_labels(section: LabelsSection | Mapping[str, Any], *, real: Any, protocol: Any,
+                     cache_dir: Path | None, progress: bool, stored: dict[str, int]) -> ResolvedLabels:
+    """:func:`teacher_labels` with everything a labels section says (teachers, weights, BN mode and split)."""
+    section = LabelsSection.coerce(section)
+    return teacher_labels(section.teachers or [], real=real, protocol=protocol, weights=section.weights,
+                          bn_train=bool(section.bn_train), cache_dir=cache_dir, progress=progress, stored=stored,
+                          bn_split=int(section.bn_split or 1))
+
+
+def committee_identity(section: LabelsSection | Mapping[str, Any]) -> str:
+    """The identity of a labels section's teachers (keys, BN mode, committee weights): what the record hash covers."""
+    section = LabelsSection.coerce(section)
+    return _identity([t.get("key") for t in section.teachers or []], bool(section.bn_train), section.weights,
+                     int(section.bn_split or 1))
+
+
+def _identity(keys: list[str], bn_train: bool, weights: list[float] | None, bn_split: int = 1) -> str:
+    identity = "teacher:" + ",".join(keys) + (":bn_train" if bn_train else "")
+    if bn_train and bn_split > 1:
+        identity += f":split{bn_split}"
+    if weights:
+        identity += ":w" + ",".join(f"{w:.6g}" for w in weights)
+    return identity
+
+
+def committee_assets(section: LabelsSection, *, cache_dir: Path | None) -> list[ExportAsset]:
+    """The cached weights of the section's teachers (those with a key), for an export's ``assets/teachers/``."""
+    from dd_bench.io import KeyedStore
+
+    return [ExportAsset(what=f"teacher {spec.get('recipe')} ({spec['key'][:12]})",
+                        source=KeyedStore("teachers", cache_dir).path(spec["key"]),
+                        target=f"assets/teachers/{spec['key']}", files=("weights.safetensors", "meta.json"))
+            for spec in section.teachers or [] if spec.get("key")]
+
+
+def committee_needs(section: LabelsSection) -> list[str]:
+    """The section's teachers by recipe (or architecture), as a datasheet lists them."""
+    return [t.get("recipe") or t.get("model") for t in section.teachers or []]
+
+
+@register_label_source
+class Teacher(LabelSourceKind):
+    name = "teacher"
+    reference_kind = "teacher"
+
+    def identity(self, section: LabelsSection, *, protocol: Any, label_kind: str | None) -> str:
+        return committee_identity(section)
+
+    def resolve(self, ctx: LabelContext) -> ResolvedLabels:
+        if not ctx.section.teachers:
+            raise UserError(f"label source 'teacher' needs the set's teachers; the {ctx.synset.method} set names "
+                            f"none (its own source is '{ctx.synset.label_source}')")
+        # The identity of the teachers as loaded: the same keys as the section's, unless a weights file changed.
+        return committee_labels(ctx.section, real=ctx.real, protocol=ctx.protocol, cache_dir=ctx.cache_dir,
+                                progress=ctx.progress, stored=ctx.class_id_bytes())

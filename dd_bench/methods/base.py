@@ -21,6 +21,7 @@ from dd_bench.data import RealData
 from dd_bench.errors import UserError
 from dd_bench.registry import Registry
 from dd_bench.synset import SyntheticSet
+from dd_bench.synset_labels import LabelsSection
 
 METHODS: Registry = Registry("method")
 
@@ -88,7 +89,13 @@ class Synthesizer(ABC):
 
     def new_synset(self, real: RealData, *, ipc: int, images: torch.Tensor, labels: torch.Tensor,
                    image_encoding: str = "model", **kwargs: Any) -> SyntheticSet:
-        """A SyntheticSet carrying this method's name and config and the dataset's image space."""
+        """A SyntheticSet carrying this method's name and config and the dataset's image space.
+
+        ``label_section``: the set's labels section (:class:`~dd_bench.synset_labels.LabelsSection`); a method
+        written before it may still pass ``label_source=`` and a ``label_info=`` dict instead."""
+        if "label_source" in kwargs or "label_info" in kwargs:
+            info = kwargs.pop("label_info", None) or {}
+            kwargs["label_section"] = LabelsSection.from_dict({**info, "source": kwargs.pop("label_source", None)})
         return SyntheticSet(
             images=images.detach(), labels=labels.detach().long(), dataset=real.name, ipc=ipc, method=self.name,
             class_names=list(real.class_names), image_space=image_space_of(real), image_encoding=image_encoding,

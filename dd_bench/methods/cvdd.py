@@ -48,6 +48,7 @@ from dd_bench.methods.recovery import Crop, RecoveryBatch, Voter, frozen_voters,
 from dd_bench.methods.sre2l import pixel_bounds, recovery_batches
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
+from dd_bench.synset_labels import LabelsSection
 from dd_bench.teachers.spec import check_teacher_pool, resolve_teachers, teacher_spec
 from dd_bench.teachers.store import Teacher, accuracy
 
@@ -249,9 +250,9 @@ class CVDD(Synthesizer):
             desc=f"{self.name} recover ipc{ipc}", stack_voters=c.stack_voters)
         relabel = prior_weights(priors, c.label_temperature) if len(pool) > 1 else None
         return self.new_synset(
-            real, ipc=ipc, images=images.detach(), labels=labels, recommended_protocol="kd", label_source="teacher",
-            label_info={"teachers": specs, "weights": relabel, "bn_train": c.teacher_bn_train,
-                        "bn_split": c.bn_split},
+            real, ipc=ipc, images=images.detach(), labels=labels, recommended_protocol="kd",
+            label_section=LabelsSection(source="teacher", teachers=specs, weights=relabel, bn_train=c.teacher_bn_train,
+                                        bn_split=c.bn_split),
             provenance={"distill_status": status, "priors": {**prior_info, "values": priors},
                         "committees": committee_weights, "relabel_weights": relabel})
 

@@ -40,6 +40,7 @@ from dd_bench.projector.backbone import BackboneConfig, BackboneKind, backbone_c
 from dd_bench.projector.projector import Projector
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
+from dd_bench.synset_labels import LabelsSection
 from dd_bench.teachers.spec import resolve_teacher, teacher_spec
 from dd_bench.train.losses import kd_kl
 
@@ -182,9 +183,9 @@ class HeLlO(Synthesizer):
                    "targets": c.lora_targets, "layers": projector.layers, "storage_dtype": str(c.storage_dtype),
                    "head_init": "text" if use_text else "prototypes", "reconstruction": True}
         return self.new_synset(
-            real, ipc=ipc, images=images, labels=labels, recommended_protocol="kd", label_source="projector",
-            label_info={"teachers": [spec], "weights": None, "bn_train": False, "projector": section,
-                        "reconstruction": True},
+            real, ipc=ipc, images=images, labels=labels, recommended_protocol="kd",
+            label_section=LabelsSection(source="projector", teachers=[spec], weights=None, bn_train=False,
+                                        own={"projector": section, "reconstruction": True}),
             extras=stored,
             provenance={"teacher": spec, "backbone": backbone.identity, "adapted_layers": len(projector.layers),
                         "distill_status": {"fit": fit, "image_step": refine},

@@ -35,6 +35,7 @@ from dd_bench.methods.recovery import Crop, RecoveryBatch, frozen_voters, recove
 from dd_bench.methods.sre2l import pixel_bounds
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet, register_composer
+from dd_bench.synset_labels import LabelsSection
 from dd_bench.teachers.spec import check_teacher_pool, resolve_teachers, teacher_spec
 
 INFER_TEACHERS = ("infer_cifar_resnet18", "infer_cifar_mobilenetv2", "infer_cifar_efficientnet_b0",
@@ -183,14 +184,15 @@ class INFER(Synthesizer):
                                      "drops it for the third teacher)"]}
         if self.dynamic:
             return self.new_synset(real, ipc=ipc, images=images, labels=labels, recommended_protocol="kd",
-                                   label_source="teacher", extras=extras, composition=composition,
-                                   label_info={"teachers": specs, "weights": None, "bn_train": False},
+                                   extras=extras, composition=composition,
+                                   label_section=LabelsSection(source="teacher", teachers=specs, weights=None,
+                                                               bn_train=False),
                                    provenance=provenance)
         logits = static_logits([t.module for t in teachers], images)
         return self.new_synset(real, ipc=ipc, images=images, labels=labels, recommended_protocol="kd",
-                               soft_labels=logits, label_kind="soft_logits", label_source="static", extras=extras,
-                               composition=composition, label_info={"teachers": specs, "static": "mean logits of "
-                                                                    "the teachers on each clean instance"},
+                               soft_labels=logits, label_kind="soft_logits", extras=extras, composition=composition,
+                               label_section=LabelsSection(source="static", teachers=specs, own={
+                                   "static": "mean logits of the teachers on each clean instance"}),
                                provenance=provenance)
 
 
@@ -205,7 +207,7 @@ class INFER(Synthesizer):
                                     progress=progress)
         images = real.to_model_space(synset.images.to(real.device))
         synset.soft_labels = static_logits([t.module for t in teachers], images).to(synset.labels.device)
-        synset.label_info = {**synset.label_info, "static": "mean logits of the teachers on each stored instance"}
+        synset.label_section.own["static"] = "mean logits of the teachers on each stored instance"
         return synset
 
 

@@ -26,6 +26,7 @@ import dataclasses
 import enum
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -39,6 +40,7 @@ from dd_bench.methods.recovery import Crop, RecoveryBatch, frozen_voters, recove
 from dd_bench.methods.sre2l import pixel_bounds, recovery_batches
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
+from dd_bench.synset_labels import LabelsSection
 from dd_bench.teachers.spec import resolve_teacher, teacher_spec
 
 RECONSTRUCTION_KEYS = ("one_crop_per_image", "cam_top", "cam_layer", "cam_min_size", "eps", "alpha_bn", "iterations",
@@ -181,12 +183,13 @@ class NRRDD(Synthesizer):
             config_hash=json_sha256({"cfg": keyed, "data": real.fingerprint(), "ipc": ipc, "seed": seed,
                                      "teacher": teacher.key}, 16))
         spec = teacher_spec(teacher)
-        info = {"teachers": [spec], "weights": None, "bn_train": False, "reconstruction": True}
+        own: dict[str, Any] = {"reconstruction": True}
         if c.labels == Labels.dbr:
-            info["distance"] = {"alpha": c.alpha_dbr, "norm": str(c.dbr_norm)}
+            own["distance"] = {"alpha": c.alpha_dbr, "norm": str(c.dbr_norm)}  # the distance source's loss settings
+        section = LabelsSection(source="teacher" if c.labels == Labels.soft else "distance", teachers=[spec],
+                                weights=None, bn_train=False, own=own)
         return self.new_synset(
-            real, ipc=ipc, images=images.detach(), labels=labels, recommended_protocol="kd",
-            label_source="teacher" if c.labels == Labels.soft else "distance", label_info=info,
+            real, ipc=ipc, images=images.detach(), labels=labels, recommended_protocol="kd", label_section=section,
             provenance={"distill_status": status, "teacher": spec, "cam_layer": layer,
                         "critical_fraction": float((mask == 0).float().mean()),
                         "reconstruction": {"note": "no official code or hyper-parameters; a reconstruction from "

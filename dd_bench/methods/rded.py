@@ -29,6 +29,7 @@ from dd_bench.errors import UserError
 from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
+from dd_bench.synset_labels import LabelsSection
 from dd_bench.teachers.spec import resolve_teacher, teacher_spec
 
 
@@ -155,7 +156,7 @@ class RDED(Synthesizer):
                                  mipc=cfg.mipc, crop_scale_min=cfg.crop_scale_min, progress=progress)
         return self.new_synset(
             real, ipc=ipc, images=images, labels=hard_labels(k, ipc, device), recommended_protocol="kd",
-            label_source="teacher",
-            label_info={"teachers": [teacher_spec(observer)], "weights": None, "bn_train": False},
+            label_section=LabelsSection(source="teacher", teachers=[teacher_spec(observer)], weights=None,
+                                        bn_train=False),
             provenance={"teacher": teacher_spec(observer),
                         "selected_ce_mean": float(ce.mean())})

@@ -34,6 +34,7 @@ from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
 from dd_bench.methods.recovery import Crop, RecoveryBatch, frozen_voters, recover
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
+from dd_bench.synset_labels import LabelsSection
 from dd_bench.teachers.spec import resolve_teacher, teacher_spec
 
 
@@ -119,6 +120,6 @@ class SRe2L(Synthesizer):
             progress=progress, desc=f"sre2l recover ipc{ipc}")
         return self.new_synset(
             real, ipc=ipc, images=images.detach(), labels=labels, recommended_protocol="kd",
-            label_source=str(cfg.labels),
-            label_info={"teachers": [teacher_spec(teacher)], "weights": None, "bn_train": cfg.teacher_bn_train},
+            label_section=LabelsSection(source=str(cfg.labels), teachers=[teacher_spec(teacher)], weights=None,
+                                        bn_train=cfg.teacher_bn_train),
             provenance={"distill_status": status, "teacher": teacher_spec(teacher)})

@@ -1,11 +1,12 @@
 """IOR: a method's improvement over the random real subset of the same size, in points.
 
 DD-Ranking's IOR (``metrics/soft_label.py``: ``ior = syn - rdm``) with the pairing dd-bench already uses for its
-reference rows (:func:`reference_label_kind`): the random subset is scored under the same protocol (and version),
-dataset, IPC and evaluation model, labelled by the label source that matches the set's own: hard labels for hard and
-learned labels, the set's teachers online for every teacher-made source (teacher, fkd and its compressed forms,
-distance, projector), the teachers' static logits for static ones, and always by the same teachers. Where no such
-reference row exists, IOR is empty: never taken from another protocol, label source or teacher.
+reference rows (:func:`reference_label_kind`, each label source's ``reference_kind``): the random subset is scored
+under the same protocol (and version), dataset, IPC and evaluation model, labelled by the label source that matches
+the set's own: hard labels for hard and learned labels, the set's teachers online for every teacher-made source
+(teacher, fkd and its compressed forms, distance, projector), the teachers' static logits for static ones, and always
+by the same teachers. Where no such reference row exists, IOR is empty: never taken from another protocol, label
+source or teacher.
 """
 
 from __future__ import annotations
@@ -13,24 +14,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from dd_bench.labels.registry import reference_label_kind
 from dd_bench.results.record import RunRecord
 
-# Label sources whose targets the set's teachers make; a random subset is compared under those teachers, online.
-TEACHER_MADE = ("teacher", "fkd", "distance", "projector")
-
-
-def reference_label_kind(source: str | None) -> str:
-    """The reference row's label kind for a set scored with ``source``: ``hard``, ``teacher`` or ``static``."""
-    source = str(source or "hard")
-    if source == "static":
-        return "static"
-    if source in TEACHER_MADE or source.startswith("fkd_"):
-        return "teacher"
-    return "hard"  # hard, learned, and anything without teachers
+__all__ = ["ior_by_record", "random_reference_for", "reference_label_kind"]
 
 
 def _teacher_keys_of_reference(record: RunRecord) -> tuple[str, ...]:
-    # "teacher:k1,k2[:bn_train...]" or "static:teacher:k1,k2..." (dd_bench.labels.sources.teacher_identity)
+    # "teacher:k1,k2[:bn_train...]" or "static:teacher:k1,k2..." (dd_bench.labels.teacher.committee_identity)
     identity = str(record.extra.get("label_identity") or "")
     if "teacher:" not in identity:
         return ()
