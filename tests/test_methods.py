@@ -14,6 +14,30 @@ from dd_bench.methods.herding import herding_order
 from dd_bench.methods.kcenter import kcenter_order
 from dd_bench.synset import load_synset, save_synset
 
+# Fingerprints of each method's TEST_OPTIONS set (digits, IPC 2, seed 0), recorded at d386c73 before the issue-23
+# refactor (torch 2.14.1, CPU): float64 sum and |sum| of the images (and of the soft labels where the set has
+# them). A refactor that moves code must not move a set; rel 1e-5 leaves room for another CPU's kernels.
+PINNED = {
+    "cvdd": {"sum": 45.91951913945377, "abs": 1089.988263906911},
+    "datm": {"sum": 11.94941166229546, "abs": 1192.5238310573623, "soft": 35.92396844178438},
+    "dc": {"sum": -38.589890525792725, "abs": 1059.9240965003846},
+    "dm": {"sum": -29.2784462464042, "abs": 1131.5380917000584},
+    "dsa": {"sum": 3.2035605251439847, "abs": 1165.5985831603757},
+    "ftd": {"sum": 3.2995787982363254, "abs": 1152.0548354547936},
+    "hello": {"sum": 49.90954224206507, "abs": 1045.1257878700271},
+    "herding": {"sum": 101168.0, "abs": 101168.0},
+    "infer": {"sum": -87.08727370761335, "abs": 1648.9474296364933, "soft": 512.1873478479683},
+    "infer_dyn": {"sum": -87.08727370761335, "abs": 1648.9474296364933},
+    "kcenter": {"sum": 96430.0, "abs": 96430.0},
+    "mtt": {"sum": -215.5896640950814, "abs": 9068.343084826134},
+    "nrrdd": {"sum": 42.400214311433956, "abs": 1096.2233044963796},
+    "random": {"sum": 99262.0, "abs": 99262.0},
+    "rded": {"sum": 49.23659897549078, "abs": 1051.1162243122235},
+    "sre2l": {"sum": 122.78523345477879, "abs": 872.6301859822124},
+    "sre2l_pp": {"sum": 74.42869713669643, "abs": 1067.7468696734868},
+    "tesla": {"sum": -146.37017589993775, "abs": 13203.397286720574},
+}
+
 
 @pytest.mark.parametrize("name", list_methods())
 def test_every_method_distills_digits(name, digits, tmp_path):
@@ -23,6 +47,12 @@ def test_every_method_distills_digits(name, digits, tmp_path):
     assert synset.images.shape == (10 * per_class, 1, 8, 8) and synset.method == name
     assert torch.equal(synset.labels.cpu(), torch.arange(10).repeat_interleave(per_class))
     assert torch.isfinite(synset.images.float()).all()
+    pinned = PINNED[name]  # a new method adds its line here
+    x = synset.images.double()
+    assert float(x.sum()) == pytest.approx(pinned["sum"], rel=1e-5, abs=1e-6)
+    assert float(x.abs().sum()) == pytest.approx(pinned["abs"], rel=1e-5)
+    if "soft" in pinned:
+        assert float(synset.soft_labels.double().abs().sum()) == pytest.approx(pinned["soft"], rel=1e-5)
     save_synset(synset, tmp_path / name)
     assert load_synset(tmp_path / name).images.shape == synset.images.shape
 
