@@ -29,16 +29,16 @@ def score(images: torch.Tensor, labels: torch.Tensor, *, dataset: str, protocol:
     [0, 1]; uint8). ``seeds``: a count (networks 0..n-1) or a list. ``results``: also write the records there.
     Returns one :class:`~dd_bench.results.RunRecord` per model.
     """
+    from dd_bench.app.tasks import check_models
     from dd_bench.data import load_dataset
     from dd_bench.eval import get_protocol
     from dd_bench.eval.evaluate import evaluate
     from dd_bench.exchange.imports import synset_from_tensors
     from dd_bench.labels import check_label_source
     from dd_bench.labels.relabel import ensure_stored_labels
+    from dd_bench.pipeline.references import records_from_results, resolve_device
     from dd_bench.results import write_record
     from dd_bench.synset import load_synset, save_synset
-    from dd_bench.tasks import check_models
-    from dd_bench.workflow import records_from_results, resolve_device
 
     check_models(list(models))
     check_label_source(label_source)

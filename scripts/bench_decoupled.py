@@ -38,13 +38,13 @@ from dd_bench.augment.mix import KDAugment, MixUp
 from dd_bench.eval.protocol import custom_protocol
 from dd_bench.labels import TeacherLogits
 from dd_bench.labels.fkd import FKDLabels, relabel_fkd
-from dd_bench.methods.bn_statistics import BNStatisticsLoss
-from dd_bench.methods.recovery import Crop, RecoveryBatch, frozen_voters, recover
+from dd_bench.methods.decoupled.bn_statistics import BNStatisticsLoss
+from dd_bench.methods.decoupled.recovery import Crop, RecoveryBatch, frozen_voters, recover
 from dd_bench.models import create_model
+from dd_bench.pipeline.references import resolve_device
 from dd_bench.results import collect_provenance
 from dd_bench.results.bench_report import write_report
 from dd_bench.train import Cosine, OptimizerSpec, train_networks
-from dd_bench.workflow import resolve_device
 
 
 def _sync(device: torch.device) -> None:
@@ -62,7 +62,7 @@ def make_teacher(name: str, device: torch.device) -> nn.Module:
 
 
 def recover_ours(teacher: nn.Module, x0: torch.Tensor, iterations: int, generator: torch.Generator) -> None:
-    """dd-bench's SRe2L step (dd_bench/methods/sre2l.py) on one batch, without the checkpointing around it."""
+    """dd-bench's SRe2L step (dd_bench/methods/decoupled/sre2l.py) on one batch, without the checkpointing around it."""
     images = x0.clone().requires_grad_(True)
     y = torch.arange(len(x0), device=x0.device) % 10
     opt = torch.optim.Adam([images], lr=0.25, betas=(0.5, 0.9), eps=1e-8)

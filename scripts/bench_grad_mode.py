@@ -4,7 +4,7 @@ For each preset (its IPC, syn_steps N, batch_syn, data shape and student) this m
 * the unrolled graph's saved bytes as ``auto`` estimates them (a 1- and 2-image probe, times N) and as they are
   (``SavedTensorMeter`` over a real unrolled iteration), so the estimate is checked where unrolled fits;
 * seconds per iteration of ``unrolled`` and ``recompute`` (the same student, batches and DSA draws), their ratio;
-* the mode the rule picks (dd_bench/methods/tm_grad_mode.py) and whether it is the faster one measured.
+* the mode the rule picks (dd_bench/methods/tm/grad_mode.py) and whether it is the faster one measured.
 A preset whose unrolled graph exceeds the rule's memory budget is not run unrolled ("does not fit"); ``--estimate``
 presets are only estimated. ``--max-steps`` caps N on a slow device, and ``PRESET:N`` measures a preset's batch at N
 steps (a smaller graph of the same shape): both recorded, and the rule is judged at the N that ran.
@@ -23,9 +23,8 @@ import torch
 from omegaconf import OmegaConf
 
 from dd_bench.augment import DSA
-from dd_bench.autograd_memory import SavedTensorMeter
 from dd_bench.experts import FlatModel
-from dd_bench.methods.tm_grad_mode import (
+from dd_bench.methods.tm.grad_mode import (
     CPU_UNROLLED_MAX_BYTES,
     MEMORY_FRACTION,
     choose_grad_mode,
@@ -33,12 +32,13 @@ from dd_bench.methods.tm_grad_mode import (
     dsa_family_augments,
     unrolled_graph_bytes,
 )
-from dd_bench.methods.tm_gradient import InnerStep, matching_gradient
-from dd_bench.methods.tm_labels import HardTargets
+from dd_bench.methods.tm.gradient import InnerStep, matching_gradient
+from dd_bench.methods.tm.labels import HardTargets
 from dd_bench.models import create_model
+from dd_bench.pipeline.references import resolve_device
 from dd_bench.results import collect_provenance
 from dd_bench.results.bench_report import write_report
-from dd_bench.workflow import resolve_device
+from dd_bench.tracking.autograd_memory import SavedTensorMeter
 
 ROOT = Path(__file__).resolve().parents[1]
 # (channels, height=width, classes) of the data sets the MTT presets use

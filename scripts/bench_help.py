@@ -7,7 +7,7 @@ when a median misses the target, so the script can gate a check.
 
 Usage: python scripts/bench_help.py [--runs 7] [--target 2.0] [--command "dd-bench --help"] ...
 Default commands: `dd-bench --help` and `dd-bench run --help` (the installed console script when it is on PATH,
-else `python -m dd_bench.cli`), and `python -c pass` for scale (what any Python command costs here).
+else `python -m dd_bench.app.cli`), and `python -c pass` for scale (what any Python command costs here).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def time_command(*, argv: list[str], runs: int) -> list[float]:
 
 def default_commands() -> list[list[str]]:
     cli = shutil.which("dd-bench")
-    base = [cli] if cli else [sys.executable, "-m", "dd_bench.cli"]
+    base = [cli] if cli else [sys.executable, "-m", "dd_bench.app.cli"]
     return [[*base, "--help"], [*base, "run", "--help"], [sys.executable, "-c", "pass"]]
 
 

@@ -4,7 +4,7 @@ Modes, all on the same ConvNet student, batches and DSA parameters:
 * ``plain``: a plain unrolled implementation kept here as the reference (MTT's structure: per-layer parameter
   tensors concatenated into one flat vector every step, the student called through a module, the whole graph
   kept and back-propagated at the end);
-* ``exact``: dd-bench's unrolled gradient (dd_bench/methods/tm_gradient.py, ``grad_mode=unrolled``);
+* ``exact``: dd-bench's unrolled gradient (dd_bench/methods/tm/gradient.py, ``grad_mode=unrolled``);
 * ``tesla``: dd-bench's constant-memory gradient (``grad_mode=tesla``, an approximation);
 * ``recompute``: dd-bench's exact gradient with ``tesla``'s memory (``grad_mode=recompute``, a reverse sweep).
 
@@ -26,15 +26,15 @@ import torch
 import torch.nn.functional as F
 
 from dd_bench.augment import DSA
-from dd_bench.autograd_memory import SavedTensorMeter
 from dd_bench.experts import FlatModel
-from dd_bench.methods.tm_gradient import InnerStep, matching_gradient
-from dd_bench.methods.tm_labels import HardTargets
+from dd_bench.methods.tm.gradient import InnerStep, matching_gradient
+from dd_bench.methods.tm.labels import HardTargets
 from dd_bench.models import create_model
+from dd_bench.pipeline.references import resolve_device
 from dd_bench.results import collect_provenance
 from dd_bench.results.bench_report import write_report
-from dd_bench.results.provenance import PeakMemory
-from dd_bench.workflow import resolve_device
+from dd_bench.tracking.autograd_memory import SavedTensorMeter
+from dd_bench.tracking.provenance import PeakMemory
 
 
 def plain_unrolled(*, module: torch.nn.Module, theta0: torch.Tensor, theta_target: torch.Tensor,

@@ -28,9 +28,9 @@ import torch.nn.functional as F
 
 from dd_bench.data import RealData
 from dd_bench.methods import create_method
-from dd_bench.methods.gradient_matching import loops_for, match_distance
+from dd_bench.methods.matching.gradient_matching import loops_for, match_distance
 from dd_bench.models import create_model
-from dd_bench.results.provenance import collect_provenance
+from dd_bench.tracking.provenance import collect_provenance
 
 
 def fake_real(num_classes: int, per_class: int, size: int, channels: int) -> RealData:

@@ -27,10 +27,10 @@ from pathlib import Path
 from dd_bench.data import load_dataset
 from dd_bench.eval import custom_protocol, get_protocol
 from dd_bench.labels import same_label_kinds
+from dd_bench.pipeline.references import distill_to_disk, evaluate_to_records, reference_records, resolve_device
 from dd_bench.results import collect_provenance
 from dd_bench.results.bench_report import log_stage as log
 from dd_bench.teachers import TEACHER_RECIPES, accuracy, get_recipe, get_teacher
-from dd_bench.workflow import distill_to_disk, evaluate_to_records, reference_records, resolve_device
 
 # The teachers each method is checked with, (CIFAR recipes, digits recipes for the CPU smoke run), reduced.
 METHOD_TEACHERS = {

@@ -34,7 +34,7 @@ def compose_cfg(tmp_path: Path):
     tmp_path and progress bars off, composed exactly as the command line composes it."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from dd_bench.compose import compose_config
+    from dd_bench.app.compose import compose_config
 
     def compose_(*overrides: str):
         GlobalHydra.instance().clear()
@@ -48,8 +48,8 @@ def preset_options(method: str, dataset: str = "digits") -> dict:
     """The method's options as ``dd-bench run method=<method> dataset=<dataset>`` composes them (preset applied)."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from dd_bench.compose import compose_config
-    from dd_bench.tasks import job_config
+    from dd_bench.app.compose import compose_config
+    from dd_bench.app.tasks import job_config
 
     GlobalHydra.instance().clear()
     options = job_config(compose_config("run", [f"method={method}", f"dataset={dataset}"]))["method"]

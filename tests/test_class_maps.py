@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from dd_bench.data.class_map import folder_classes, map_onto
 from dd_bench.errors import UserError
 from dd_bench.exchange import export_synset, import_set
-from dd_bench.exchange.class_map import folder_classes, map_onto
 from dd_bench.exchange.export import DATASHEET_FILE, EXPORT_FORMATS
 from dd_bench.synset import load_synset, read_meta
 
@@ -32,7 +32,7 @@ def _one_line(err: pytest.ExceptionInfo) -> str:
 def coreset(digits, tmp_path_factory):
     """A random uint8 coreset of digits (2 images per class) made by the workflow, so its provenance records the data
     fingerprint as every newly distilled set's does."""
-    from dd_bench.workflow import distill_to_disk
+    from dd_bench.pipeline.references import distill_to_disk
 
     out = tmp_path_factory.mktemp("sets") / "random"
     synset, _, _ = distill_to_disk(method="random", method_kwargs={}, real=digits, ipc=2, seed=0, out=out,
@@ -256,9 +256,9 @@ def test_every_format_names_its_datasheet_readme_and_carries_the_data_fingerprin
 
 
 def test_export_of_an_older_set_computes_the_fingerprint_from_the_data(digits, compose_cfg, tmp_path):
+    from dd_bench.app.tasks import run
     from dd_bench.methods import create_method
     from dd_bench.synset import save_synset
-    from dd_bench.tasks import run
 
     older = create_method("random").distill(digits.without_test(), ipc=1, seed=0, progress=False)
     assert "data_fingerprint" not in older.provenance  # made as sets were before provenance recorded it

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dd_bench.cli import main, run, split_task
+from dd_bench.app.cli import main, run, split_task
 from dd_bench.data import DATASETS
 from dd_bench.eval import PROTOCOLS
 from dd_bench.methods import METHODS
@@ -216,12 +216,12 @@ def test_bad_input_fails_clearly(args, expected, tmp_path, capsys):
 
 
 def test_a_bug_keeps_its_traceback(tmp_path, capsys, monkeypatch):
-    import dd_bench.tasks
+    import dd_bench.app.tasks
 
     def broken(cfg, real=None):
         raise KeyError("internal")
 
-    monkeypatch.setattr(dd_bench.tasks, "task_distill", broken)
+    monkeypatch.setattr(dd_bench.app.tasks, "task_distill", broken)
     code = main(["distill", f"results={tmp_path}", "hydra.run.dir=" + str(tmp_path / "hydra")])
     text = "".join(capsys.readouterr())
     assert code == 1 and "Traceback" in text and "KeyError" in text and "this is a bug in dd-bench" in text
@@ -301,10 +301,10 @@ def test_read_only_tasks_write_no_hydra_folders(task, tmp_path, monkeypatch, cap
 def test_progress_bars_only_on_a_terminal_unless_forced(compose_cfg, monkeypatch):
     import sys
 
-    from dd_bench.tasks import run
+    from dd_bench.app.tasks import run
 
     seen = []
-    monkeypatch.setattr("dd_bench.tasks.task_leaderboard", lambda cfg: seen.append(cfg.progress) or {})
+    monkeypatch.setattr("dd_bench.app.tasks.task_leaderboard", lambda cfg: seen.append(cfg.progress) or {})
     for tty, override, expected in ((False, [], False), (True, [], True), (False, ["progress=true"], True),
                                     (True, ["progress=false"], False)):
         monkeypatch.setattr(sys.stderr, "isatty", lambda tty=tty: tty)

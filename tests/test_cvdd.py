@@ -20,7 +20,13 @@ from dd_bench.eval import evaluate, get_protocol
 from dd_bench.labels.sources import teacher_identity
 from dd_bench.labels.teacher import TeacherLogits
 from dd_bench.methods import create_method
-from dd_bench.methods.committee import OFFICIAL_PRIORS, committees, load_prior_file, prior_weights, write_prior_file
+from dd_bench.methods.decoupled.committee import (
+    OFFICIAL_PRIORS,
+    committees,
+    load_prior_file,
+    prior_weights,
+    write_prior_file,
+)
 from tests.conftest import BNNet, preset_options
 
 
@@ -143,7 +149,7 @@ def test_cvdd_records_its_priors_committees_and_relabel_weights(digits):
     (["method.priors=sre2l_pp", "validation=0.1", "method.prior_eval=mtt"], "'mtt' is of the mtt family"),
 ])
 def test_bad_committee_input_fails_in_one_line(tmp_path, capsys, args, message):
-    from dd_bench.cli import main
+    from dd_bench.app.cli import main
 
     prior = write_prior_file(tmp_path / "p.json", [{"recipe": "other", "key": "k", "accuracy": 50.0}])
     argv = ["distill", "method=cvdd", "method.iterations=1", "method.mipc=30", "method.num_crop=1",
@@ -181,8 +187,8 @@ def test_cvdd_and_sre2l_pp_presets_share_teachers_and_the_priors_sets(compose_cf
     the data with its split); the set a CV-DD preset's priors need for its R18 is the SRe2L++ preset's own set at
     prior_ipc (same hash, same directory), so a run of that preset is found. The presets' data stand-in is digits:
     the keys depend on the split, which both configs draw alike."""
-    from dd_bench.cvdd_priors import single_teacher_sets
-    from dd_bench.tasks import job_config, plan_distill
+    from dd_bench.app.tasks import job_config, plan_distill
+    from dd_bench.pipeline.cvdd_priors import single_teacher_sets
     from dd_bench.teachers.recipe import get_recipe
 
     for ipc in (1, 10, 50):
@@ -214,8 +220,8 @@ def test_measured_priors_are_found_or_made_and_read_the_validation_split_only(co
     validation split (a spy on the scorer sees only the held-out training images, never the test split), writes
     the prior file and weighs CV-DD's committee by it; a second run finds the sets and scores and makes nothing."""
     import dd_bench.eval.kd as kd
+    from dd_bench.app.tasks import run
     from dd_bench.synset import load_synset
-    from dd_bench.tasks import run
     from dd_bench.teachers.recipe import TEACHER_RECIPES, TeacherRecipe
 
     # The split's teachers are trained anew: two one-epoch ConvNet-BN teachers keep this test at seconds.
@@ -336,7 +342,7 @@ def test_kd_cvdd_accumulates_two_micro_batches_of_8_as_the_official_loop():
 
 def test_stacked_voters_give_the_same_loss_and_gradient_as_one_at_a_time():
     """stack_voters: teachers of one architecture in one vmapped forward, each with its own BN targets."""
-    from dd_bench.methods.recovery import committee_loss, frozen_voters
+    from dd_bench.methods.decoupled.recovery import committee_loss, frozen_voters
 
     nets = []
     for s in range(3):

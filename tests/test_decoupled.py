@@ -15,11 +15,11 @@ from dd_bench.eval import custom_protocol, evaluate, get_protocol
 from dd_bench.labels.fkd import FKDLabels, fkd_key
 from dd_bench.labels.sources import label_identity, resolve_labels
 from dd_bench.methods import create_method
-from dd_bench.methods.bn_statistics import BNStatisticsLoss
-from dd_bench.methods.rded import select_patches, stitch
-from dd_bench.methods.sre2l import recovery_batches
+from dd_bench.methods.decoupled.bn_statistics import BNStatisticsLoss
+from dd_bench.methods.decoupled.rded import select_patches, stitch
+from dd_bench.methods.decoupled.sre2l import recovery_batches
+from dd_bench.pipeline.references import relabel_to_disk
 from dd_bench.synset import SynsetError, load_synset, read_meta, save_synset
-from dd_bench.workflow import relabel_to_disk
 from tests.conftest import preset_options
 
 TEACHER = "digits_convnet_bn_w32_d2"
@@ -241,7 +241,7 @@ def test_rded_and_sre2l_against_a_random_subset_under_kd_quick(digits):
 
 
 def test_run_relabels_fkd_sets_and_scores_the_same_teacher_reference(tmp_path, capsys):
-    from dd_bench.cli import main
+    from dd_bench.app.cli import main
     from dd_bench.results import load_records
 
     args = ["run", "method=sre2l", "method.iterations=3", "method.labels=fkd", "eval=kd-quick", "eval.epochs=2",
@@ -271,7 +271,7 @@ def test_run_relabels_fkd_sets_and_scores_the_same_teacher_reference(tmp_path, c
 def test_a_validation_split_teacher_is_found_again_at_evaluation(tmp_path, capsys):
     """Distillation trains the teacher without the held-out images; evaluation (on the whole training set) finds that
     same teacher by its key in the cache instead of training another one."""
-    from dd_bench.cli import main
+    from dd_bench.app.cli import main
     from dd_bench.results import load_records
 
     args = ["run", "method=rded", "validation=0.2", "eval=kd-quick", "eval.epochs=2", "models=[mlp]", "seeds=1",
@@ -286,7 +286,7 @@ def test_a_validation_split_teacher_is_found_again_at_evaluation(tmp_path, capsy
 def test_a_teacher_file_of_other_classes_fails_in_one_line(tmp_path, capsys):
     from safetensors.torch import save_file
 
-    from dd_bench.cli import main
+    from dd_bench.app.cli import main
     from dd_bench.models import create_model
 
     net = create_model("convnet_bn", num_classes=5, in_channels=1, image_size=(8, 8), width=32, depth=2)

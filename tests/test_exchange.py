@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from dd_bench.cli import main
+from dd_bench.app.cli import main
 from dd_bench.errors import UserError
 from dd_bench.exchange import export_synset, import_set
 from dd_bench.exchange.pixels import to_pixels
@@ -206,7 +206,7 @@ def test_score_api_on_users_tensors(sets, digits):
 def test_teacher_labelled_sets_export_self_contained_or_materialised(compose_cfg, tmp_path):
     import json
 
-    from dd_bench.tasks import run
+    from dd_bench.app.tasks import run
 
     made = run(compose_cfg("task=distill", "method=rded", "method.teacher=digits_convnet_bn_w32_d2",
                            "method.mipc=20", "method.num_crop=2"))
@@ -228,7 +228,7 @@ def test_teacher_labelled_sets_export_self_contained_or_materialised(compose_cfg
 def test_export_finds_the_records_beside_the_set_by_default(compose_cfg, tmp_path):
     import json
 
-    from dd_bench.tasks import run
+    from dd_bench.app.tasks import run
 
     made = run(compose_cfg("task=run", "method=random", "eval=quick", "eval.epochs=2", "models=[mlp]", "seeds=2",
                            "references=[]"))

@@ -12,7 +12,7 @@ from dd_bench.augment.dc_aug import DCAugment
 from dd_bench.errors import UserError
 from dd_bench.eval.protocol import get_protocol
 from dd_bench.methods import create_method
-from dd_bench.methods.gradient_matching import LOOPS, Distance, layer_distance, loops_for, match_distance
+from dd_bench.methods.matching.gradient_matching import LOOPS, Distance, layer_distance, loops_for, match_distance
 
 
 def _hand_ours(real: list[torch.Tensor], syn: list[torch.Tensor]) -> float:
@@ -52,8 +52,8 @@ def test_loop_counts_follow_get_loops_and_an_undefined_ipc_fails_before_any_work
     def no_work(*args, **kwargs):
         raise AssertionError("work started before the ipc was checked")
 
-    monkeypatch.setattr("dd_bench.methods.gradient_matching.create_model", no_work)
-    monkeypatch.setattr("dd_bench.methods.gradient_matching.make_generator", no_work)
+    monkeypatch.setattr("dd_bench.methods.matching.gradient_matching.create_model", no_work)
+    monkeypatch.setattr("dd_bench.methods.matching.gradient_matching.make_generator", no_work)
     with pytest.raises(UserError, match="got ipc 2"):
         create_method("dc", iterations=1).distill(digits, ipc=2, seed=0, progress=False)
 

@@ -217,7 +217,7 @@ def test_projector_labels_keep_most_of_the_online_teachers_label_quality(digits,
     3 students."""
     from dd_bench.eval import get_protocol
     from dd_bench.eval.evaluate import evaluate
-    from dd_bench.workflow import relabel_to_disk
+    from dd_bench.pipeline.references import relabel_to_disk
 
     synset = create_method("hello", **preset_options("hello")).distill(digits.without_test(), ipc=1, seed=0,
                                                                         progress=False)
@@ -238,7 +238,7 @@ def test_projector_labels_keep_most_of_the_online_teachers_label_quality(digits,
 
 
 def test_label_sources_score_the_same_images_once_per_source(compose_cfg, digits):
-    from dd_bench.tasks import run
+    from dd_bench.app.tasks import run
 
     overrides = [f"method.{k}={v}" for k, v in METHODS.get("hello").TEST_OPTIONS.items() if k != "backbone"]
     cfg = compose_cfg("task=run", "method=hello", "ipc=1", "seeds=1", "references=[]", "eval=kd-quick",
@@ -259,7 +259,7 @@ def test_label_sources_score_the_same_images_once_per_source(compose_cfg, digits
 
 
 def test_an_interrupted_fit_resumes_to_the_same_set(digits, tmp_path, monkeypatch):
-    import dd_bench.methods.hello as hello_module
+    import dd_bench.methods.decoupled.hello as hello_module
 
     opts = {**METHODS.get("hello").TEST_OPTIONS, "fit_steps": 6, "image_steps": 4, "checkpoint_every": 2}
     real = digits.without_test()

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from dd_bench.cli import main
-from dd_bench.help_manifest import MANIFEST_PATH, build_manifest, manifest_text
-from dd_bench.help_text import GROUPS, RECORDED_ONLY, TASK_KEYS, WIDTH, _fmt, load_manifest
+from dd_bench.app.cli import main
+from dd_bench.app.help_manifest import MANIFEST_PATH, build_manifest, manifest_text
+from dd_bench.app.help_text import GROUPS, RECORDED_ONLY, TASK_KEYS, WIDTH, _fmt, load_manifest
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 HEAVY = ("torch", "torchvision", "numpy", "pandas", "hydra", "omegaconf")
@@ -28,14 +28,14 @@ def _help(capsys, *args: str) -> str:
 
 def test_the_manifest_is_in_step_with_the_code():
     assert MANIFEST_PATH.read_text(encoding="utf-8") == manifest_text(build_manifest()), (
-        "dd_bench/help_manifest.json is stale: regenerate it with `python -m dd_bench.help_manifest`")
+        "dd_bench/app/help_manifest.json is stale: regenerate it with `python -m dd_bench.app.help_manifest`")
 
 
 @pytest.mark.parametrize("args", [["--help"], ["-h"], ["run", "--help"], ["export", "--help"],
                                   ["run", "method=mtt", "eval=kd", "--help"]])
 def test_printing_help_imports_no_torch(args):
     """The console entry point answers --help before Hydra and the registries: nothing heavy is imported."""
-    code = ("import sys\nfrom dd_bench.cli import main\ncode = main(sys.argv[1:])\n"
+    code = ("import sys\nfrom dd_bench.app.cli import main\ncode = main(sys.argv[1:])\n"
             f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
             "print('HEAVY', heavy, file=sys.stderr)\nsys.exit(code)\n")
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)

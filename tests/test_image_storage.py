@@ -1,5 +1,5 @@
-"""Stored images as the papers store them (issue 19 item 6, dd_bench/image_store.py, docs/storage.md): uint8 / JPEG
-saving charged as stored, evaluation on the decoded pixels, round trips through export, the default set and hash
+"""Stored images as the papers store them (issue 19 item 6, dd_bench/synset/image_store.py, docs/storage.md): uint8 /
+JPEG saving charged as stored, evaluation on the decoded pixels, round trips through export, the default set and hash
 unchanged, the decoupled paper presets storing JPEG at PIL's default quality, and bad values in one line."""
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
-from dd_bench.cli import main
+from dd_bench.app.cli import main
+from dd_bench.app.tasks import plan_distill, run
 from dd_bench.errors import UserError
 from dd_bench.exchange import export_synset, import_set
-from dd_bench.image_store import apply_image_store, encode_jpeg, store_identity
 from dd_bench.methods import create_method
 from dd_bench.synset import load_synset, read_meta, save_synset
-from dd_bench.tasks import plan_distill, run
+from dd_bench.synset.image_store import apply_image_store, encode_jpeg, store_identity
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "conf" / "experiment"
 JPEG_PRESETS = sorted(p for prefix in ("sre2l_", "cvdd_", "infer_", "rded_") for p in EXPERIMENTS.glob(f"{prefix}*"))
@@ -169,9 +169,9 @@ def test_distill_stores_as_asked_in_its_own_directory(compose_cfg, digits):
 
 
 def test_infer_static_logits_are_taken_on_the_stored_images(digits, tmp_path):
-    from dd_bench.methods.infer import static_logits
+    from dd_bench.methods.decoupled.infer import static_logits
+    from dd_bench.pipeline.references import distill_to_disk
     from dd_bench.teachers.spec import resolve_teachers
-    from dd_bench.workflow import distill_to_disk
 
     options = {"teachers": ["digits_convnet_bn_w64_d2", "digits_convnet_bn_w32_d2"], "iterations": 3, "jitter": 1}
     synset, _, _ = distill_to_disk(method="infer", method_kwargs=options, real=digits, ipc=2, seed=0,

@@ -19,7 +19,7 @@ from dd_bench.errors import UserError
 from dd_bench.eval import evaluate, get_protocol
 from dd_bench.labels.static import StaticLogits
 from dd_bench.methods import create_method
-from dd_bench.methods.infer import base_sets_per_ipc, instance_plan, smallest_ipc
+from dd_bench.methods.decoupled.infer import base_sets_per_ipc, instance_plan, smallest_ipc
 from dd_bench.synset import load_synset, read_meta, save_synset
 from tests.conftest import preset_options
 
@@ -89,7 +89,7 @@ def test_static_logits_are_interpolated_under_mixup():
 
 
 def test_an_ipc_without_base_sets_fails_in_one_line(tmp_path, capsys):
-    from dd_bench.cli import main
+    from dd_bench.app.cli import main
 
     with pytest.raises(UserError, match="the smallest valid ipc is 2"):
         create_method("infer", **DIGITS_OPTIONS).check_ipc(1, 10)
@@ -133,7 +133,7 @@ def test_compensators_beat_their_base_images_under_the_same_labels(digits):
 
 
 def test_the_demo_skips_infer_below_its_smallest_ipc_and_says_how_to_run_it(tmp_path, capsys):
-    from dd_bench.cli import main
+    from dd_bench.app.cli import main
 
     assert main([f"results={tmp_path}", "progress=false", "demo.models=[mlp]", "demo.seeds=1",
                  "demo.methods=[infer,random]", "hydra.run.dir=" + str(tmp_path / "h")]) == 0
@@ -144,7 +144,7 @@ def test_the_demo_skips_infer_below_its_smallest_ipc_and_says_how_to_run_it(tmp_
 
 
 def test_same_label_kinds_follow_the_scored_sources():
-    from dd_bench.workflow import same_label_kinds
+    from dd_bench.pipeline.references import same_label_kinds
 
     static = {"teachers": [{"key": "k"}], "source": "static"}
     assert same_label_kinds(static, ["auto"]) == ("static",)
@@ -159,8 +159,8 @@ def test_a_static_set_is_compared_with_random_subsets_under_static_logits_of_its
     (not the teachers online), with their bytes counted."""
     import dd_bench.labels.static as static_module
     from dd_bench.eval.reference import random_subset_indices
+    from dd_bench.pipeline.references import reference_records
     from dd_bench.teachers.spec import resolve_teacher
-    from dd_bench.workflow import reference_records
 
     seen = []
 

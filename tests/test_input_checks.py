@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from dd_bench.cli import main
+from dd_bench.app.cli import main
+from dd_bench.app.input_checks import check_task_inputs, group_choice_error
 from dd_bench.errors import UserError
-from dd_bench.input_checks import check_task_inputs, group_choice_error
 from dd_bench.resources import CONF_DIR
 
 RUN = ["run", "method=dm", "dataset=digits", "eval=quick", "seeds=1"]
@@ -83,8 +83,8 @@ def test_a_sweep_is_checked_value_by_value():
 
 
 def test_the_checks_run_before_the_task_reads_data(compose_cfg, monkeypatch):
-    import dd_bench.tasks as tasks
-    from dd_bench.tasks import run
+    import dd_bench.app.tasks as tasks
+    from dd_bench.app.tasks import run
 
     def no_data(*args, **kwargs):
         raise AssertionError("data was read before the inputs were checked")

@@ -15,7 +15,7 @@ from dd_bench.results import load_records
 def test_joblib_workers_print_no_schema_warning(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     # As the dd-bench console script runs it, in a process of its own so its stderr is all this sweep's.
-    entry = "import sys; from dd_bench.cli import main; sys.exit(main())"
+    entry = "import sys; from dd_bench.app.cli import main; sys.exit(main())"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
     done = subprocess.run(
         [sys.executable, "-c", entry, "run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",

@@ -16,9 +16,9 @@ from dd_bench.eval import get_protocol
 from dd_bench.labels import LABEL_SOURCES, label_identity, resolve_labels, same_label_kinds
 from dd_bench.labels.teacher import committee_identity
 from dd_bench.methods import METHODS, create_method
+from dd_bench.pipeline.references import evaluation_hash
 from dd_bench.synset import load_synset, read_meta, save_synset
-from dd_bench.synset_labels import LabelsSection
-from dd_bench.workflow import evaluation_hash
+from dd_bench.synset.labels_section import LabelsSection
 
 T32, T64 = "649177c91d44b49104acd075", "6409b93a5e3a3e56dd85ca9e"  # the digits ConvNet-BN teachers' keys
 KD = "kd-quick-v2-99cde55d"  # fkd_key(kd-quick)

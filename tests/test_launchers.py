@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dd_bench.cli import main
+from dd_bench.app.cli import main
 from dd_bench.results import load_records
 
 LAUNCHERS = Path(__file__).resolve().parent.parent / "conf" / "hydra" / "launcher"
@@ -34,7 +34,7 @@ def test_slurm_resources_follow_the_device(compose_cfg):
     from hydra import compose
     from hydra.core.global_hydra import GlobalHydra
 
-    from dd_bench.compose import compose_config
+    from dd_bench.app.compose import compose_config
 
     GlobalHydra.instance().clear()
     compose_config("run", [])  # registers the resolvers

@@ -10,8 +10,8 @@ import torch
 
 from dd_bench.eval import evaluate, get_protocol
 from dd_bench.methods import METHODS, create_method, list_methods
-from dd_bench.methods.herding import herding_order
-from dd_bench.methods.kcenter import kcenter_order
+from dd_bench.methods.coreset.herding import herding_order
+from dd_bench.methods.coreset.kcenter import kcenter_order
 from dd_bench.synset import load_synset, save_synset
 
 # Fingerprints of each method's TEST_OPTIONS set (digits, IPC 2, seed 0), recorded at d386c73 before the issue-23
@@ -109,7 +109,7 @@ def test_dm_resume_equals_uninterrupted(digits, tmp_path, monkeypatch, capsys):
     opts = dict(iterations=6, batch_real=16, checkpoint_every=3)
     whole = create_method("dm", **opts).distill(digits, ipc=1, seed=0, progress=False)
 
-    import dd_bench.methods.dm as dm_module
+    import dd_bench.methods.matching.dm as dm_module
 
     calls = {"n": 0}
     original = dm_module._class_means
@@ -131,7 +131,7 @@ def test_dm_resume_equals_uninterrupted(digits, tmp_path, monkeypatch, capsys):
 
 
 def test_a_finished_set_keeps_no_checkpoint(digits, tmp_path):
-    from dd_bench.workflow import distill_to_disk
+    from dd_bench.pipeline.references import distill_to_disk
 
     out = tmp_path / "set"
     distill_to_disk(method="dm", method_kwargs={"iterations": 2, "batch_real": 8, "checkpoint_every": 1},
@@ -191,8 +191,8 @@ def test_dm_beats_random_real_at_ipc1_on_digits(digits):
 def test_distillation_never_holds_the_test_split(digits, tmp_path, monkeypatch):
     """Structural: distill_to_disk hands every method the data WITHOUT its test tensors (nothing can be selected
     on the test set), with the full data's fingerprint so caches and resume keys are unchanged."""
-    from dd_bench.methods.random_real import RandomReal
-    from dd_bench.workflow import distill_to_disk
+    from dd_bench.methods.coreset.random_real import RandomReal
+    from dd_bench.pipeline.references import distill_to_disk
 
     seen = []
     original = RandomReal.distill

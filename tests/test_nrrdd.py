@@ -17,9 +17,9 @@ import torch
 from dd_bench.errors import UserError
 from dd_bench.eval import evaluate, get_protocol
 from dd_bench.methods import create_method
-from dd_bench.methods.cam import cam_layer, class_activation_maps
-from dd_bench.methods.nrrdd import crop_cam_share, per_image_best_crops, select_crops
-from dd_bench.methods.recovery import Crop, RecoveryBatch, frozen_voters, recover
+from dd_bench.methods.decoupled.cam import cam_layer, class_activation_maps
+from dd_bench.methods.decoupled.nrrdd import crop_cam_share, per_image_best_crops, select_crops
+from dd_bench.methods.decoupled.recovery import Crop, RecoveryBatch, frozen_voters, recover
 from dd_bench.train.losses import Loss, label_distances
 from tests.conftest import BNNet
 
@@ -92,7 +92,7 @@ def test_one_crop_per_image_keeps_each_images_lowest_ce_crop_before_the_cam_filt
 
 
 def test_nrrdd_keeps_no_two_crops_of_one_image(digits, monkeypatch):
-    import dd_bench.methods.nrrdd as nrrdd
+    import dd_bench.methods.decoupled.nrrdd as nrrdd
 
     kept = []
 
@@ -129,7 +129,7 @@ def test_dbr_loss_by_hand():
 def test_dbr_labels_store_two_distances_per_instance_per_epoch_and_replay(tmp_path, capsys):
     from safetensors.torch import load_file
 
-    from dd_bench.cli import main
+    from dd_bench.app.cli import main
     from dd_bench.results import load_records
     from dd_bench.synset import read_meta
 

@@ -15,7 +15,7 @@ import pytest
 
 from dd_bench.eval import PROTOCOLS, custom_protocol, get_protocol
 from dd_bench.io import json_sha256
-from dd_bench.robust_scoring import no_augmentation
+from dd_bench.pipeline.robust import no_augmentation
 
 # name -> (the protocol's to_dict, the to_dict of its no-augmentation variant scored by ARS)
 PINNED = {

@@ -226,8 +226,8 @@ def test_one_time_cost_reads_the_teachers_and_experts_cache_entries(tmp_path):
 
 
 def test_report_command(compose_cfg, tmp_path, monkeypatch):
+    from dd_bench.app.tasks import run
     from dd_bench.results import write_record
-    from dd_bench.tasks import run
 
     _without_plotly(monkeypatch)  # the command's wiring, not the figures: the faster page
     for record in _records():

@@ -39,8 +39,8 @@ def test_both_stay_in_0_1_on_fractions_and_refuse_percent():
 
 
 def test_scores_end_to_end(compose_cfg):
+    from dd_bench.app.tasks import run
     from dd_bench.results import build_leaderboard, format_leaderboard_text
-    from dd_bench.tasks import run
 
     cfg = compose_cfg("task=run", "method=random", "ipc=1", "seeds=1", "models=[mlp]", "eval=quick",
                       "eval.epochs=3", "scores=[lrs,ars]")
@@ -63,8 +63,8 @@ def test_scores_end_to_end(compose_cfg):
 
 
 def test_kd_scores_compare_with_random_subsets_under_the_same_teacher(compose_cfg):
+    from dd_bench.app.tasks import run
     from dd_bench.results import RunRecord
-    from dd_bench.tasks import run
 
     cfg = compose_cfg("task=run", "method=rded", "method.mipc=20", "method.num_crop=2", "ipc=1", "seeds=1",
                       "models=[mlp]", "eval=kd-quick", "eval.epochs=2", "scores=[lrs,ars]")

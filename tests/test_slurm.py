@@ -140,7 +140,7 @@ def test_two_job_sweep_through_submitit_slurm(local_slurm, tmp_path):
     started = time.monotonic()
     # Resources sized for this machine: one core and 1 GB per job, so both jobs run at once on two cores.
     done = subprocess.run(
-        [sys.executable, "-m", "dd_bench.cli", "run", "-m", "hydra/launcher=submitit_slurm",
+        [sys.executable, "-m", "dd_bench.app.cli", "run", "-m", "hydra/launcher=submitit_slurm",
          "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=10",
          "method=random,herding", "eval=quick", "eval.epochs=1", "models=[mlp]", "seeds=1", "references=[]",
          "device=cpu", "progress=false", f"results={results}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],

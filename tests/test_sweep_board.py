@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from test_slurm import local_slurm  # noqa: F401 - the fixture: a one-node SLURM cluster on this machine (or a skip)
 
-from dd_bench.cli import main
+from dd_bench.app.cli import main
+from dd_bench.app.sweep_board import JOB_FILE
 from dd_bench.results import RunRecord, write_record
-from dd_bench.sweep_board import JOB_FILE
 
 TINY = ["eval=quick", "eval.epochs=1", "models=[mlp]", "seeds=1", "progress=false"]
 HEADER = "== sweep board:"
@@ -80,7 +80,7 @@ def test_slurm_sweep_prints_the_board_in_the_submitting_process(local_slurm, tmp
     import sys
 
     done = subprocess.run(
-        [sys.executable, "-m", "dd_bench.cli", "run", "-m", "hydra/launcher=submitit_slurm",
+        [sys.executable, "-m", "dd_bench.app.cli", "run", "-m", "hydra/launcher=submitit_slurm",
          "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=10",
          "method=random,kcenter", *TINY, "references=[]", "device=cpu", f"results={tmp_path / 'results'}",
          f"hydra.sweep.dir={tmp_path / 'sweep'}"], capture_output=True, text=True, timeout=600, cwd=tmp_path)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from dd_bench.cli import main
+from dd_bench.app.cli import main
+from dd_bench.app.tasks import plan_distill, run
 from dd_bench.errors import UserError
 from dd_bench.results import RunRecord, build_leaderboard, load_records, write_record
-from dd_bench.tasks import plan_distill, run
 
 TINY_EVAL = ["eval=quick", "eval.epochs=1", "models=[mlp]", "seeds=1", "references=[]"]
 
@@ -126,7 +126,7 @@ def test_parallel_writers_never_lose_or_corrupt_a_record(tmp_path):
 
 
 def _sweep(tmp_path: Path) -> list[str]:
-    return [sys.executable, "-m", "dd_bench.cli", "run", "-m", "method=dm", "method.lr_img=1,2",
+    return [sys.executable, "-m", "dd_bench.app.cli", "run", "-m", "method=dm", "method.lr_img=1,2",
             "method.iterations=400", "method.checkpoint_every=10", "method.batch_real=16", *TINY_EVAL,
             f"results={tmp_path}", "progress=false", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
 
@@ -178,7 +178,7 @@ def test_cache_locations_are_one_root(compose_cfg, tmp_path, monkeypatch):
 
 def test_reference_storage_is_counted_as_stored(digits):
     from dd_bench.methods import create_method
-    from dd_bench.workflow import reference_storage
+    from dd_bench.pipeline.references import reference_storage
 
     as_random = create_method("random").distill(digits, ipc=2, seed=0, progress=False).storage()
     ours = reference_storage(digits, 2 * digits.num_classes)

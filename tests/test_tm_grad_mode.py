@@ -7,19 +7,20 @@ import pytest
 import torch
 
 from dd_bench.augment import DSA
-from dd_bench.autograd_memory import SavedTensorMeter
 from dd_bench.experts import FlatModel
-from dd_bench.methods import METHODS, create_method, tm_grad_mode
-from dd_bench.methods.tm_grad_mode import (
+from dd_bench.methods import METHODS, create_method
+from dd_bench.methods.tm import grad_mode as tm_grad_mode
+from dd_bench.methods.tm.grad_mode import (
     CPU_UNROLLED_MAX_BYTES,
     MEMORY_FRACTION,
     choose_grad_mode,
     dsa_family_augments,
     unrolled_graph_bytes,
 )
-from dd_bench.methods.tm_gradient import InnerStep, matching_gradient
-from dd_bench.methods.tm_labels import HardTargets
+from dd_bench.methods.tm.gradient import InnerStep, matching_gradient
+from dd_bench.methods.tm.labels import HardTargets
 from dd_bench.models import create_model
+from dd_bench.tracking.autograd_memory import SavedTensorMeter
 
 GiB = 2**30
 TINY = METHODS.get("mtt").TEST_OPTIONS
@@ -71,7 +72,7 @@ def test_a_direct_distill_records_the_mode_that_ran(digits):
 
 
 def test_auto_is_resolved_before_the_set_is_hashed(compose_cfg, monkeypatch):
-    from dd_bench.tasks import load_real, plan_distill
+    from dd_bench.app.tasks import load_real, plan_distill
 
     overrides = ["method=mtt", *[f"method.{k}={v}" for k, v in TINY.items()]]
     cfg = compose_cfg(*overrides)
@@ -81,7 +82,7 @@ def test_auto_is_resolved_before_the_set_is_hashed(compose_cfg, monkeypatch):
     assert auto.set_hash == plan_distill(compose_cfg(*overrides, "method.grad_mode=unrolled"), real).set_hash
     # a device too small for the unrolled graph: recompute runs, and the set is another one
     monkeypatch.setattr(tm_grad_mode, "device_memory_bytes", lambda device: 1)
-    monkeypatch.setattr("dd_bench.methods.trajectory_matching.device_memory_bytes", lambda device: 1)
+    monkeypatch.setattr("dd_bench.methods.tm.trajectory_matching.device_memory_bytes", lambda device: 1)
     small = plan_distill(compose_cfg(*overrides), real)
     assert small.options["grad_mode"] == "recompute"
     assert small.set_hash == plan_distill(compose_cfg(*overrides, "method.grad_mode=recompute"), real).set_hash

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from dd_bench.augment import DSA
-from dd_bench.methods.tm_gradient import InnerStep, matching_gradient, unrolled_gradient
-from dd_bench.methods.tm_labels import HardTargets, LearnedTargets, expert_logit_labels
-from dd_bench.methods.tm_schedule import start_epoch_upper
+from dd_bench.methods.tm.gradient import InnerStep, matching_gradient, unrolled_gradient
+from dd_bench.methods.tm.labels import HardTargets, LearnedTargets, expert_logit_labels
+from dd_bench.methods.tm.schedule import start_epoch_upper
 
 K, C, H = 3, 1, 4  # classes, channels, pixels: a tiny problem the finite differences can afford
 D = C * H * H
@@ -162,7 +162,7 @@ def test_fyi_trains_every_image_beside_its_mirror():
 
 def test_constant_memory_mode_is_flat_in_syn_steps():
     """Saved-for-backward bytes: the unrolled graph grows with the number of student steps, TESLA's does not."""
-    from dd_bench.autograd_memory import SavedTensorMeter
+    from dd_bench.tracking.autograd_memory import SavedTensorMeter
 
     peaks = {}
     for mode in ("unrolled", "tesla"):
@@ -188,7 +188,7 @@ def test_recompute_mode_is_the_exact_gradient():
 
 
 def test_recompute_mode_memory_is_flat_in_syn_steps():
-    from dd_bench.autograd_memory import SavedTensorMeter
+    from dd_bench.tracking.autograd_memory import SavedTensorMeter
 
     peaks = {}
     for steps in (2, 8):

@@ -23,7 +23,7 @@ DATASETS = ("cifar10", "cifar100", "tiny_imagenet")
 EVAL_MODEL = {"cifar10": "convnet", "cifar100": "convnet", "tiny_imagenet": "convnetd4"}
 
 INT, FLOAT, STR, BOOL, NONE = (int,), (int, float), (str,), (bool,), (type(None),)
-# The one option schema of mtt / ftd / datm / tesla (dd_bench/methods/trajectory_matching.py Config).
+# The one option schema of mtt / ftd / datm / tesla (dd_bench/methods/tm/trajectory_matching.py Config).
 METHOD_KEYS: dict[str, tuple[type, ...]] = {
     "iterations": INT, "syn_steps": INT, "expert_epochs": INT, "min_start_epoch": INT, "max_start_epoch": INT,
     "lr_img": FLOAT, "lr_lr": FLOAT, "lr_teacher": FLOAT, "batch_syn": INT, "init": STR, "labels": STR,

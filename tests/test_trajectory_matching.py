@@ -90,7 +90,7 @@ def test_resume_equals_uninterrupted(digits, tmp_path, monkeypatch):
     opts = {**TINY, "iterations": 4, "checkpoint_every": 2, "labels": "learned", "ema_decay": 0.5}
     whole = create_method("mtt", **opts).distill(digits, ipc=1, seed=0, progress=False)
 
-    import dd_bench.methods.trajectory_matching as tm
+    import dd_bench.methods.tm.trajectory_matching as tm
 
     calls = {"n": 0}
     original = tm.matching_gradient
@@ -165,7 +165,7 @@ def _classifier_right_on(real: RealData, right: set[int]):
 def test_correct_init_cycles_to_the_next_expert_before_filling():
     """DATM.py L190-232: a class the first expert gets mostly wrong is completed by the next expert's correct
     images (what the first found is kept); only when every expert is used up is it filled, and counted."""
-    from dd_bench.methods.tm_labels import correctly_classified_init
+    from dd_bench.methods.tm.labels import correctly_classified_init
 
     real = _indexed_dataset()
     first = _classifier_right_on(real, {0, 1} | set(range(20, 40)))  # class 0: only images 0 and 1
@@ -208,7 +208,7 @@ def test_datm_real_init_takes_one_experts_logits_as_labels(digits, monkeypatch):
 def test_experts_are_sampled_once_per_pass_without_replacement(digits):
     """MTT distill.py L305-322: shuffled experts taken in order, reshuffled when all are used; --load_all draws
     with replacement. The method records how often each expert was matched."""
-    from dd_bench.methods.tm_schedule import ExpertSampler
+    from dd_bench.methods.tm.schedule import ExpertSampler
 
     sampler = ExpertSampler(5, "without_replacement", torch.Generator().manual_seed(0))
     draws = [sampler.next() for _ in range(15)]
@@ -336,7 +336,7 @@ def test_checkpoint_selection_resumes_with_its_best_state(digits, monkeypatch, t
 def test_paper_selection_reports_the_test_selected_score_apart(digits, tmp_path, capsys):
     """paper_selection: `run` hands the test split to the selector alone; the set stays the validation-selected one,
     and the record carries the test-selected checkpoint's score in its own column, shown on the leaderboard."""
-    from dd_bench.cli import main
+    from dd_bench.app.cli import main
     from dd_bench.results import load_records
 
     tiny = [f"method.{k}={v}" for k, v in TINY.items()]

@@ -56,9 +56,9 @@ def offline(tmp_path, monkeypatch):
 
 
 def test_one_offline_run_per_record_with_files_table_and_artifact(compose_cfg, offline):
+    from dd_bench.app.tasks import run
     from dd_bench.results import RunRecord
     from dd_bench.results.wandb_logger import CONFIG_FILE, RECORD_FILE, SUMMARY_FILE, log_records
-    from dd_bench.tasks import run
 
     result = run(compose_cfg("task=run", "method=random", "eval=quick", "eval.epochs=2", "models=[mlp]", "seeds=2",
                              "ipc=1"))
@@ -93,8 +93,8 @@ def test_one_offline_run_per_record_with_files_table_and_artifact(compose_cfg, o
 
 
 def test_set_artifact_leaves_out_the_checkpoint(compose_cfg, offline):
+    from dd_bench.app.tasks import run
     from dd_bench.results.wandb_logger import synset_artifact
-    from dd_bench.tasks import run
 
     synset = Path(run(compose_cfg("task=distill", "method=random", "ipc=1"))["synset"])
     (synset / ".checkpoint").mkdir()
@@ -107,9 +107,9 @@ def test_set_artifact_leaves_out_the_checkpoint(compose_cfg, offline):
 
 
 def test_a_rerun_of_a_kept_job_adds_no_run_and_logs_every_resolved_value(compose_cfg, offline, logged_keys):
+    from dd_bench.app.tasks import run
     from dd_bench.results import load_records
     from dd_bench.results.wandb_logger import CONFIG_FILE, records_from_wandb
-    from dd_bench.tasks import run
 
     job = ("task=run", "method=dm", "method.iterations=2", "method.batch_real=16", "eval=quick", "eval.epochs=1",
            "models=[mlp]", "seeds=1", "ipc=1", "logger=wandb", "logger.mode=offline", "logger.project=ddb-test")
@@ -152,7 +152,7 @@ def test_distill_curve_keys_do_not_depend_on_the_method(offline, logged_keys):
 
 
 def test_leaderboard_table_and_rebuild_from_offline_runs(compose_cfg, offline):
-    from dd_bench.tasks import run
+    from dd_bench.app.tasks import run
 
     cfg = compose_cfg("task=run", "method=random", "eval=quick", "eval.epochs=2", "models=[mlp]", "seeds=1",
                       "logger=wandb", "logger.mode=offline", "logger.project=ddb-test")
@@ -166,9 +166,9 @@ def test_leaderboard_table_and_rebuild_from_offline_runs(compose_cfg, offline):
 
 
 def test_distill_logs_its_curves_as_they_happen_then_the_set(compose_cfg, offline):
+    from dd_bench.app.tasks import run
     from dd_bench.methods.loop import DISTILL_CURVES
     from dd_bench.results.wandb_logger import CURVES_FILE
-    from dd_bench.tasks import run
 
     run(compose_cfg("task=distill", "method=dm", "method.iterations=3", "method.batch_real=16", "logger=wandb",
                     "logger.mode=offline", "logger.project=ddb-test"))
@@ -181,9 +181,9 @@ def test_distill_logs_its_curves_as_they_happen_then_the_set(compose_cfg, offlin
 
 
 def test_trajectory_matching_curves_carry_the_learned_lr_and_validation_accuracy(compose_cfg, offline):
+    from dd_bench.app.tasks import run
     from dd_bench.methods import METHODS
     from dd_bench.results.wandb_logger import CURVES_FILE
-    from dd_bench.tasks import run
 
     options = [f"method.{k}={v}" for k, v in METHODS.get("mtt").TEST_OPTIONS.items()]
     run(compose_cfg("task=distill", "method=mtt", *options, "method.iterations=4", "method.eval_every=2",

@@ -33,7 +33,7 @@ from dd_bench.eval.protocol import EvalProtocol, register_protocol
 from dd_bench.eval.result import EvalResult
 from dd_bench.eval.scoring import score
 from dd_bench.labels import LabelSource, MixedLabels
-from dd_bench.results.provenance import PeakMemory
+from dd_bench.tracking.provenance import PeakMemory
 from dd_bench.train import Cosine, HalfCosine, OptimizerSpec, WarmupCosine, train_networks
 from dd_bench.train.loop import Replay, Transform
 

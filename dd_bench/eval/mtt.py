@@ -34,7 +34,7 @@ from dd_bench.errors import UserError
 from dd_bench.eval.protocol import EvalProtocol, register_protocol
 from dd_bench.eval.result import EvalResult
 from dd_bench.eval.scoring import score
-from dd_bench.results.provenance import PeakMemory
+from dd_bench.tracking.provenance import PeakMemory
 from dd_bench.train import OptimizerSpec, StepDecay, TrainedNetworks
 from dd_bench.train import train_networks as train_with_recipe
 from dd_bench.train.loop import Replay, Transform

@@ -20,7 +20,7 @@ from dd_bench.eval.evaluate import EvalResult, train_and_score
 from dd_bench.eval.protocol import EvalProtocol
 from dd_bench.io import KeyedStore, atomic_write_json, json_sha256
 from dd_bench.seeding import make_generator
-from dd_bench.synset_labels import LabelsSection
+from dd_bench.synset.labels_section import LabelsSection
 
 REFERENCE_KINDS = ("full_data", "random_subset")
 _CACHE_VERSION = 1

@@ -37,7 +37,7 @@ def datasheet(meta: dict[str, Any], *, fmt: str, records: list[Any], assets: dic
     wins). With ``class_names`` it lets an importer check that its data is the data the set was distilled from."""
     from dd_bench import __version__
     from dd_bench.labels.registry import needs_at_evaluation
-    from dd_bench.synset_labels import LabelsSection
+    from dd_bench.synset.labels_section import LabelsSection
 
     labels = LabelsSection.from_dict(meta.get("labels"))  # as written: a version-1 set's source is null
     space = meta.get("image_space") or {}

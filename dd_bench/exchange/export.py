@@ -162,7 +162,7 @@ def export_synset(synset_dir: str | Path, *, fmt: str, out: str | Path, records:
         elif fmt == "imagefolder":
             jpeg = None
             if (synset.composition or {}).get("kind") == "jpeg":
-                from dd_bench.image_store import JPEG_PART, split_streams
+                from dd_bench.synset.image_store import JPEG_PART, split_streams
 
                 jpeg = split_streams(synset.composition, synset.extras[JPEG_PART])
             _write_png_tree(root, pixels, synset.labels.cpu(), synset.class_names, jpeg=jpeg)

@@ -16,7 +16,7 @@ imagefolder a tree of class folders (named as the dataset's classes, or ``<index
 npz        dd-bench's own export (``synset.npz`` or ``synset.pt``), or any npz with ``images`` and ``labels``
 ========== ==========================================================================================
 
-Class order (:mod:`dd_bench.exchange.class_map`): ``classes=FILE`` (one class name per line, in the order of the
+Class order (:mod:`dd_bench.data.class_map`): ``classes=FILE`` (one class name per line, in the order of the
 file's labels) maps the labels of any format onto the dataset's class order; a dd-bench export's datasheet carries
 its ``class_names`` and is checked the same way. A map that is not the dataset's classes in some order fails in one
 line naming both orders. The imported set records the dataset's fingerprint (:meth:`RealData.fingerprint`); an
@@ -40,8 +40,8 @@ import numpy as np
 import torch
 
 from dd_bench.data import RealData
+from dd_bench.data.class_map import folder_classes, is_identity, map_onto, read_names_file
 from dd_bench.errors import UserError, UserFileNotFoundError
-from dd_bench.exchange.class_map import folder_classes, is_identity, map_onto, read_names_file
 from dd_bench.exchange.pixels import check_space, to_pixels
 from dd_bench.io import file_sha256, replace_dir_atomically
 from dd_bench.synset import SyntheticSet, save_synset
@@ -135,7 +135,7 @@ def _read_imagefolder(path: Path, real: RealData, class_map: list[str] | None = 
     if len(shapes) != 1:
         raise UserError(f"{root}: the images differ in size ({sorted(shapes)[:3]}); the set needs one size")
     # A tree of JPEG files (the official SRe2L / CV-DD / INFER / RDED output, a JPEG-stored set's export) is stored
-    # as those files and charged their bytes (dd_bench/image_store.py); any other tree as uint8 pixels.
+    # as those files and charged their bytes (dd_bench/synset/image_store.py); any other tree as uint8 pixels.
     return {"images": torch.stack(images), "labels": torch.tensor(labels), "space": "uint8", "files": [root.name],
             "jpeg_streams": streams}
 
@@ -174,7 +174,7 @@ def _read_npz(path: Path) -> dict[str, Any]:
         out["learned_lr"] = float(arrays["learned_lr"].reshape(-1)[0])
     out["extras"] = {k.removeprefix("extras."): v for k, v in arrays.items() if k.startswith("extras.")}
     if "images_jpeg_lengths" in arrays and "images.jpeg" in out["extras"]:  # an export of a JPEG-stored set
-        from dd_bench.image_store import split_streams
+        from dd_bench.synset.image_store import split_streams
 
         blob = out["extras"].pop("images.jpeg")
         out["jpeg_streams"] = split_streams({"lengths": arrays["images_jpeg_lengths"].tolist()}, blob.to(torch.uint8))
@@ -348,7 +348,7 @@ def import_set(fmt: str, path: str | Path, *, real: RealData, out: str | Path, s
                                  name=name or f"imported_{fmt}", origin=origin, extras=read.get("extras"),
                                  what=str(path))
     if read.get("jpeg_streams"):
-        from dd_bench.image_store import stored_as_jpeg
+        from dd_bench.synset.image_store import stored_as_jpeg
 
         quality = ((read.get("datasheet") or {}).get("images", {}).get("image_store") or {}).get("quality")
         synset = stored_as_jpeg(synset, read["jpeg_streams"], quality=quality)

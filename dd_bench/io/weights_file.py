@@ -5,7 +5,7 @@ DataParallel's ``module.`` prefixes; every failure is one line naming the option
 A file may carry its class map (the class name of each output, in output order): a ``class_names`` list in a torch
 file's top-level dict, a ``class_names`` JSON list in a safetensors file's metadata, or a names file beside it
 (``<file>.classes.txt``, one class name per line). :func:`read_weights_with_classes` returns it; the caller checks it
-against the dataset (:mod:`dd_bench.exchange.class_map`)."""
+against the dataset (:mod:`dd_bench.data.class_map`)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def read_weights_with_classes(path: str | Path, *, option: str,
         raise UserError(f"{option}={path} holds no state dict of tensors; expected {expected}")
     beside = Path(f"{path}{CLASSES_SUFFIX}")
     if beside.is_file():  # a names file beside the weights says the same as one inside them, and wins
-        from dd_bench.exchange.class_map import read_names_file
+        from dd_bench.data.class_map import read_names_file
 
         names = read_names_file(beside, option=f"{option} class map")
     return {k.removeprefix("module."): v for k, v in state.items()}, names

@@ -20,7 +20,7 @@ projector.py      ``projector``: HeLlO's projector online on each augmented batc
 
 Besides them: ``base.py`` (the interface and ``LABEL_SOURCES``), ``registry.py`` (asking by name), ``relabel.py``
 (making stored labels) and ``sources.py`` (the former registry module's names). A set's labels section is
-:class:`dd_bench.synset_labels.LabelsSection`. The per-batch interface the training loop calls,
+:class:`dd_bench.synset.labels_section.LabelsSection`. The per-batch interface the training loop calls,
 ``targets(x_aug, idx, epoch, aug_params) -> Targets``, is :mod:`dd_bench.train.targets`'s.
 """
 

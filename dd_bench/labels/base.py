@@ -1,6 +1,6 @@
 """What a label source is: one object per kind, registered once, that owns the kind's whole life.
 
-A kind answers, for a set's :class:`~dd_bench.synset_labels.LabelsSection` (read only through these objects):
+A kind answers, for a set's :class:`~dd_bench.synset.labels_section.LabelsSection` (read only through these objects):
 
 * ``identity(section, protocol=..., label_kind=...)``: the string the record hash covers, from ``meta.json`` alone
   (before anything is loaded): a set scored with another source, teacher or stored labels is another record;
@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from dd_bench.errors import UserError
 from dd_bench.registry import Registry
-from dd_bench.synset_labels import LabelsSection
+from dd_bench.synset.labels_section import LabelsSection
 from dd_bench.train.targets import LabelSource
 
 REFERENCE_KINDS = ("hard", "teacher", "static")  # how a random-subset reference row is labelled

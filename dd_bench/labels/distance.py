@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from dd_bench.labels.base import LabelContext, LabelSourceKind, Recorder, ResolvedLabels, register_label_source
 from dd_bench.labels.fkd import FKDLabels, fkd_key, stored_entry
 from dd_bench.synset import SynsetError
-from dd_bench.synset_labels import LabelsSection
+from dd_bench.synset.labels_section import LabelsSection
 from dd_bench.train.losses import Loss, label_distances
 from dd_bench.train.targets import Targets
 

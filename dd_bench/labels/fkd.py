@@ -39,7 +39,7 @@ from dd_bench.io import atomic_save_safetensors, file_sha256, json_sha256
 from dd_bench.labels.base import LabelContext, LabelSourceKind, ResolvedLabels, register_label_source
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SynsetError
-from dd_bench.synset_labels import LabelsSection
+from dd_bench.synset.labels_section import LabelsSection
 from dd_bench.train.losses import Loss
 from dd_bench.train.targets import Targets
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from dd_bench.labels.base import LabelContext, LabelSourceKind, ResolvedLabels, register_label_source
-from dd_bench.synset_labels import LabelsSection
+from dd_bench.synset.labels_section import LabelsSection
 from dd_bench.train.losses import Loss
 from dd_bench.train.targets import HardLabels, Targets
 

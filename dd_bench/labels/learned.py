@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from dd_bench.errors import UserError
 from dd_bench.labels.base import LabelContext, LabelSourceKind, ResolvedLabels, register_label_source
 from dd_bench.labels.hard import MixedLabels
-from dd_bench.synset_labels import LabelsSection
+from dd_bench.synset.labels_section import LabelsSection
 from dd_bench.train.targets import StoredProbabilities
 
 

@@ -18,7 +18,7 @@ import torch
 
 from dd_bench.errors import UserError
 from dd_bench.labels.base import ExportAsset, LabelContext, LabelSourceKind, ResolvedLabels, register_label_source
-from dd_bench.synset_labels import LabelsSection
+from dd_bench.synset.labels_section import LabelsSection
 from dd_bench.train.losses import Loss
 from dd_bench.train.targets import Targets
 

@@ -15,7 +15,7 @@ from typing import Any
 from dd_bench.errors import UserError
 from dd_bench.labels.base import LABEL_SOURCES, ExportAsset, LabelContext, LabelSourceKind, ResolvedLabels
 from dd_bench.labels.teacher import committee_assets, committee_needs
-from dd_bench.synset_labels import LabelsSection
+from dd_bench.synset.labels_section import LabelsSection
 
 
 def find_label_source(name: str) -> LabelSourceKind | None:

@@ -18,7 +18,7 @@ from dd_bench.labels.fkd import relabel_fkd
 from dd_bench.labels.registry import get_label_source
 from dd_bench.labels.teacher import committee_labels
 from dd_bench.synset import add_stored_labels, load_synset, read_meta
-from dd_bench.synset_labels import LabelsSection
+from dd_bench.synset.labels_section import LabelsSection
 
 
 def stored_labels_source(kind: str, section: LabelsSection, protocol: Any) -> LabelSourceKind:

@@ -1,20 +1,12 @@
-"""Distillation methods and baselines, one per file, all in the ``METHODS`` registry."""
+"""Distillation methods and baselines, one per file in a folder per family (``tm/``, ``matching/``, ``decoupled/``,
+``coreset/``), all in the ``METHODS`` registry; ``base.py`` (the ``Synthesizer`` interface) and ``loop.py`` (the one
+distillation loop) serve every family."""
 
-from dd_bench.methods import (  # noqa: F401  (registration)
-    cvdd,
-    dm,
-    gradient_matching,
-    hello,
-    herding,
-    infer,
-    kcenter,
-    nrrdd,
-    random_real,
-    rded,
-    sre2l,
-    tm_methods,
-)
 from dd_bench.methods.base import METHODS, Synthesizer
+from dd_bench.methods.coreset import herding, kcenter, random_real  # noqa: F401  (registration)
+from dd_bench.methods.decoupled import cvdd, hello, infer, nrrdd, rded, sre2l  # noqa: F401  (registration)
+from dd_bench.methods.matching import dm, gradient_matching  # noqa: F401  (registration)
+from dd_bench.methods.tm import variants  # noqa: F401  (registration)
 
 __all__ = ["METHODS", "Synthesizer", "create_method", "list_methods"]
 

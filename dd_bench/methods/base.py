@@ -21,7 +21,7 @@ from dd_bench.data import RealData
 from dd_bench.errors import UserError
 from dd_bench.registry import Registry
 from dd_bench.synset import SyntheticSet
-from dd_bench.synset_labels import LabelsSection
+from dd_bench.synset.labels_section import LabelsSection
 
 METHODS: Registry = Registry("method")
 
@@ -91,7 +91,7 @@ class Synthesizer(ABC):
                    image_encoding: str = "model", **kwargs: Any) -> SyntheticSet:
         """A SyntheticSet carrying this method's name and config and the dataset's image space.
 
-        ``label_section``: the set's labels section (:class:`~dd_bench.synset_labels.LabelsSection`); a method
+        ``label_section``: the set's labels section (:class:`~dd_bench.synset.labels_section.LabelsSection`); a method
         written before it may still pass ``label_source=`` and a ``label_info=`` dict instead."""
         if "label_source" in kwargs or "label_info" in kwargs:
             info = kwargs.pop("label_info", None) or {}

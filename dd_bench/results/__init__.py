@@ -8,8 +8,8 @@ from dd_bench.results.leaderboard import (
     load_published,
     write_leaderboard,
 )
-from dd_bench.results.provenance import PeakMemory, collect_provenance, git_state, peak_memory_tracker
 from dd_bench.results.record import RECORD_VERSION, RunRecord, load_records, provenance_fields, write_record
+from dd_bench.tracking.provenance import PeakMemory, collect_provenance, git_state, peak_memory_tracker
 
 __all__ = [
     "GAP_COLUMN",

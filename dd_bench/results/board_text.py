@@ -26,7 +26,7 @@ from dd_bench.results.leaderboard import (
     _text,
     published_shown,
 )
-from dd_bench.results.provenance import CUDA_ALLOCATOR_PEAK
+from dd_bench.tracking.provenance import CUDA_ALLOCATOR_PEAK
 
 WIDTH = 120
 # Which of our numbers a gap used, in the few characters a terminal has (the CSV and markdown say it in full).

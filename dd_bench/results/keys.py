@@ -27,7 +27,7 @@ def set_hash(*, method: str, method_config: dict[str, Any], dataset: dict[str, A
              ipc: int, seed: int, validation: float | None, image_store: dict[str, Any] | None = None) -> str:
     """64 hex digits naming a synthetic set by everything that changes it.
 
-    ``image_store``: :func:`dd_bench.image_store.store_identity` (uint8 or JPEG at a quality); None, the default
+    ``image_store``: :func:`dd_bench.synset.image_store.store_identity` (uint8 or JPEG at a quality); None, the default
     ``native`` store, adds nothing, so the hash of every set made before the option is unchanged."""
     options = {k: v for k, v in method_config.items() if k not in ("name", "checkpoint_every")}
     return json_sha256({

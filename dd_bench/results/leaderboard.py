@@ -12,7 +12,7 @@ Rules that keep the comparison honest:
   the test-selected checkpoint), saying which; ``unknown`` selection shows no gap;
 * IOR (:mod:`dd_bench.results.ior`): each method row minus its same-protocol, same-label-source random subset.
 
->>> from dd_bench.results.provenance import CUDA_ALLOCATOR_PEAK
+>>> from dd_bench.tracking.provenance import CUDA_ALLOCATOR_PEAK
 from dd_bench.results.record import RunRecord
 >>> rec = RunRecord(kind="evaluation", method="dm", dataset="cifar10", ipc=10, protocol="mtt", protocol_version=1,
 ...                 model="convnet", seeds=[0, 1], accuracies=[48.0, 50.0], ranked=True)
@@ -34,7 +34,6 @@ import pandas as pd
 from dd_bench.io import atomic_write_text
 from dd_bench.resources import PUBLISHED_CSV as PUBLISHED_TABLE
 from dd_bench.results.ior import ior_by_record
-from dd_bench.results.provenance import CUDA_ALLOCATOR_PEAK
 from dd_bench.results.published import (
     PUBLISHED_COLUMNS,
     PublishedIndex,
@@ -44,6 +43,7 @@ from dd_bench.results.published import (
     test_selected_mean,
 )
 from dd_bench.results.record import RunRecord
+from dd_bench.tracking.provenance import CUDA_ALLOCATOR_PEAK
 
 __all__ = ["COLUMNS", "GAP_COLUMN", "PUBLISHED_COLUMNS", "PUBLISHED_CSV", "build_leaderboard", "load_published",
            "write_leaderboard"]

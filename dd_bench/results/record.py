@@ -63,7 +63,7 @@ class RunRecord:
     ``kind="reference"`` marks comparison rows (full data, random real subset) rather than a method's result.
     ``ranked=False`` marks numbers that must never be ranked (the ``quick`` CPU protocol, best-of-checkpoints).
     ``extra`` is free-form (e.g. the subset indices of a random reference); ``provenance`` holds the full
-    :func:`~dd_bench.results.provenance.collect_provenance` dict and ``config_path`` the resolved config file.
+    :func:`~dd_bench.tracking.provenance.collect_provenance` dict and ``config_path`` the resolved config file.
     """
 
     kind: Literal["evaluation", "reference"]

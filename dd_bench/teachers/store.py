@@ -202,7 +202,7 @@ def load_teacher_weights(path: str | Path, *, model: str, real: RealData,
         raise UserError(f"teacher.weights={path} does not fit: {first}; expected {expected}") from None
     key, extra = f"file:{path.name}", {"path": str(path)}
     if names is not None:
-        from dd_bench.exchange.class_map import is_identity, map_onto
+        from dd_bench.data.class_map import is_identity, map_onto
         from dd_bench.io import json_sha256
 
         perm = map_onto(names, classes=list(real.class_names), dataset=real.name,

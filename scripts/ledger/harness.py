@@ -200,7 +200,7 @@ def git_sha_clean() -> str:
 
 def ddbench_command(*overrides: str, task: str = "run") -> list[str]:
     """dd-bench as a user runs it (the console entry point's function, under this interpreter)."""
-    return [sys.executable, "-c", "import sys; from dd_bench.cli import main; sys.exit(main())", task, *overrides]
+    return [sys.executable, "-c", "import sys; from dd_bench.app.cli import main; sys.exit(main())", task, *overrides]
 
 
 def run_step(work: Path, name: str, command: list[str], *, cwd: Path | None = None,
