@@ -11,24 +11,12 @@ applied; any other map fails in one line naming both orders.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-from dd_bench.errors import UserError, UserFileNotFoundError
+from dd_bench.errors import UserError
+from dd_bench.io.names_file import read_names_file  # noqa: F401  (importable from here)
 
 SHOWN = 20  # names of an order shown in an error before "... (N in all)": CIFAR-100 and Tiny-ImageNet stay readable
 NUMBERED = re.compile(r"(\d+)_(.+)")  # '003_cat': the folder names dd-bench's ImageFolder export writes
-
-
-def read_names_file(path: str | Path, *, option: str = "classes") -> list[str]:
-    """The class names of a names file: one per line, surrounding spaces and blank lines ignored."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserFileNotFoundError(f"{option}={path} does not exist; expected a names file, one class name per line "
-                                    "in the order of the file's labels")
-    names = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
-    if not names:
-        raise UserError(f"{option}={path} holds no class names; expected one class name per line")
-    return names
 
 
 def show_order(names: list[str]) -> str:

@@ -229,7 +229,7 @@ def _train_missing(
     batched: bool | None,
     experts_at_once: int,
 ) -> None:
-    from dd_bench.results import collect_provenance
+    from dd_bench.tracking.provenance import collect_provenance
 
     use_batched = auto_batched_experts(real.device, len(missing)) if batched is None else batched
     per_chunk = experts_at_once if use_batched else 1

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from dd_bench.errors import UserError, UserFileNotFoundError
+from dd_bench.io.names_file import read_names_file
 
 CLASS_NAMES_KEY = "class_names"
 CLASSES_SUFFIX = ".classes.txt"  # the names file beside a weights file: teacher.pth -> teacher.pth.classes.txt
@@ -58,7 +59,5 @@ def read_weights_with_classes(path: str | Path, *, option: str,
         raise UserError(f"{option}={path} holds no state dict of tensors; expected {expected}")
     beside = Path(f"{path}{CLASSES_SUFFIX}")
     if beside.is_file():  # a names file beside the weights says the same as one inside them, and wins
-        from dd_bench.data.class_map import read_names_file
-
         names = read_names_file(beside, option=f"{option} class map")
     return {k.removeprefix("module."): v for k, v in state.items()}, names

@@ -18,6 +18,7 @@ from dd_bench.labels.fkd import relabel_fkd
 from dd_bench.labels.registry import get_label_source
 from dd_bench.labels.teacher import committee_labels
 from dd_bench.synset import add_stored_labels, load_synset, read_meta
+from dd_bench.synset.compatibility import check_compatible
 from dd_bench.synset.labels_section import LabelsSection
 
 
@@ -33,9 +34,6 @@ def relabel_to_disk(*, synset_dir: Path, real: Any, protocol: Any, cache_dir: Pa
     ``kind`` reads them (``auto``: the set's own; FKD logits for a source that reads none, NRR-DD's distances for
     ``distance``). Returns the entry written to meta.json (an existing entry for this protocol is returned as it is).
     """
-    # dd_bench.eval imports this package at load: its set-against-data check is imported when first needed.
-    from dd_bench.eval.evaluate import check_compatible
-
     if not protocol.trains_by_kd:
         raise UserError(f"relabel makes kd labels; protocol '{protocol.name}' is of the {protocol.family} family "
                         "(use eval=kd or eval=kd-quick)")

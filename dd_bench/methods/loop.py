@@ -9,13 +9,12 @@ generator states, EMAs, counters). The loop:
 * after every step, checks the loss and every leaf: on a non-finite value it puts the leaves back to the last good
   iteration, stops, and says so in the returned status (which goes into the set's provenance);
 * checkpoints atomically every ``checkpoint_every`` iterations and at the end (:mod:`dd_bench.io.checkpoint`);
-* reports each good iteration's loss and progress-bar numbers to :data:`DISTILL_CURVES` when the task running the
-  method has set an observer there (a logger's curves, as they happen); methods never set it.
+* reports each good iteration's loss and progress-bar numbers to :data:`~dd_bench.tracking.curves.DISTILL_CURVES`
+  when the task running the method has set an observer there (a logger's curves, as they happen); methods never set it.
 """
 
 from __future__ import annotations
 
-import contextvars
 import math
 import sys
 from collections.abc import Callable
@@ -26,11 +25,8 @@ import torch
 from tqdm.auto import tqdm
 
 from dd_bench.io import json_sha256, load_checkpoint, save_checkpoint
+from dd_bench.tracking.curves import DISTILL_CURVES
 
-# The observer of distillation curves: (the loop's desc, {"iteration", "loss", the bar's numeric fields}) per good
-# iteration. Set only by the task that runs a method (dd_bench.results.wandb_logger.distill_run).
-DISTILL_CURVES: contextvars.ContextVar[Callable[[str, dict[str, float]], None] | None] = contextvars.ContextVar(
-    "dd_bench_distill_curves", default=None)
 SaveState = Callable[[], tuple[dict[str, torch.Tensor], dict[str, Any]]]
 RestoreState = Callable[[dict[str, torch.Tensor], dict[str, Any]], None]
 

@@ -39,6 +39,7 @@ from typing import Any
 from dd_bench.errors import UserError
 from dd_bench.results.ior import ior_by_record
 from dd_bench.results.record import RunRecord
+from dd_bench.tracking.curves import DISTILL_CURVES
 
 RECORD_FILE = "dd_bench_record.json"
 CONFIG_FILE = "dd_bench_config.json"
@@ -225,13 +226,11 @@ def synset_artifact(wandb: Any, synset: Path, set_hash: str | None) -> Any:
 def distill_run(*, project: str | None, entity: str | None, mode: str, config: dict[str, Any], set_hash: str,
                 name: str, group: str, directory: str | Path | None = None):
     """A wandb run around a distillation (id ``distill-<set hash>``, resumed by a rerun; ``config`` from
-    :func:`distill_config`): its curves (:data:`dd_bench.methods.loop.DISTILL_CURVES`) are logged as they happen,
+    :func:`distill_config`): its curves (:data:`dd_bench.tracking.curves.DISTILL_CURVES`) are logged as they happen,
     under ``distill/<quantity>`` whatever the method (a method that runs several loops, such as HeLlO's projector
     fit then its image steps, logs them one after the other; each point's loop label is in the run file
     ``dd_bench_curves.jsonl``); the context yields ``attach(synset_dir)``, which logs the set as an Artifact with
     its preview image."""
-    from dd_bench.methods.loop import DISTILL_CURVES
-
     wandb = _import_wandb()
     run = _init(wandb, config=config, directory=directory, id=run_id(set_hash, prefix="distill-"), project=project,
                 entity=entity, mode=mode, job_type="distill", group=group, name=name,

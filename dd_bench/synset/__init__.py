@@ -1,12 +1,15 @@
 """The synthetic set: the one on-disk format every method writes and the evaluator and exporters read.
 
-``format.py`` holds the set type and its files (see there), ``labels_section.py`` its labels section and
-``image_store.py`` how it stores its images. Beneath the methods, the evaluator and the label sources: loading a set
-imports none of them.
+``format.py`` holds the set type and its files (see there), ``labels_section.py`` its labels section,
+``compose.py`` the images rebuilt at load from stored parts (INFER's compensators, JPEG streams; ``jpeg.py`` the
+codec), ``image_store.py`` how a set stores its images, ``compatibility.py`` whether a set fits a data set as loaded
+and ``errors.py`` :class:`SynsetError`. The package sits beneath the methods, the evaluator and the label sources:
+loading a set imports none of them.
 """
 
+from dd_bench.synset.compose import COMPOSERS, compose_images, register_composer
+from dd_bench.synset.errors import SynsetError
 from dd_bench.synset.format import (
-    COMPOSERS,
     FORMAT_NAME,
     FORMAT_VERSION,
     IMAGE_ENCODINGS,
@@ -15,13 +18,10 @@ from dd_bench.synset.format import (
     PREVIEW_FILE,
     READABLE_VERSIONS,
     TENSORS_FILE,
-    SynsetError,
     SyntheticSet,
     add_stored_labels,
-    compose_images,
     load_synset,
     read_meta,
-    register_composer,
     save_synset,
     synset_sha256,
     write_meta,

@@ -26,9 +26,10 @@ from typing import Any
 
 import torch
 
-from dd_bench.errors import UserError
 from dd_bench.io import atomic_write, atomic_write_bytes, file_sha256, read_json_file
 from dd_bench.io.hashing import json_default
+from dd_bench.synset.compose import COMPOSERS, compose_images, register_composer  # noqa: F401  (importable from here)
+from dd_bench.synset.errors import SynsetError
 from dd_bench.synset.labels_section import LabelsSection
 
 FORMAT_VERSION = 2
@@ -40,10 +41,6 @@ PREVIEW_FILE = "preview.png"
 _RESERVED = ("images", "labels", "soft_labels", "learned_lr")
 LABEL_KINDS = ("hard", "soft_logits", "soft_probs")
 IMAGE_ENCODINGS = ("model", "uint8")
-
-
-class SynsetError(UserError):
-    """A synthetic set on disk is missing, corrupted, foreign or of an unsupported version."""
 
 
 @dataclass
@@ -310,28 +307,6 @@ def load_synset(directory: str | Path, *, device: torch.device | str = "cpu") ->
         label_section=LabelsSection.from_dict(meta.get("labels")),
         directory=directory,
     )
-
-
-# Composers rebuild a composed set's images from its stored parts: name -> fn(composition, extras, image_space).
-COMPOSERS: dict[str, Any] = {}
-
-
-def register_composer(name: str):
-    def wrap(fn):
-        COMPOSERS[name] = fn
-        return fn
-    return wrap
-
-
-def compose_images(composition: dict[str, Any], extras: dict[str, torch.Tensor],
-                   image_space: dict[str, Any]) -> torch.Tensor:
-    import dd_bench.methods  # noqa: F401  (the methods register their composers)
-    import dd_bench.synset.image_store  # noqa: F401  (image_store=jpeg: JPEG streams decoded at load)
-
-    kind = composition.get("kind")
-    if kind not in COMPOSERS:
-        raise SynsetError(f"Unknown image composition {kind!r}; available: {', '.join(sorted(COMPOSERS))}")
-    return COMPOSERS[kind](composition, extras, image_space)
 
 
 def synset_sha256(directory: str | Path) -> str:

@@ -19,19 +19,26 @@ default, quality 75 with 4:2:0 chroma subsampling (``test_image_storage.py`` che
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from dd_bench.errors import UserError
-from dd_bench.synset import SynsetError, SyntheticSet, register_composer
+from dd_bench.synset.compose import compose_jpeg
+from dd_bench.synset.format import SyntheticSet
+from dd_bench.synset.jpeg import (  # noqa: F401  (the codec's names, importable from here as before)
+    JPEG_MODES,
+    JPEG_PART,
+    decode_jpeg,
+    encode_jpeg,
+    jpeg_composition,
+    split_streams,
+)
 
 IMAGE_STORES = ("native", "uint8", "jpeg")
 DEFAULT_JPEG_QUALITY = 75  # what PIL's Image.save(".jpg") uses when no quality is passed (the official scripts)
-JPEG_PART = "images.jpeg"  # the extras tensor holding the concatenated JPEG streams
-JPEG_MODES = {1: "L", 3: "RGB"}  # channels -> PIL mode (ImageFolder's loader converts to RGB; digits are grey)
+
 
 
 def check_image_store(image_store: str, jpeg_quality: int, *, channels: int | None = None) -> None:
@@ -58,73 +65,6 @@ def store_identity(image_store: str, jpeg_quality: int) -> dict[str, Any] | None
 def quantise(pixels: torch.Tensor) -> torch.Tensor:
     """Pixels in [0, 1] (N, C, H, W) float -> uint8 by truncation, as ``(x * 255).astype(np.uint8)`` does."""
     return (pixels.detach().float().clamp(0.0, 1.0) * 255.0).floor().to(torch.uint8)
-
-
-def encode_jpeg(images: torch.Tensor, *, quality: int) -> list[bytes]:
-    """uint8 (N, C, H, W) -> one JPEG stream per image, as PIL writes a .jpg at this quality."""
-    from PIL import Image
-
-    arr = images.detach().cpu().permute(0, 2, 3, 1).numpy()
-    mode = JPEG_MODES[arr.shape[-1]]
-    out = []
-    for a in arr:
-        buf = io.BytesIO()
-        Image.fromarray(a[..., 0] if mode == "L" else a, mode=mode).save(buf, format="JPEG", quality=quality)
-        out.append(buf.getvalue())
-    return out
-
-
-def decode_jpeg(streams: list[bytes], *, channels: int) -> torch.Tensor:
-    """JPEG streams -> uint8 (N, C, H, W), as torchvision's ImageFolder loader reads a file (PIL, converted)."""
-    import numpy as np
-    from PIL import Image
-
-    out = []
-    for i, data in enumerate(streams):
-        try:
-            with Image.open(io.BytesIO(data)) as img:
-                arr = np.asarray(img.convert(JPEG_MODES[channels]))
-        except Exception as err:  # noqa: BLE001 - a torn or foreign stream: name which one
-            raise UserError(f"stored JPEG {i} could not be decoded ({type(err).__name__}: {err})") from None
-        out.append(torch.from_numpy(arr.copy()).reshape(*arr.shape[:2], -1).permute(2, 0, 1))
-    return torch.stack(out)
-
-
-def jpeg_composition(streams: list[bytes], *, channels: int, quality: int | None) -> tuple[dict, torch.Tensor]:
-    """(composition, ``images.jpeg`` tensor) for a set stored as these JPEG streams; quality None: not known."""
-    from PIL import features
-
-    blob = torch.frombuffer(bytearray(b"".join(streams)), dtype=torch.uint8) if streams else \
-        torch.zeros(0, dtype=torch.uint8)
-    composition = {"kind": "jpeg", "parts": [JPEG_PART], "lengths": [len(s) for s in streams],
-                   "channels": channels, "quality": quality,
-                   "dtype": "jpeg" if quality is None else f"jpeg q{quality}",
-                   # The bytes depend on the codec build: recorded so a set made elsewhere can be told apart.
-                   "codec": f"Pillow {features.version('pil')}, libjpeg {features.version('jpg')}"
-                            + (f", libjpeg-turbo {features.version_feature('libjpeg_turbo')}"
-                               if features.check_feature("libjpeg_turbo") else "")}
-    return composition, blob
-
-
-def split_streams(composition: dict[str, Any], blob: torch.Tensor) -> list[bytes]:
-    """``images.jpeg`` (concatenated streams, uint8) -> one JPEG file's bytes per image, by the recorded lengths."""
-    lengths = [int(n) for n in composition["lengths"]]
-    if sum(lengths) != blob.numel():
-        raise SynsetError(f"the stored JPEG bytes ({blob.numel()}) do not add up to the recorded lengths "
-                          f"({sum(lengths)}): the set is corrupted")
-    data, out, at = blob.cpu().numpy().tobytes(), [], 0
-    for n in lengths:
-        out.append(data[at:at + n])
-        at += n
-    return out
-
-
-@register_composer("jpeg")
-def compose_jpeg(composition: dict[str, Any], extras: dict[str, torch.Tensor],
-                 image_space: dict[str, Any]) -> torch.Tensor:
-    """The decoded pixels of a JPEG-stored set: uint8 (N, C, H, W) on the parts' device."""
-    blob = extras[JPEG_PART]
-    return decode_jpeg(split_streams(composition, blob), channels=int(composition["channels"])).to(blob.device)
 
 
 def stored_as_jpeg(synset: SyntheticSet, streams: list[bytes], *, quality: int | None) -> SyntheticSet:

@@ -106,7 +106,7 @@ def get_teacher(real: RealData, recipe: TeacherRecipe, *, cache_dir: str | Path 
 
 
 def _train(root: Path, real: RealData, recipe: TeacherRecipe, *, key: str, progress: bool) -> None:
-    from dd_bench.results import collect_provenance
+    from dd_bench.tracking.provenance import collect_provenance
 
     device = real.device
     kwargs = teacher_model_kwargs(real, recipe)

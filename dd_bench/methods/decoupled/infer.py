@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -34,7 +33,8 @@ from dd_bench.methods.base import METHODS, Synthesizer, image_space_of
 from dd_bench.methods.decoupled.recovery import Crop, RecoveryBatch, frozen_voters, recover
 from dd_bench.methods.decoupled.sre2l import pixel_bounds
 from dd_bench.seeding import make_generator
-from dd_bench.synset import SyntheticSet, register_composer
+from dd_bench.synset import SyntheticSet
+from dd_bench.synset.compose import compose_infer, instance_plan, ufc_row  # noqa: F401  (importable from here)
 from dd_bench.synset.labels_section import LabelsSection
 from dd_bench.teachers.spec import check_teacher_pool, resolve_teachers, teacher_spec
 
@@ -52,38 +52,6 @@ def smallest_ipc(num_teachers: int, num_classes: int) -> int:
     while base_sets_per_ipc(ipc, num_teachers, num_classes) == 0:
         ipc += 1
     return ipc
-
-
-def instance_plan(k: int, m: int) -> list[tuple[int, int]]:
-    """Per class, the (base set, teacher) of each instance in the official order; teacher -1: the base image."""
-    return [(j % k, j // k - 1) for j in range((m + 1) * k)]
-
-
-@register_composer("infer_ufc")
-def compose_infer(composition: dict[str, Any], extras: dict[str, torch.Tensor],
-                  image_space: dict[str, Any]) -> torch.Tensor:
-    """Composites from ``infer.base`` (K*C, ch, H, W) uint8 (class-major within each base set: row k*C + c) and
-    ``infer.ufc`` (M*K*chunks, ch, H, W) float32 model space -> (C * (M+1) K, ch, H, W), class-major."""
-    base, ufc = extras["infer.base"], extras["infer.ufc"].float()
-    k, m, c, chunk = (int(composition[n]) for n in ("k", "m", "classes", "batch_size"))
-    mean = torch.tensor(image_space["mean"], device=ufc.device).view(1, -1, 1, 1)
-    std = torch.tensor(image_space["std"], device=ufc.device).view(1, -1, 1, 1)
-    model = (base.to(ufc.device).float() / 255.0 - mean) / std
-    lo, hi = (0.0 - mean) / std, (1.0 - mean) / std
-    chunks = -(-c // chunk)
-    out = []
-    for cls in range(c):
-        for kk, mm in instance_plan(k, m):
-            x = model[kk * c + cls]
-            if mm >= 0:
-                x = x + ufc[ufc_row(kk, mm, cls // chunk, k=k, chunks=chunks)]
-            out.append(torch.maximum(torch.minimum(x, hi[0]), lo[0]))
-    return torch.stack(out)
-
-
-def ufc_row(kk: int, mm: int, chunk: int, *, k: int, chunks: int) -> int:
-    """Row of u_{k,m} for a class chunk in ``infer.ufc``: teacher-major, then base set, then chunk."""
-    return (mm * k + kk) * chunks + chunk
 
 
 @METHODS.register("infer")
