@@ -44,13 +44,13 @@ from dd_bench.methods.decoupled.committee import (
     prior_entries,
     prior_weights,
 )
+from dd_bench.methods.decoupled.common import bounds_and_pool, recovery_batches
 from dd_bench.methods.decoupled.rded import class_candidates, select_patches
 from dd_bench.methods.decoupled.recovery import Crop, RecoveryBatch, Voter, frozen_voters, recover
-from dd_bench.methods.decoupled.sre2l import pixel_bounds, recovery_batches
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
 from dd_bench.synset.labels_section import LabelsSection
-from dd_bench.teachers.spec import check_teacher_pool, resolve_teachers, teacher_spec
+from dd_bench.teachers.spec import check_teacher_pool, teacher_spec
 from dd_bench.teachers.store import Teacher, accuracy
 
 
@@ -221,9 +221,8 @@ class CVDD(Synthesizer):
             raise UserError(f"{self.name}: priors=sre2l_pp needs prior_file=PATH here; `dd-bench run` / `distill` "
                             "measure the priors first (validation split) and pass it "
                             "(dd_bench/pipeline/cvdd_priors.py)")
-        lo, hi = pixel_bounds(real)
-        pool = resolve_teachers(real, recipes=c.teachers, weights=c.teacher_weights, cache_dir=cache_dir,
-                                progress=progress)
+        pool, (lo, hi) = bounds_and_pool(real, recipes=c.teachers, weights=c.teacher_weights, cache_dir=cache_dir,
+                                         progress=progress)
         specs = [teacher_spec(t) for t in pool]
         priors, prior_info = self._priors(real, pool, specs)
         chosen = committees(ipc=ipc, pool_size=len(pool), size=c.committee_size, priors=priors, dataset=real.name,

@@ -33,8 +33,8 @@ from dd_bench.data import RealData
 from dd_bench.errors import UserError
 from dd_bench.io import file_sha256, json_sha256, load_optimizer, optimizer_tensors
 from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
+from dd_bench.methods.decoupled.common import pixel_bounds
 from dd_bench.methods.decoupled.rded import rded_images
-from dd_bench.methods.decoupled.sre2l import pixel_bounds
 from dd_bench.methods.loop import run_iterations
 from dd_bench.projector.backbone import BackboneConfig, BackboneKind, backbone_config, load_backbone
 from dd_bench.projector.projector import Projector

@@ -30,8 +30,8 @@ from dd_bench.data import RealData
 from dd_bench.errors import UserError
 from dd_bench.io import json_sha256
 from dd_bench.methods.base import METHODS, Synthesizer, image_space_of
+from dd_bench.methods.decoupled.common import bounds_and_pool
 from dd_bench.methods.decoupled.recovery import Crop, RecoveryBatch, frozen_voters, recover
-from dd_bench.methods.decoupled.sre2l import pixel_bounds
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
 from dd_bench.synset.compose import compose_infer, instance_plan, ufc_row  # noqa: F401  (importable from here)
@@ -104,10 +104,10 @@ class INFER(Synthesizer):
                 checkpoint_dir: Path | None = None, cache_dir: Path | None = None) -> SyntheticSet:
         c, device, classes = self.cfg, real.device, real.num_classes
         k = self.check_ipc(ipc, classes)
-        pixel_bounds(real)  # mean/std model space only (no ZCA), as every recovery method
         m = len(c.teachers)
-        teachers = resolve_teachers(real, recipes=c.teachers, weights=c.teacher_weights, cache_dir=cache_dir,
-                                    progress=progress)
+        # mean/std model space only (no ZCA), as every recovery method; the composites are clamped at load instead
+        teachers, _ = bounds_and_pool(real, recipes=c.teachers, weights=c.teacher_weights, cache_dir=cache_dir,
+                                      progress=progress)
         g_pick = make_generator(seed, "method", "infer", "base")
         picks = []
         for cls in range(classes):

@@ -35,13 +35,13 @@ from dd_bench.errors import UserError
 from dd_bench.io import json_sha256
 from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
 from dd_bench.methods.decoupled.cam import cam_layer, class_activation_maps
+from dd_bench.methods.decoupled.common import bounds_and_teacher, recovery_batches
 from dd_bench.methods.decoupled.rded import class_candidates, score_crops, stitch
 from dd_bench.methods.decoupled.recovery import Crop, RecoveryBatch, frozen_voters, recover
-from dd_bench.methods.decoupled.sre2l import pixel_bounds, recovery_batches
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
 from dd_bench.synset.labels_section import LabelsSection
-from dd_bench.teachers.spec import resolve_teacher, teacher_spec
+from dd_bench.teachers.spec import teacher_spec
 
 RECONSTRUCTION_KEYS = ("one_crop_per_image", "cam_top", "cam_layer", "cam_min_size", "eps", "alpha_bn", "iterations",
                        "lr", "alpha_dbr", "dbr_norm")
@@ -159,9 +159,8 @@ class NRRDD(Synthesizer):
     def distill(self, real: RealData, *, ipc: int, seed: int, progress: bool = True,
                 checkpoint_dir: Path | None = None, cache_dir: Path | None = None) -> SyntheticSet:
         c, device, k = self.cfg, real.device, real.num_classes
-        lo, hi = pixel_bounds(real)
-        teacher = resolve_teacher(real, recipe=c.teacher, weights=c.teacher_weights, cache_dir=cache_dir,
-                                  progress=progress)
+        teacher, (lo, hi) = bounds_and_teacher(real, recipe=c.teacher, weights=c.teacher_weights, cache_dir=cache_dir,
+                                               progress=progress)
         net = teacher.module.eval()
         layer = cam_layer(net, real.to_model_space(real.train_images[:1]), min_size=c.cam_min_size, layer=c.cam_layer)
         images = self._select(real, ipc, seed, net, layer)

@@ -31,36 +31,21 @@ from dd_bench.data import RealData
 from dd_bench.errors import UserError
 from dd_bench.io import json_sha256
 from dd_bench.methods.base import METHODS, Synthesizer, hard_labels
+from dd_bench.methods.decoupled.common import (  # noqa: F401  (pixel_bounds: importable from here)
+    bounds_and_teacher,
+    pixel_bounds,
+    recovery_batches,
+)
 from dd_bench.methods.decoupled.recovery import Crop, RecoveryBatch, frozen_voters, recover
 from dd_bench.seeding import make_generator
 from dd_bench.synset import SyntheticSet
 from dd_bench.synset.labels_section import LabelsSection
-from dd_bench.teachers.spec import resolve_teacher, teacher_spec
+from dd_bench.teachers.spec import teacher_spec
 
 
 class Relabel(enum.StrEnum):
     teacher = "teacher"  # online teacher at evaluation (the CIFAR recipe)
     fkd = "fkd"  # stored FKD labels, made per protocol by `dd-bench relabel`
-
-
-def pixel_bounds(real: RealData) -> tuple[torch.Tensor, torch.Tensor]:
-    """Model-space values of pixel 0 and 255 per channel, (1, C, 1, 1) each: the clip range of recovered images."""
-    if real.zca is not None:
-        raise UserError("sre2l recovers images in mean/std model space; dataset.zca=true has no per-pixel valid "
-                        "range to clip to: use dataset.zca=false")
-    lo = real.to_model_space(torch.zeros(1, real.channels, 1, 1, dtype=torch.uint8, device=real.device))
-    hi = real.to_model_space(torch.full((1, real.channels, 1, 1), 255, dtype=torch.uint8, device=real.device))
-    return lo, hi
-
-
-def recovery_batches(num_classes: int, ipc: int, batch_size: int) -> list[torch.Tensor]:
-    """Indices into the class-major set: for each ipc id, chunks of ``batch_size`` consecutive classes."""
-    out = []
-    for i in range(ipc):
-        for first in range(0, num_classes, batch_size):
-            classes = torch.arange(first, min(first + batch_size, num_classes))
-            out.append(classes * ipc + i)
-    return out
 
 
 @METHODS.register("sre2l")
@@ -101,9 +86,8 @@ class SRe2L(Synthesizer):
     def distill(self, real: RealData, *, ipc: int, seed: int, progress: bool = True,
                 checkpoint_dir: Path | None = None, cache_dir: Path | None = None) -> SyntheticSet:
         cfg, device, k = self.cfg, real.device, real.num_classes
-        lo, hi = pixel_bounds(real)
-        teacher = resolve_teacher(real, recipe=cfg.teacher, weights=cfg.teacher_weights, cache_dir=cache_dir,
-                                  progress=progress)
+        teacher, (lo, hi) = bounds_and_teacher(real, recipe=cfg.teacher, weights=cfg.teacher_weights,
+                                               cache_dir=cache_dir, progress=progress)
         g_init = make_generator(seed, "method", "sre2l", "init")
         g_aug = make_generator(seed, "method", "sre2l", "aug", device=device)
         labels = hard_labels(k, ipc, device)  # (K*ipc,) class-major
