@@ -29,16 +29,15 @@ def score(images: torch.Tensor, labels: torch.Tensor, *, dataset: str, protocol:
     [0, 1]; uint8). ``seeds``: a count (networks 0..n-1) or a list. ``results``: also write the records there.
     Returns one :class:`~dd_bench.results.RunRecord` per model.
     """
-    from dd_bench.app.tasks import check_models
+    from dd_bench.app.job import check_models
     from dd_bench.data import load_dataset
     from dd_bench.eval import get_protocol
-    from dd_bench.eval.evaluate import evaluate
     from dd_bench.exchange.imports import synset_from_tensors
     from dd_bench.labels import check_label_source
-    from dd_bench.labels.relabel import ensure_stored_labels
-    from dd_bench.pipeline.references import records_from_results, resolve_device
+    from dd_bench.pipeline.device import resolve_device
+    from dd_bench.pipeline.score import score_set
     from dd_bench.results import write_record
-    from dd_bench.synset import load_synset, save_synset
+    from dd_bench.synset import save_synset
 
     check_models(list(models))
     check_label_source(label_source)
@@ -52,14 +51,11 @@ def score(images: torch.Tensor, labels: torch.Tensor, *, dataset: str, protocol:
               "seeds": seed_list, "label_source": label_source, "space": space}
     with tempfile.TemporaryDirectory(prefix="dd-bench-score-") as tmp:
         directory = save_synset(synset, Path(tmp) / "set")
-        ensure_stored_labels(synset_dir=directory, real=real, protocol=spec, progress=progress,
-                             label_source=label_source)
-        loaded = load_synset(directory)
-        results_ = evaluate(loaded, real=real, protocol=spec, models=list(models), seeds=seed_list,
-                            progress=progress, label_source=label_source, cache_dir=cache_dir)
-        records = records_from_results(results_, synset=loaded, synset_dir=directory, protocol=spec,
-                                       distill_seconds=None, config=config, device=real.device,
-                                       label_source=label_source)
+        # The evaluation every set gets (stored labels made first when the label source reads them); the records
+        # are written beside the temporary set, and under ``results`` below.
+        records, _ = score_set(synset_dir=directory, real=real, protocol=spec, models=list(models), seeds=seed_list,
+                               results_dir=Path(tmp), config=config, label_sources=[label_source], progress=progress,
+                               cache_dir=cache_dir, relabel=True)
     for record in records:
         record.synset = None  # it lived in a temporary directory
         if results is not None:

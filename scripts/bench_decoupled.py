@@ -41,7 +41,7 @@ from dd_bench.labels.fkd import FKDLabels, relabel_fkd
 from dd_bench.methods.decoupled.bn_statistics import BNStatisticsLoss
 from dd_bench.methods.decoupled.recovery import Crop, RecoveryBatch, frozen_voters, recover
 from dd_bench.models import create_model
-from dd_bench.pipeline.references import resolve_device
+from dd_bench.pipeline.device import resolve_device
 from dd_bench.results import collect_provenance
 from dd_bench.results.bench_report import write_report
 from dd_bench.train import Cosine, OptimizerSpec, train_networks

@@ -30,7 +30,7 @@ from dd_bench.augment import DSA
 from dd_bench.eval.mtt import train_networks
 from dd_bench.eval.protocol import custom_protocol, get_protocol
 from dd_bench.models import create_model
-from dd_bench.pipeline.references import resolve_device
+from dd_bench.pipeline.device import resolve_device
 from dd_bench.results import collect_provenance
 from dd_bench.results.bench_report import write_report
 from dd_bench.tracking.provenance import PeakMemory

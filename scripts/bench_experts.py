@@ -22,7 +22,7 @@ import torch
 
 from dd_bench.data import RealData
 from dd_bench.experts import ExpertRecipe, expert_flat_model, init_expert_state, train_expert_epochs
-from dd_bench.pipeline.references import resolve_device
+from dd_bench.pipeline.device import resolve_device
 from dd_bench.results import collect_provenance
 from dd_bench.results.bench_report import write_report
 from dd_bench.tracking.provenance import PeakMemory

@@ -30,7 +30,7 @@ from dd_bench.experts import FlatModel
 from dd_bench.methods.tm.gradient import InnerStep, matching_gradient
 from dd_bench.methods.tm.labels import HardTargets
 from dd_bench.models import create_model
-from dd_bench.pipeline.references import resolve_device
+from dd_bench.pipeline.device import resolve_device
 from dd_bench.results import collect_provenance
 from dd_bench.results.bench_report import write_report
 from dd_bench.tracking.autograd_memory import SavedTensorMeter

@@ -27,7 +27,10 @@ from pathlib import Path
 from dd_bench.data import load_dataset
 from dd_bench.eval import custom_protocol, get_protocol
 from dd_bench.labels import same_label_kinds
-from dd_bench.pipeline.references import distill_to_disk, evaluate_to_records, reference_records, resolve_device
+from dd_bench.pipeline.device import resolve_device
+from dd_bench.pipeline.distill import distill_to_disk
+from dd_bench.pipeline.evaluate import evaluate_to_records
+from dd_bench.pipeline.references import reference_records
 from dd_bench.results import collect_provenance
 from dd_bench.results.bench_report import log_stage as log
 from dd_bench.teachers import TEACHER_RECIPES, accuracy, get_recipe, get_teacher

@@ -23,7 +23,9 @@ from dd_bench.data import load_dataset
 from dd_bench.data.validation import split_validation
 from dd_bench.eval import custom_protocol, get_protocol
 from dd_bench.experts import ExpertRecipe, get_experts
-from dd_bench.pipeline.references import distill_to_disk, evaluate_to_records, resolve_device
+from dd_bench.pipeline.device import resolve_device
+from dd_bench.pipeline.distill import distill_to_disk
+from dd_bench.pipeline.evaluate import evaluate_to_records
 from dd_bench.results import collect_provenance
 from dd_bench.results.bench_report import log_stage as log
 

@@ -21,7 +21,8 @@ from pathlib import Path
 from dd_bench.data import load_dataset
 from dd_bench.eval import get_protocol
 from dd_bench.io import atomic_write_json
-from dd_bench.pipeline.references import reference_records, resolve_device
+from dd_bench.pipeline.device import resolve_device
+from dd_bench.pipeline.references import reference_records
 
 
 def main() -> None:

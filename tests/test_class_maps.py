@@ -32,7 +32,7 @@ def _one_line(err: pytest.ExceptionInfo) -> str:
 def coreset(digits, tmp_path_factory):
     """A random uint8 coreset of digits (2 images per class) made by the workflow, so its provenance records the data
     fingerprint as every newly distilled set's does."""
-    from dd_bench.pipeline.references import distill_to_disk
+    from dd_bench.pipeline.distill import distill_to_disk
 
     out = tmp_path_factory.mktemp("sets") / "random"
     synset, _, _ = distill_to_disk(method="random", method_kwargs={}, real=digits, ipc=2, seed=0, out=out,

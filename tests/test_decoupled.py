@@ -13,12 +13,12 @@ from dd_bench.augment.resized_crop import RandomResizedCropFlip
 from dd_bench.errors import UserError
 from dd_bench.eval import custom_protocol, evaluate, get_protocol
 from dd_bench.labels.fkd import FKDLabels, fkd_key
+from dd_bench.labels.relabel import relabel_to_disk
 from dd_bench.labels.sources import label_identity, resolve_labels
 from dd_bench.methods import create_method
 from dd_bench.methods.decoupled.bn_statistics import BNStatisticsLoss
 from dd_bench.methods.decoupled.rded import select_patches, stitch
 from dd_bench.methods.decoupled.sre2l import recovery_batches
-from dd_bench.pipeline.references import relabel_to_disk
 from dd_bench.synset import SynsetError, load_synset, read_meta, save_synset
 from tests.conftest import preset_options
 

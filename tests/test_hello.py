@@ -217,7 +217,7 @@ def test_projector_labels_keep_most_of_the_online_teachers_label_quality(digits,
     3 students."""
     from dd_bench.eval import get_protocol
     from dd_bench.eval.evaluate import evaluate
-    from dd_bench.pipeline.references import relabel_to_disk
+    from dd_bench.labels.relabel import relabel_to_disk
 
     synset = create_method("hello", **preset_options("hello")).distill(digits.without_test(), ipc=1, seed=0,
                                                                         progress=False)

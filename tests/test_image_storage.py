@@ -170,7 +170,7 @@ def test_distill_stores_as_asked_in_its_own_directory(compose_cfg, digits):
 
 def test_infer_static_logits_are_taken_on_the_stored_images(digits, tmp_path):
     from dd_bench.methods.decoupled.infer import static_logits
-    from dd_bench.pipeline.references import distill_to_disk
+    from dd_bench.pipeline.distill import distill_to_disk
     from dd_bench.teachers.spec import resolve_teachers
 
     options = {"teachers": ["digits_convnet_bn_w64_d2", "digits_convnet_bn_w32_d2"], "iterations": 3, "jitter": 1}

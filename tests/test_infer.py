@@ -144,7 +144,7 @@ def test_the_demo_skips_infer_below_its_smallest_ipc_and_says_how_to_run_it(tmp_
 
 
 def test_same_label_kinds_follow_the_scored_sources():
-    from dd_bench.pipeline.references import same_label_kinds
+    from dd_bench.labels import same_label_kinds
 
     static = {"teachers": [{"key": "k"}], "source": "static"}
     assert same_label_kinds(static, ["auto"]) == ("static",)

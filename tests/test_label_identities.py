@@ -16,7 +16,7 @@ from dd_bench.eval import get_protocol
 from dd_bench.labels import LABEL_SOURCES, label_identity, resolve_labels, same_label_kinds
 from dd_bench.labels.teacher import committee_identity
 from dd_bench.methods import METHODS, create_method
-from dd_bench.pipeline.references import evaluation_hash
+from dd_bench.pipeline.evaluate import evaluation_hash
 from dd_bench.synset import load_synset, read_meta, save_synset
 from dd_bench.synset.labels_section import LabelsSection
 

@@ -131,7 +131,7 @@ def test_dm_resume_equals_uninterrupted(digits, tmp_path, monkeypatch, capsys):
 
 
 def test_a_finished_set_keeps_no_checkpoint(digits, tmp_path):
-    from dd_bench.pipeline.references import distill_to_disk
+    from dd_bench.pipeline.distill import distill_to_disk
 
     out = tmp_path / "set"
     distill_to_disk(method="dm", method_kwargs={"iterations": 2, "batch_real": 8, "checkpoint_every": 1},
@@ -192,7 +192,7 @@ def test_distillation_never_holds_the_test_split(digits, tmp_path, monkeypatch):
     """Structural: distill_to_disk hands every method the data WITHOUT its test tensors (nothing can be selected
     on the test set), with the full data's fingerprint so caches and resume keys are unchanged."""
     from dd_bench.methods.coreset.random_real import RandomReal
-    from dd_bench.pipeline.references import distill_to_disk
+    from dd_bench.pipeline.distill import distill_to_disk
 
     seen = []
     original = RandomReal.distill

@@ -48,7 +48,7 @@ def _job_overrides(cfg: DictConfig, method: str, ipc: int) -> list[str]:
 def _fits_ipc(job: DictConfig, *, num_classes: int) -> bool:
     """Whether the job's method can distil at the job's IPC; if not (INFER at IPC 1: no base set fits), a note
     naming its smallest IPC and the command that runs it, and the demo goes on without that row."""
-    from dd_bench.app.tasks import job_config
+    from dd_bench.app.job import job_config
     from dd_bench.methods import create_method
 
     options = dict(job_config(job)["method"])

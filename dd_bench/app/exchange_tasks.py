@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from dd_bench.app.tasks import _cache_dir, load_real
+from dd_bench.app.job import cache_dir_of, load_real
 from dd_bench.errors import UserError
 
 
@@ -65,9 +65,9 @@ def task_export(cfg: DictConfig) -> dict[str, Any]:
             raise UserError(f"materialise={cfg.materialise}: labels are materialised for a kd protocol (kd, "
                             "kd-quick, ...); this one trains on the set's own labels")
         materialised = relabel_to_disk(synset_dir=Path(cfg.synset), real=load_real(cfg, dataset_name=meta["dataset"]),
-                                       protocol=protocol, cache_dir=_cache_dir(cfg), progress=cfg.progress,
+                                       protocol=protocol, cache_dir=cache_dir_of(cfg), progress=cfg.progress,
                                        kind="fkd")
-    out = export_synset(cfg.synset, fmt=cfg.format, out=cfg.out, records=records, zca=zca, cache_dir=_cache_dir(cfg),
+    out = export_synset(cfg.synset, fmt=cfg.format, out=cfg.out, records=records, zca=zca, cache_dir=cache_dir_of(cfg),
                         materialised=materialised, data_fingerprint=fingerprint)
     print(f"exported {cfg.synset} as {cfg.format} to {out} (datasheet.json with {len(records)} recorded result(s))")
     return {"out": str(out), "records": []}

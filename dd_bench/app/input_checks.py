@@ -98,7 +98,7 @@ def check_eval(cfg: Any) -> Any:
         raise UserError(f"eval.epochs={cfg.eval.epochs}: the last pass index, an integer >= 0 (epochs + 1 passes)")
     if cfg.eval.batch_size is not None and cfg.eval.batch_size < 1:
         raise UserError(f"eval.batch_size={cfg.eval.batch_size}: an integer >= 1")
-    from dd_bench.app.tasks import protocol_of
+    from dd_bench.app.job import protocol_of
 
     return protocol_of(cfg)  # unknown fields and impossible values of the protocol itself fail here
 
@@ -135,7 +135,7 @@ def check_validation(fraction: Any) -> None:
 
 def check_method(cfg: Any) -> None:
     """The method's options as composed (an impossible combination fails in the method's own check)."""
-    from dd_bench.app.tasks import job_config
+    from dd_bench.app.job import job_config
     from dd_bench.methods import create_method
 
     options = dict(job_config(cfg)["method"])
@@ -144,7 +144,7 @@ def check_method(cfg: Any) -> None:
 
 def _needs_evaluation_keys(cfg: Any) -> bool:
     """distill reads models/seeds/eval/label sources only when CV-DD measures its priors first (it scores sets)."""
-    from dd_bench.app.tasks import job_config
+    from dd_bench.app.job import job_config
     from dd_bench.pipeline.cvdd_priors import needs_measuring
 
     options = dict(job_config(cfg)["method"])
@@ -153,7 +153,7 @@ def _needs_evaluation_keys(cfg: Any) -> bool:
 
 def check_evaluation_keys(cfg: Any) -> None:
     """What evaluate and run read: seeds, models, eval, label sources, scores, references."""
-    from dd_bench.app.tasks import label_sources_of
+    from dd_bench.app.job import label_sources_of
 
     check_seeds("seeds", cfg.seeds)
     check_model_list("models", list(cfg.models))
@@ -165,7 +165,7 @@ def check_evaluation_keys(cfg: Any) -> None:
 
 def check_distill_keys(cfg: Any) -> None:
     """What distill (and the first half of run) reads: ipc, validation, the image store, the method's options."""
-    from dd_bench.app.tasks import check_image_store_of
+    from dd_bench.app.job import check_image_store_of
 
     check_ipc("ipc", cfg.ipc)
     check_validation(cfg.validation)
@@ -202,7 +202,7 @@ def check_task_inputs(cfg: Any) -> None:
     used to distil for 36 s, then fail)."""
     task = cfg.task
     if task in ("demo", "distill", "evaluate", "run", "relabel", "import"):
-        from dd_bench.pipeline.references import resolve_device
+        from dd_bench.pipeline.device import resolve_device
 
         resolve_device(cfg.device)
     if task == "demo":

@@ -4,6 +4,9 @@ search) when a user asks for it. Never the test set. By default nothing is held 
 Per class c with n_c training images, ``per_class`` holds out exactly that many, ``fraction`` holds out
 round(fraction * n_c) (at least 1, at most n_c - 1), so e.g. 10% of digits or fraction=0.1 -> 5,000 CIFAR-10 images.
 The draw is one ``randperm`` per class, in class order, from a CPU generator seeded with ``seed``.
+
+A set distilled with a split in ZCA space was whitened by a ZCA fitted without the held-out images;
+:func:`evaluation_real` refits that matrix for the evaluator.
 """
 
 from __future__ import annotations
@@ -89,3 +92,22 @@ def split_validation(
         "zca_refit": reduced.zca is not real.zca,
     }
     return reduced, validation
+
+
+def evaluation_real(real: RealData, meta: dict[str, Any]) -> RealData:
+    """The data a set is scored against: ``real``, except that a set distilled with a validation split in ZCA space
+    was whitened by a ZCA fitted without the held-out images, so the evaluator refits that same matrix (checked by
+    its SHA-256) and whitens the test images with it."""
+    space = meta.get("image_space") or {}
+    validation = (meta.get("provenance") or {}).get("validation")
+    if real.zca is None or space.get("space") != "zca" or not validation or space.get("sha256") == real.zca.sha256:
+        return real
+    from dd_bench.data.zca import fit_zca
+
+    keep = torch.ones(len(real.train_labels), dtype=torch.bool)
+    keep[torch.as_tensor(validation["indices"], dtype=torch.long)] = False
+    zca = fit_zca(real.train_images[keep.to(real.device)].float().div(255.0), eps=real.zca.eps)
+    if zca.sha256 != space.get("sha256"):
+        raise UserError("the set's ZCA matrix (fitted without its validation split) could not be reproduced from "
+                        "this data: evaluate with the dataset the set was distilled from")
+    return replace(real, zca=zca)

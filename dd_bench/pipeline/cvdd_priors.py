@@ -136,7 +136,7 @@ def _teacher_prior(job: TeacherSet, *, real: RealData, ipc: int, seed: int, hold
     from dd_bench.eval import evaluate
     from dd_bench.labels import label_identity
     from dd_bench.labels.relabel import ensure_stored_labels
-    from dd_bench.pipeline.references import distill_to_disk
+    from dd_bench.pipeline.distill import distill_to_disk
     from dd_bench.synset import load_synset, read_meta
     from dd_bench.synset.labels_section import LabelsSection
 

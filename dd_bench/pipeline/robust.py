@@ -43,7 +43,8 @@ def robust_scores(*, kinds: list[str], own: list[Any], synset_dir: Path, real: A
     """Add ``extra.robust_scores`` to each of the set's ``own`` records (one per model); returns them rewritten."""
     from dd_bench.eval.robust_scores import augmentation_robust_score, label_robust_score
     from dd_bench.labels import same_label_kinds
-    from dd_bench.pipeline.references import evaluate_to_records, reference_records
+    from dd_bench.pipeline.evaluate import evaluate_to_records
+    from dd_bench.pipeline.references import reference_records
     from dd_bench.results import write_record
     from dd_bench.synset import read_meta
     from dd_bench.synset.labels_section import LabelsSection
