@@ -15,6 +15,7 @@ Images are stored either as ``float32`` in the dataset's model space (``image_en
 with mean/std, or ZCA-whitened) or, for coresets of real images, as the original ``uint8`` pixels
 (``image_encoding="uint8"``) so that storage is charged as stored: a coreset is not charged as float32. The
 set-level ``image_store`` option (:mod:`dd_bench.synset.image_store`) stores any set as uint8 pixels or JPEG files.
+A composed set stores parts and rebuilds its images at load (:mod:`dd_bench.synset.compose`).
 """
 
 from __future__ import annotations

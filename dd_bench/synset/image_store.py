@@ -6,8 +6,9 @@
 * ``jpeg``: each image encoded by Pillow as a JPEG file at ``jpeg_quality``. The set stores the JPEG streams, one
   after another, in the uint8 tensor ``images.jpeg`` (charged byte for byte: the images' bytes are the sum of the
   streams' lengths, kept in meta.json as a directory keeps file sizes), and the images are decoded at load
-  (composition ``jpeg``), so evaluation, relabelling, scoring and export all see the decoded pixels, JPEG
-  artefacts included, as the official KD scripts train on the JPEG files they read back.
+  (composition ``jpeg``: :mod:`dd_bench.synset.compose`, the codec :mod:`dd_bench.synset.jpeg`), so evaluation,
+  relabelling, scoring and export all see the decoded pixels, JPEG artefacts included, as the official KD scripts
+  train on the JPEG files they read back.
 
 Quantisation follows the official scripts: de-normalise, clamp to [0, 1], then ``(x * 255).astype(np.uint8)``,
 which truncates (it does not round): VILA-Lab/SRe2L@8d00cba ``SRe2L/*small_dataset/recover_cifar.py:165-167``
@@ -38,7 +39,6 @@ from dd_bench.synset.jpeg import (  # noqa: F401  (the codec's names, importable
 
 IMAGE_STORES = ("native", "uint8", "jpeg")
 DEFAULT_JPEG_QUALITY = 75  # what PIL's Image.save(".jpg") uses when no quality is passed (the official scripts)
-
 
 
 def check_image_store(image_store: str, jpeg_quality: int, *, channels: int | None = None) -> None:
