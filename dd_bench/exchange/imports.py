@@ -77,12 +77,20 @@ def _tensor(value: Any, path: Path, what: str) -> torch.Tensor:
 def _read_mtt(path: Path, soft: bool) -> dict[str, Any]:
     images = _tensor(_torch_file(path / "images_best.pt"), path, "images_best.pt")
     labels = _tensor(_torch_file(path / "labels_best.pt"), path, "labels_best.pt")
-    lr = None
+    lr, files = None, ["images_best.pt", "labels_best.pt"]
     for name in ("synthetic_lr_best.pt", "lr_best.pt"):
         if (path / name).is_file():
             lr = float(_tensor(_torch_file(path / name), path, name).reshape(-1)[0])
+            files.append(name)
             break
-    out = {"images": images, "learned_lr": lr, "files": ["images_best.pt", "labels_best.pt"]}
+    if lr is None:
+        # MTT's distill.py logs its learned lr to wandb and saves no file of it: without one the set is scored with
+        # the protocol's lr (0.01), not the lr MTT's own evaluation trains it with. Said, not refused: the images
+        # are still the official ones.
+        print(f"note: {path} has no synthetic_lr_best.pt or lr_best.pt: the set carries no learned lr, so eval=mtt "
+              "trains it with the protocol's lr (0.01) instead of MTT's learned one; save the lr beside the images "
+              "(torch.save(syn_lr, 'synthetic_lr_best.pt')) to import it", file=sys.stderr)
+    out = {"images": images, "learned_lr": lr, "files": files}
     if labels.is_floating_point() and labels.dim() == 2:
         out.update(soft_labels=labels.float(), labels=labels.argmax(1))
     elif soft:
