@@ -305,4 +305,5 @@ def test_an_experts_entry_passes_the_schema_and_renders():
     experts = {**entry(), "pair": "mtt-experts-cifar10", "ipc": None, "kind": "experts",
                "per_epoch": {"epochs": [0, 1], "mean_ddbench": [10.0, 30.0], "mean_official": [10.0, 30.1]}}
     assert check_entry(copy.deepcopy(experts))["verdict"] == "agree"
-    assert "| mtt-experts-cifar10 | mtt |" in render_markdown([experts])
+    page = render_markdown([experts])
+    assert "| mtt-experts-cifar10 | mtt | cifar10, experts |" in page and "IPC None" not in page
