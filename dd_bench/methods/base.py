@@ -22,7 +22,7 @@ from dd_bench.errors import UserError
 from dd_bench.registry import Registry
 from dd_bench.synset import SyntheticSet
 
-METHODS: Registry = Registry("method")
+METHODS: Registry = Registry("method", kind="factory")
 
 
 class Synthesizer(ABC):
