@@ -1,4 +1,5 @@
-"""One small generic registry per component kind (timm's ``register_model`` / ``create_model``).
+"""One small generic registry per component kind (timm's ``register_model`` / ``create_model``), and the registry of
+registries (:data:`REGISTRIES`).
 
 Names are lowercase and equal the Hydra config file stem where a config group selects them
 (``conf/method/dm.yaml`` <-> ``dm``). A registry holds one of two kinds of entry, never both (timm's rule):
@@ -32,7 +33,9 @@ TypeError: the gadget registry holds specs: look one up with get('foo'), there i
 from __future__ import annotations
 
 import fnmatch
+import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 from dd_bench.errors import UserError
@@ -93,3 +96,70 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.noun!r}, kind={self.kind!r}, entries={len(self)})"
+
+
+@dataclass(frozen=True)
+class RegistryHome:
+    """Where one registry lives and where users meet its names."""
+
+    # "module:ATTRIBUTE". A path, not the object: most homes import torch, and what lists the registries (the help
+    # resolver, the tests) imports only the ones it asks for.
+    path: str
+    # conf/<group>/<name>.yaml holds one file per entry (tests/test_cli.py checks that the stems are the names).
+    group: str | None = None
+    # Where `dd-bench --help` shows the names (dd_bench/help_manifest.json): "registry" (its Registries section and
+    # ${dd_bench.list:NAME}) and/or config keys such as "export.format" (that key's choices). Empty: users never
+    # type these names (the report draws every figure).
+    shown: tuple[str, ...] = ()
+    # "module:function" giving the names help shows where they are more than the keys (patterns such as
+    # timm.<any timm model>); None: the keys.
+    names: str | None = None
+
+
+# The registry of registries, by the names help uses (${dd_bench.list:methods}). A new registry is added here, which
+# puts it in the help manifest, the help resolver and the registry tests.
+REGISTRIES: dict[str, RegistryHome] = {
+    "methods": RegistryHome("dd_bench.methods:METHODS", group="method", shown=("registry",)),
+    "datasets": RegistryHome("dd_bench.data:DATASETS", group="dataset", shown=("registry",)),
+    "models": RegistryHome("dd_bench.models:MODELS", shown=("registry",), names="dd_bench.models:list_models"),
+    "protocols": RegistryHome("dd_bench.eval:PROTOCOLS", group="eval", shown=("registry",)),
+    "teachers": RegistryHome("dd_bench.teachers:TEACHER_RECIPES", shown=("registry",)),
+    "label_sources": RegistryHome("dd_bench.labels.sources:LABEL_SOURCES",
+                                  shown=("registry", "label_source", "label_sources"),
+                                  names="dd_bench.labels.sources:label_source_names"),
+    "export_formats": RegistryHome("dd_bench.exchange.export:EXPORTERS", shown=("export.format",)),
+    "import_formats": RegistryHome("dd_bench.exchange.readers:IMPORTERS", shown=("import.format",)),
+    "references": RegistryHome("dd_bench.eval.reference:REFERENCES", shown=("references",)),
+    "scores": RegistryHome("dd_bench.robust_scoring:ROBUST_SCORES", shown=("scores",)),
+    # Names a recipe field holds (eval.augment takes the mtt protocols' subset, listed by the Hydra schema).
+    "augments": RegistryHome("dd_bench.augment.named:NAMED_AUGMENTS"),
+    "augmentations": RegistryHome("dd_bench.augment:AUGMENTATIONS"),
+    "figures": RegistryHome("dd_bench.results.report.figures:FIGURE_BUILDERS"),
+}
+
+
+def _load(path: str) -> Any:
+    module, attribute = path.split(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def _home(name: str) -> RegistryHome:
+    if name not in REGISTRIES:
+        raise UserError(f"Unknown registry '{name}'; available: {', '.join(REGISTRIES)}")
+    return REGISTRIES[name]
+
+
+def get_registry(name: str) -> Registry:
+    """The registry called ``name`` in :data:`REGISTRIES` (importing its module)."""
+    return _load(_home(name).path)
+
+
+def registries() -> dict[str, Registry]:
+    """Every registry by name, in :data:`REGISTRIES` order (imports all their modules: torch included)."""
+    return {name: get_registry(name) for name in REGISTRIES}
+
+
+def registry_names(name: str) -> list[str]:
+    """The names help shows for the registry ``name``: its keys, or its home's lister (with patterns)."""
+    home = _home(name)
+    return list(_load(home.names)()) if home.names else get_registry(name).list()

@@ -20,7 +20,7 @@ from dd_bench.eval.kd import CROPS
 from dd_bench.eval.mtt import AUGMENT_KINDS, make_augment
 from dd_bench.experts.recipe import AUGMENTS as EXPERT_AUGMENTS
 from dd_bench.experts.recipe import ExpertRecipe, make_expert_augment
-from dd_bench.registry import Registry
+from dd_bench.registry import REGISTRIES, Registry, get_registry, registries, registry_names
 from dd_bench.teachers import store as teacher_store
 from dd_bench.teachers.recipe import AUGMENTS as TEACHER_AUGMENTS
 from dd_bench.teachers.recipe import TeacherRecipe
@@ -50,6 +50,27 @@ def test_a_spec_registry_refuses_create_and_a_factory_registry_creates():
         factories.register("c")(("not", "callable"))
     with pytest.raises(ValueError, match="kind="):
         Registry("thing", kind="both")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", list(REGISTRIES))
+def test_every_registry_keeps_the_contract(name):
+    registry = get_registry(name)
+    assert isinstance(registry, Registry) and registry.kind in ("factory", "spec") and len(registry) > 0
+    first = registry.list()[0]
+    if registry.kind == "spec":
+        with pytest.raises(TypeError, match="holds specs"):
+            registry.create(first)
+    else:
+        assert callable(registry.get(first))
+    with pytest.raises(UserError, match=rf"^Unknown {registry.noun} 'no_such_name'; available: "):
+        registry.get("no_such_name")
+    assert set(registry.list()) <= set(registry_names(name))
+
+
+def test_the_registry_of_registries():
+    assert list(registries()) == list(REGISTRIES)
+    with pytest.raises(UserError, match="^Unknown registry 'nope'; available: methods, datasets,"):
+        get_registry("nope")
 
 
 def test_unknown_names_fail_in_one_line_and_order_is_kept_when_asked():
