@@ -5,7 +5,6 @@ from dd_bench.app.help_manifest import (
     MANIFEST_PATH,
     MANIFEST_VERSION,
     PROTOCOL_KEYS,
-    REGISTRIES,
     build_manifest,
     field_docs,
     manifest_text,
@@ -13,5 +12,5 @@ from dd_bench.app.help_manifest import (
     write_manifest,
 )
 
-__all__ = ["DOC_LIMIT", "MANIFEST_PATH", "MANIFEST_VERSION", "PROTOCOL_KEYS", "REGISTRIES", "build_manifest",
+__all__ = ["DOC_LIMIT", "MANIFEST_PATH", "MANIFEST_VERSION", "PROTOCOL_KEYS", "build_manifest",
            "field_docs", "manifest_text", "one_line", "write_manifest"]

@@ -11,8 +11,7 @@ import yaml
 
 from dd_bench.app.cli import main, run, split_task
 from dd_bench.data import DATASETS
-from dd_bench.eval import PROTOCOLS
-from dd_bench.methods import METHODS
+from dd_bench.registry import REGISTRIES, get_registry
 from dd_bench.results import load_records
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -23,11 +22,17 @@ def _stems(group: str) -> set[str]:
     return {p.stem for p in (CONF / group).glob("*.yaml")}
 
 
-def test_config_files_match_the_registries():
-    assert _stems("method") == set(METHODS.list())
-    assert _stems("dataset") == set(DATASETS.list())
-    assert _stems("eval") == set(PROTOCOLS.list())
-    assert _stems("logger") == {"none", "wandb"}
+GROUPED = [name for name, home in REGISTRIES.items() if home.group]
+
+
+@pytest.mark.parametrize("name", GROUPED)
+def test_config_files_match_the_registries(name):
+    assert _stems(REGISTRIES[name].group) == set(get_registry(name).list())
+
+
+def test_every_config_group_of_components_has_its_registry():
+    assert {REGISTRIES[name].group for name in GROUPED} == {"method", "dataset", "eval"}
+    assert _stems("logger") == {"none", "wandb"}  # no registry: the logger is chosen in tasks.py
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in ("method", "dataset", "eval", "logger")

@@ -398,7 +398,7 @@ def test_model_space_shapes_and_moments(digits_real):
     assert abs(m.mean().item()) < 1e-3 and abs(m.std().item() - 1) < 1e-3  # the data set's own statistics
     back = digits_real.to_pixel_space(m)
     assert torch.allclose(back, batch.float() / 255, atol=1e-5)
-    assert DATASETS.create("digits").train_images.shape == batch.shape
+    assert load_dataset("digits").train_images.shape == batch.shape
 
 
 # ---------------------------------------------------------------- ipc and validation

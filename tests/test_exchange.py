@@ -111,6 +111,15 @@ def _digits_tensors(n_per_class=2):
     return images, torch.arange(10).repeat_interleave(n_per_class)
 
 
+def test_an_mtt_set_without_its_lr_file_imports_and_says_what_that_means(digits, tmp_path, capsys):
+    images, labels = _digits_tensors()
+    torch.save(images, tmp_path / "images_best.pt")  # as MTT's distill.py saves it: the lr goes to wandb only
+    torch.save(labels, tmp_path / "labels_best.pt")
+    s = load_synset(import_set("mtt", tmp_path, real=digits, out=tmp_path / "a", space="normalized"))
+    assert s.learned_lr is None
+    assert "no synthetic_lr_best.pt or lr_best.pt" in capsys.readouterr().err
+
+
 def test_mtt_datm_and_dc_files_import(digits, tmp_path):
     images, labels = _digits_tensors()
     mtt = tmp_path / "mtt"
@@ -121,6 +130,7 @@ def test_mtt_datm_and_dc_files_import(digits, tmp_path):
     s = load_synset(import_set("mtt", mtt, real=digits, out=tmp_path / "a", space="normalized"))
     assert torch.equal(s.images, images) and s.learned_lr == pytest.approx(0.01) and s.ipc == 2
     assert s.provenance["imported"]["files_sha256"]["images_best.pt"]
+    assert s.provenance["imported"]["files_sha256"]["synthetic_lr_best.pt"]  # the lr is part of what was imported
 
     datm = tmp_path / "datm"
     datm.mkdir()

@@ -14,8 +14,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from dd_bench.app.cli import main
+from dd_bench.app.config_schema import _registry_list
 from dd_bench.app.help_manifest import MANIFEST_PATH, build_manifest, manifest_text
 from dd_bench.app.help_text import GROUPS, RECORDED_ONLY, TASK_KEYS, WIDTH, _fmt, load_manifest
+from dd_bench.registry import REGISTRIES, registry_names
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 HEAVY = ("torch", "torchvision", "numpy", "pandas", "hydra", "omegaconf")
@@ -29,6 +31,18 @@ def _help(capsys, *args: str) -> str:
 def test_the_manifest_is_in_step_with_the_code():
     assert MANIFEST_PATH.read_text(encoding="utf-8") == manifest_text(build_manifest()), (
         "dd_bench/app/help_manifest.json is stale: regenerate it with `python -m dd_bench.app.help_manifest`")
+
+
+@pytest.mark.parametrize("name", list(REGISTRIES))
+def test_every_registry_is_where_its_home_says_help_shows_it(name):
+    """The manifest holds each registry's names in the Registries section or as its keys' choices (none for a
+    registry users never name), and the help template's resolver lists any registry."""
+    manifest = json.loads(MANIFEST_PATH.read_text())
+    names = registry_names(name)
+    shown = REGISTRIES[name].shown
+    assert (manifest["registries"].get(name) == names) == ("registry" in shown)
+    assert all(manifest["choices"][key] == names for key in shown if key != "registry")
+    assert _registry_list(name) == ", ".join(names)
 
 
 @pytest.mark.parametrize("args", [["--help"], ["-h"], ["run", "--help"], ["export", "--help"],

@@ -97,7 +97,7 @@ class DDBenchSchema:
     synset: str | None = None  # evaluate: the synthetic set directory
     models: list[str] = field(default_factory=lambda: ["convnet"])
     # What the student learns from under a kd protocol: auto (the set's own: hard, learned, static, teacher or fkd;
-    # meta.json's labels section) or any registered label source (dd_bench/labels/sources.py).
+    # meta.json's labels section) or any registered label source (dd_bench/labels/).
     label_source: str = "auto"
     # evaluate / run: score the same images once per label source (e.g. [fkd,teacher,projector,hard]), one record
     # each; replaces label_source when set.
@@ -153,19 +153,11 @@ def method_schema(name: str, config_cls: type) -> type:
 
 
 def _registry_list(name: str) -> str:
-    """``${dd_bench.list:methods}`` in conf/hydra/help: the registered names, so the help text cannot go stale."""
-    from dd_bench.data import DATASETS
-    from dd_bench.eval import PROTOCOLS
-    from dd_bench.labels import label_source_names
-    from dd_bench.methods import list_methods
-    from dd_bench.models import list_models
-    from dd_bench.teachers import TEACHER_RECIPES
+    """``${dd_bench.list:methods}`` in conf/hydra/help: the registered names of any registry in the registry of
+    registries (dd_bench/registry.py: REGISTRIES), so the help text cannot go stale."""
+    from dd_bench.registry import registry_names
 
-    lists = {"methods": list_methods, "datasets": DATASETS.list, "models": list_models, "protocols": PROTOCOLS.list,
-             "label_sources": label_source_names, "teachers": TEACHER_RECIPES.list}
-    if name not in lists:
-        raise ValueError(f"Unknown registry '{name}'; available: {', '.join(lists)}")
-    return ", ".join(lists[name]())
+    return ", ".join(registry_names(name))
 
 
 def _slurm_gpus(device: str) -> int | None:

@@ -36,13 +36,12 @@ def _older_set_fingerprint(cfg: DictConfig, meta: dict[str, Any]) -> str | None:
 
 def task_export(cfg: DictConfig) -> dict[str, Any]:
     from dd_bench.exchange import export_synset
-    from dd_bench.exchange.export import EXPORT_FORMATS
+    from dd_bench.exchange.export import get_exporter
     from dd_bench.results import load_records
     from dd_bench.synset import read_meta
 
     _required(cfg, "export", "synset", "format", "out")
-    if cfg.format not in EXPORT_FORMATS:
-        raise UserError(f"Unknown export format '{cfg.format}'; available: {', '.join(EXPORT_FORMATS)}")
+    get_exporter(cfg.format)  # an unknown format fails here, before any work, listing the registered ones
     meta = read_meta(cfg.synset)
     zca = None
     if (meta.get("image_space") or {}).get("space") == "zca":
@@ -75,12 +74,11 @@ def task_export(cfg: DictConfig) -> dict[str, Any]:
 
 def task_import(cfg: DictConfig) -> dict[str, Any]:
     from dd_bench.exchange import import_set
-    from dd_bench.exchange.imports import IMPORT_FORMATS
+    from dd_bench.exchange.imports import get_importer
     from dd_bench.synset import read_meta
 
     _required(cfg, "import", "format", "path", "out")
-    if cfg.format not in IMPORT_FORMATS:
-        raise UserError(f"Unknown import format '{cfg.format}'; available: {', '.join(IMPORT_FORMATS)}")
+    get_importer(cfg.format)  # an unknown format fails here, listing the registered ones
     out = import_set(cfg.format, cfg.path, real=load_real(cfg), out=cfg.out, space=cfg.space, experiment=cfg.entry,
                      name=cfg.name, classes=cfg.classes)
     meta = read_meta(out)

@@ -27,7 +27,6 @@ from typing import Any
 
 MANIFEST_PATH = Path(__file__).resolve().parent / "help_manifest.json"
 MANIFEST_VERSION = 1
-REGISTRIES = ("methods", "datasets", "models", "protocols", "teachers", "label_sources")
 # The eval.* keys a protocol can be overridden with (EvalSchema; setting any makes an unranked <name>+custom).
 PROTOCOL_KEYS = ("epochs", "batch_size", "lr", "use_learned_lr", "augment")
 DOC_LIMIT = 110  # characters of a one-line doc; the help wraps it under its key
@@ -151,16 +150,24 @@ def build_manifest() -> dict[str, Any]:
     """The manifest as the code and conf/ define it now (imports every registry: torch included)."""
     from dd_bench.app import config_schema
     from dd_bench.eval import PROTOCOLS
-    from dd_bench.eval.reference import REFERENCE_KINDS
-    from dd_bench.exchange.export import EXPORT_FORMATS
-    from dd_bench.exchange.imports import IMPORT_FORMATS
     from dd_bench.exchange.pixels import SPACES
     from dd_bench.methods import METHODS
-    from dd_bench.pipeline.robust import SCORE_KINDS
+    from dd_bench.registry import REGISTRIES, registry_names
     from dd_bench.resources import CONF_DIR
     from dd_bench.synset.image_store import IMAGE_STORES
 
-    registries = {name: config_schema._registry_list(name).split(", ") for name in REGISTRIES}
+    # Every registry goes where its home says help shows it: the Registries section, or the choices of the keys
+    # that take its names (help shows them beside the key).
+    registries: dict[str, list[str]] = {}
+    choices: dict[str, list[str]] = {}
+    for name, home in REGISTRIES.items():
+        for where in home.shown:
+            if where == "registry":
+                registries[name] = registry_names(name)
+            else:
+                choices[where] = registry_names(name)
+    # The valid values of the other plain keys that take one of a few words.
+    choices.update({"space": list(SPACES), "image_store": list(IMAGE_STORES)})
     groups = {"dataset": config_schema.DatasetSchema, "eval": config_schema.EvalSchema,
               "logger": config_schema.LoggerSchema}
     methods = {}
@@ -184,11 +191,7 @@ def build_manifest() -> dict[str, Any]:
         "generated_by": "python -m dd_bench.app.help_manifest",
         "tasks": list(config_schema.TASKS),
         "registries": registries,
-        # The valid values of the plain keys that take one of a few words (help shows them beside the key).
-        "choices": {"export.format": list(EXPORT_FORMATS), "import.format": list(IMPORT_FORMATS),
-                    "space": list(SPACES), "image_store": list(IMAGE_STORES), "scores": list(SCORE_KINDS),
-                    "references": list(REFERENCE_KINDS), "label_source": registries["label_sources"],
-                    "label_sources": registries["label_sources"]},
+        "choices": choices,
         "keys": _keys(config_schema.DDBenchSchema, skip=("demo",), user_docs=_yaml_comments(CONF_DIR / "config.yaml")),
         "demo_keys": _keys(config_schema.DemoSchema,
                            user_docs=_yaml_comments(CONF_DIR / "config.yaml", section="demo")),

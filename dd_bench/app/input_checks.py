@@ -104,22 +104,23 @@ def check_eval(cfg: Any) -> Any:
 
 
 def check_references(key: str, kinds: list[str]) -> None:
-    from dd_bench.eval.reference import REFERENCE_KINDS
+    from dd_bench.eval.reference import REFERENCES
 
-    unknown = [k for k in kinds if k not in REFERENCE_KINDS]
+    names = REFERENCES.list()
+    unknown = [k for k in kinds if k not in names]
     if unknown:
         raise UserError(f"{key}={list(kinds)}: Unknown reference kind '{unknown[0]}'"
-                        f"{_did_you_mean(unknown[0], list(REFERENCE_KINDS))}; available: {', '.join(REFERENCE_KINDS)}")
+                        f"{_did_you_mean(unknown[0], names)}; available: {', '.join(names)}")
 
 
 def check_scores(kinds: list[str]) -> None:
-    from dd_bench.pipeline.robust import SCORE_KINDS
+    from dd_bench.pipeline.robust import ROBUST_SCORES
 
-    unknown = [k for k in kinds if k not in SCORE_KINDS]
+    names = ROBUST_SCORES.list()
+    unknown = [k for k in kinds if k not in names]
     if unknown:
-        hint = _did_you_mean(unknown[0], list(SCORE_KINDS))
-        raise UserError(f"scores={list(kinds)}: Unknown score '{unknown[0]}'{hint}"
-                        f"; available: {', '.join(SCORE_KINDS)}")
+        raise UserError(f"scores={list(kinds)}: Unknown score '{unknown[0]}'{_did_you_mean(unknown[0], names)}"
+                        f"; available: {', '.join(names)}")
 
 
 def check_ipc(key: str, ipc: Any) -> None:

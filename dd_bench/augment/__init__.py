@@ -1,13 +1,16 @@
-"""Differentiable augmentations: pure ops, DSA (sample/apply split; FYI variant), FYI's flip concatenation and
-the augmentation registry.
+"""Differentiable augmentations: pure ops, DSA (sample/apply split; FYI variant), FYI's flip concatenation, the
+augmentation registry, and the registry of the augmentations recipes name (:mod:`dd_bench.augment.named`).
 
->>> aug = AUGMENTATIONS.create("dsa", strategy="flip", image_size=32)
+>>> aug = create_augmentation("dsa", strategy="flip", image_size=32)
 >>> AUGMENTATIONS.list()
 ['dsa', 'none']
 """
 
+from typing import Any
+
 from dd_bench.augment.dsa import DSA, FAMILIES, NoAugmentation, parse_strategy
 from dd_bench.augment.fyi import flip_concat
+from dd_bench.augment.named import NAMED_AUGMENTS, create_augment
 from dd_bench.augment.ops import (
     ALIGN_CORNERS,
     adjust_brightness,
@@ -28,6 +31,7 @@ __all__ = [
     "AUGMENTATIONS",
     "DSA",
     "FAMILIES",
+    "NAMED_AUGMENTS",
     "NoAugmentation",
     "adjust_brightness",
     "adjust_color",
@@ -35,6 +39,8 @@ __all__ = [
     "adjust_saturation",
     "affine",
     "batch_crop",
+    "create_augment",
+    "create_augmentation",
     "cutout",
     "flip_concat",
     "hflip",
@@ -43,9 +49,15 @@ __all__ = [
     "scale_matrix",
 ]
 
-# Keys are the augmentation names (no config group selects them: an evaluation protocol's ``augment`` field picks
-# the evaluator's augmentation, dd_bench/eval/mtt.py: make_augment). Every entry takes ``image_size=`` and exposes
-# sample_params(n, *, generator, same_on_batch) / apply(x, params) / __call__(x, *, generator) / cat_params.
-AUGMENTATIONS: Registry = Registry("augmentation")
+# The augmentation classes that share DSA's whole interface, built from an image size alone: every entry takes
+# ``image_size=`` and exposes sample_params(n, *, generator, same_on_batch) / apply(x, params) / __call__(x, *,
+# generator) / cat_params. No config selects them: a recipe's ``augment`` field names an entry of NAMED_AUGMENTS,
+# built for a data set (dd_bench/augment/named.py).
+AUGMENTATIONS: Registry = Registry("augmentation", kind="factory")
 AUGMENTATIONS.register("dsa")(DSA)
 AUGMENTATIONS.register("none")(NoAugmentation)
+
+
+def create_augmentation(name: str, **kwargs: Any) -> DSA | NoAugmentation:
+    """A new augmentation of the class registered as ``name``, with the class's own keywords (``image_size``, ...)."""
+    return AUGMENTATIONS.create(name, **kwargs)

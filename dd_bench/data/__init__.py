@@ -6,7 +6,7 @@
 (torch.Size([1437, 1, 8, 8]), torch.Size([360, 1, 8, 8]))
 """
 
-from dd_bench.data.catalog import DATASETS, DatasetSpec
+from dd_bench.data.catalog import DATASETS, DatasetSpec, get_dataset_spec
 from dd_bench.data.ipc import check_ipc
 from dd_bench.data.loading import DatasetNotFoundError, load_dataset
 from dd_bench.data.real_data import RealData
@@ -21,6 +21,7 @@ __all__ = [
     "ZCATransform",
     "check_ipc",
     "fit_zca",
+    "get_dataset_spec",
     "load_dataset",
     "split_validation",
 ]

@@ -1,4 +1,5 @@
-"""The dataset registry: one :class:`DatasetSpec` per name, holding where the data can come from and its constants.
+"""The dataset registry: one frozen :class:`DatasetSpec` per name, holding where the data can come from and its
+constants.
 
 Mean/std are per channel in units of x/255, as in MTT's ``utils.get_dataset`` (CIFAR-100 reuses CIFAR-10's
 statistics there, and so do we; Tiny ImageNet and ImageFolder data use ImageNet's). The DSA strategy drops
@@ -11,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from dd_bench.data import cifar, mnist, svhn
 from dd_bench.data.digits import DIGITS_CLASSES, DIGITS_MEAN, DIGITS_STD, read_digits
@@ -19,9 +19,6 @@ from dd_bench.data.image_folder import IMAGE_FOLDER
 from dd_bench.data.sources import Decoded, Layout
 from dd_bench.data.tiny_imagenet import TINY_IMAGENET
 from dd_bench.registry import Registry
-
-if TYPE_CHECKING:
-    from dd_bench.data.real_data import RealData
 
 DSA_FULL = "color_crop_cutout_flip_scale_rotate"
 DSA_NO_FLIP = "color_crop_cutout_scale_rotate"
@@ -58,14 +55,15 @@ class DatasetSpec:
     def channels(self) -> int:
         return len(self.mean)
 
-    def __call__(self, **kwargs: Any) -> RealData:
-        """``DATASETS.create(name, root=...)`` loads the data set."""
-        from dd_bench.data.loading import load_dataset
 
-        return load_dataset(self.name, **kwargs)
+# Specs, not loaders: load_dataset (dd_bench/data/loading.py) looks a spec up here and loads it, so this module never
+# imports the loader.
+DATASETS: Registry[DatasetSpec] = Registry("dataset", kind="spec")
 
 
-DATASETS: Registry[DatasetSpec] = Registry("dataset")
+def get_dataset_spec(name: str) -> DatasetSpec:
+    """The registered spec ``name`` (``conf/dataset/<name>.yaml``'s stem); ``load_dataset(name)`` loads the data."""
+    return DATASETS.get(name)
 
 
 def _register(spec: DatasetSpec) -> None:

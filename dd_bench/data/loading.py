@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from dd_bench.data.cache import cache_key, entry_path, load_decoded, resolve_cache_dir, save_decoded
-from dd_bench.data.catalog import DATASETS, DatasetSpec
+from dd_bench.data.catalog import DatasetSpec, get_dataset_spec
 from dd_bench.data.real_data import RealData
 from dd_bench.data.sources import Decoded, Source
 from dd_bench.data.zca import ZCATransform, fit_zca
@@ -135,7 +135,7 @@ def load_dataset(
     ``use_cache``: read/write decoded tensors under ``cache_dir`` (default ``$DD_BENCH_CACHE`` or
     ``~/.cache/dd_bench``).
     """
-    spec = DATASETS.get(name.lower())
+    spec = get_dataset_spec(name.lower())
     cache = resolve_cache_dir(cache_dir)
     if spec.embedded is not None:
         if root is not None or download or image_size is not None:

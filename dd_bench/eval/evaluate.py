@@ -110,7 +110,7 @@ def evaluate(
     """Score ``synset`` on every model with one fresh network per seed (seed i = network i).
 
     ``label_source``: what the student learns from: a registered kind (``auto``/None: the set's own,
-    :mod:`dd_bench.labels.sources`), or a source object (e.g. an online teacher). Each result's ``extra`` carries
+    :mod:`dd_bench.labels`), or a source object (e.g. an online teacher). Each result's ``extra`` carries
     the source, its identity and the set's storage as scored (:func:`storage_with_labels`).
     """
     check_compatible(synset, real)

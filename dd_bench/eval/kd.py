@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
-from dd_bench.augment.crop_flip import NoCrop, crop_flip_for
+from dd_bench.augment.crop_flip import NoCrop
 from dd_bench.augment.mix import CutMix, KDAugment, MixUp
-from dd_bench.augment.resized_crop import RandomResizedCropFlip
+from dd_bench.augment.named import create_augment
 from dd_bench.data import RealData
 from dd_bench.errors import UserError
 from dd_bench.eval.protocol import EvalProtocol, register_protocol
@@ -39,7 +39,9 @@ from dd_bench.train.loop import Replay, Transform
 
 SCHEDULES = ("cosine", "half_cosine", "warmup_cosine")
 MIXES = ("mixup", "cutmix", "none")
-CROPS = ("random_crop", "resized_crop", "none")  # none: no crop or flip (DD-Ranking's ARS "without augmentation")
+# kd's crop names (in every kd protocol's hash, so they stay) -> the augmentation of dd_bench/augment/named.py they
+# build. none: no crop or flip (DD-Ranking's ARS "without augmentation").
+CROPS = {"random_crop": "crop_flip", "resized_crop": "resized_crop_flip", "none": "none"}
 BATCH_RULES = ("fixed", "rded")
 
 __all__ = ["KD_CPU_BATCHED_UP_TO", "KDProtocol", "NoCrop", "T2Scaled"]  # NoCrop: re-exported from its old home
@@ -156,13 +158,8 @@ class KDProtocol(EvalProtocol):
         return d
 
     def augment(self, real: RealData) -> KDAugment:
-        if self.crop == "none":
-            crop = NoCrop()
-        elif self.crop == "random_crop":
-            crop = crop_flip_for(real, self.crop_pad)
-        else:
-            crop = RandomResizedCropFlip(image_size=real.image_size, scale=(self.crop_scale_min, 1.0),
-                                         flip="flip" in real.dsa_strategy)
+        crop = create_augment(CROPS[self.crop], real=real, pad=self.crop_pad, scale_min=self.crop_scale_min)
+        crop = NoCrop() if crop is None else crop  # KDAugment always crops: the identity draws nothing
         mix = {"mixup": lambda: MixUp(alpha=self.mix_alpha), "none": lambda: None,
                "cutmix": lambda: CutMix(alpha=self.mix_alpha, image_size=real.image_size)}[self.mix]()
         return KDAugment(crop=crop, mix=mix)

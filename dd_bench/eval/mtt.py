@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from dd_bench.augment import DSA
+from dd_bench.augment import DSA, create_augment
 from dd_bench.augment.dc_aug import DCAugment
 from dd_bench.data import RealData
 from dd_bench.errors import UserError
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from dd_bench.synset import SyntheticSet
 
 
+# The names of dd_bench/augment/named.py this recipe accepts (the Hydra schema's eval.augment choices).
 class Augment(enum.StrEnum):
     dsa = "dsa"  # the dataset's DSA strategy on every batch
     dsa_fyi = "dsa_fyi"  # FYI's DSA: flip p=0.5 on every batch, then one other family
@@ -202,16 +203,10 @@ class WarmStartProtocol(MTTProtocol):
 
 def make_augment(real: RealData, protocol: MTTProtocol) -> DSA | DCAugment | None:
     """The protocol's training augmentation for ``real``'s images; ``dsa_fyi`` fails for strategies without flip."""
-    if protocol.augment == "none":
-        return None
-    if protocol.augment.startswith("dc_"):
-        return DCAugment(protocol.augment.removeprefix("dc_"), image_size=real.image_size)
-    if protocol.augment == "dsa_fyi":
-        try:
-            return DSA(real.dsa_strategy, image_size=real.image_size, fyi=True)
-        except ValueError as err:
-            raise UserError(f"protocol '{protocol.name}' cannot evaluate on dataset '{real.name}': {err}") from None
-    return DSA(real.dsa_strategy, image_size=real.image_size)
+    try:
+        return create_augment(protocol.augment, real=real)
+    except ValueError as err:
+        raise UserError(f"protocol '{protocol.name}' cannot evaluate on dataset '{real.name}': {err}") from None
 
 
 def protocol_optimizer(protocol: MTTProtocol) -> OptimizerSpec:

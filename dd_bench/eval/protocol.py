@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from dd_bench.synset import SyntheticSet
     from dd_bench.train.loop import Replay, Transform
 
-PROTOCOLS: Registry = Registry("protocol")
+PROTOCOLS: Registry = Registry("protocol", kind="spec")
 
 # Fields that name a protocol rather than train with it: custom and no-augmentation variants take them from the base.
 _IDENTITY_FIELDS = ("name", "ranked", "version", "description")

@@ -9,7 +9,10 @@ model, seeds, ipc, device type) and reused by later runs; parallel jobs asking f
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -19,16 +22,52 @@ from dd_bench.errors import UserError
 from dd_bench.eval.evaluate import EvalResult, train_and_score
 from dd_bench.eval.protocol import EvalProtocol
 from dd_bench.io import KeyedStore, atomic_write_json, json_sha256
+from dd_bench.registry import Registry
 from dd_bench.seeding import make_generator
 from dd_bench.synset.labels_section import LabelsSection
 
-REFERENCE_KINDS = ("full_data", "random_subset")
 _CACHE_VERSION = 1
+TrainingSet = tuple[torch.Tensor | list[torch.Tensor], torch.Tensor | list[torch.Tensor], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ReferenceKind:
+    """One kind of reference row: what its networks train on, and how rows of it are asked for."""
+
+    # (real, ipc, seeds) -> (images, targets, what to record): one tensor for every seed, or a list, one per seed.
+    training_set: Callable[[RealData, int | None, list[int]], TrainingSet]
+    per_ipc: bool  # one row per set size (ipc given) beside the sets it anchors; else one row for the data set
+    teacher_labels: bool = False  # its rows can also learn from a set's teachers (DD-Ranking's same-label comparison)
+
+
+# Registration order is the order rows are computed and written (reference_records).
+REFERENCES: Registry[ReferenceKind] = Registry("reference kind", kind="spec", sort=False)
+
+
+def get_reference_kind(kind: str) -> ReferenceKind:
+    return REFERENCES.get(kind)
 
 
 def random_subset_indices(real: RealData, ipc: int, seed: int) -> torch.Tensor:
     return class_balanced_indices(real.train_labels, ipc, real.num_classes,
                                   generator=make_generator(seed, "reference", "random_subset", ipc))
+
+
+def _full_data(real: RealData, ipc: int | None, seeds: list[int]) -> TrainingSet:
+    return real.train_images, real.train_labels, {}
+
+
+def _random_subsets(real: RealData, ipc: int | None, seeds: list[int]) -> TrainingSet:
+    """Seed i trains on subset i, drawn class-balanced with ``ipc`` images per class; the indices are recorded."""
+    subsets = [random_subset_indices(real, ipc, s) for s in seeds]
+    return ([real.train_images[i] for i in subsets], [real.train_labels[i] for i in subsets],
+            {"subset_indices": [i.cpu().tolist() for i in subsets]})
+
+
+REFERENCES.register("full_data")(ReferenceKind(_full_data, per_ipc=False))
+REFERENCES.register("random_subset")(ReferenceKind(_random_subsets, per_ipc=True, teacher_labels=True))
+# The kind names as the tuple this module held before the registry (kept for code that imports it).
+REFERENCE_KINDS = tuple(REFERENCES.list())
 
 
 def _cache_key(kind: str, real: RealData, protocol: EvalProtocol, model: str, seeds: list[int], ipc: int | None,
@@ -70,15 +109,14 @@ def reference_result(
     ``static``: instead, the teachers' (weighted) mean logits on each subset's clean images, computed once and
     stored, as INFER's static labels are (interpolated as logits under MixUp).
     """
-    if kind not in REFERENCE_KINDS:
-        raise UserError(f"Unknown reference kind '{kind}'; available: {', '.join(REFERENCE_KINDS)}")
-    if kind == "random_subset" and ipc is None:
-        raise ValueError("random_subset references need ipc")
+    spec = get_reference_kind(kind)
+    if spec.per_ipc and ipc is None:
+        raise ValueError(f"{kind} references need ipc")
     store = KeyedStore("references", cache_dir)
     from dd_bench.labels.teacher import committee_identity
 
     labels = "hard" if teachers is None else ("static:" if static else "") + committee_identity(teachers)
-    if teachers is not None and (kind != "random_subset" or not protocol.trains_by_kd):
+    if teachers is not None and (not spec.teacher_labels or not protocol.trains_by_kd):
         raise UserError("teacher-labelled references are random subsets under a kd protocol")
     if static and teachers is None:
         raise ValueError("static references need the teachers that make their logits")
@@ -100,13 +138,7 @@ def reference_result(
 def _compute(kind: str, real: RealData, *, protocol: EvalProtocol, model: str, seeds: list[int], ipc: int | None,
              progress: bool, teachers: LabelsSection | dict | None = None, static: bool = False,
              cache_dir: Path | None = None) -> EvalResult:
-    if kind == "full_data":
-        images, targets, extra = real.train_images, real.train_labels, {}
-    else:
-        subsets = [random_subset_indices(real, ipc, s) for s in seeds]
-        images = [real.train_images[i] for i in subsets]
-        targets = [real.train_labels[i] for i in subsets]
-        extra = {"subset_indices": [i.cpu().tolist() for i in subsets]}
+    images, targets, extra = get_reference_kind(kind).training_set(real, ipc, seeds)
     source = None
     if teachers is not None:
         from dd_bench.labels.teacher import committee_labels

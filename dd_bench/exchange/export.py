@@ -31,6 +31,7 @@ is refused.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,12 @@ from dd_bench.errors import UserError
 from dd_bench.exchange.datasheet import datasheet, datasheet_markdown
 from dd_bench.exchange.pixels import to_pixels, to_uint8
 from dd_bench.io import atomic_write_json, atomic_write_text, replace_dir_atomically
+from dd_bench.registry import Registry
 from dd_bench.synset import load_synset, read_meta
 
-EXPORT_FORMATS = ("imagefolder", "npz", "pt", "hf")
+# Each format's writer puts the set's own files into the (temporary) output directory; export_synset adds the
+# datasheet and the models' weights for every format alike. Listed in registration order, the order help shows.
+EXPORTERS: Registry = Registry("export format", kind="spec", sort=False)
 # One name for the rendered datasheet in every format, so a reader (or a script) finds it without knowing the format.
 # README.md rather than DATASHEET.md: it is the file GitHub, file browsers and the Hugging Face Hub (as the dataset
 # card) show first, and nothing breaks on it: datasets.load_from_disk reads only its own files (state.json,
@@ -72,6 +76,43 @@ def export_tensors(synset_dir: Path, synset: Any, *, zca: Any = None) -> dict[st
             for name, t in load_file(str(synset_dir / entry["dir"] / shard["file"])).items():
                 out[f"labels.{key}.{epoch:05d}.{name}"] = t
     return {k: v.detach().contiguous() for k, v in out.items()}
+
+
+def get_exporter(fmt: str) -> Callable[..., None]:
+    """The writer of export format ``fmt``: ``writer(root, *, synset, tensors, pixels)`` fills ``root``."""
+    return EXPORTERS.get(fmt)
+
+
+@EXPORTERS.register("imagefolder")
+def _imagefolder(root: Path, *, synset: Any, tensors: dict[str, torch.Tensor], pixels: torch.Tensor) -> None:
+    jpeg = None
+    if (synset.composition or {}).get("kind") == "jpeg":
+        from dd_bench.synset.image_store import JPEG_PART, split_streams
+
+        jpeg = split_streams(synset.composition, synset.extras[JPEG_PART])
+    _write_png_tree(root, pixels, synset.labels.cpu(), synset.class_names, jpeg=jpeg)
+    rest = {k: v.numpy() for k, v in tensors.items()  # the JPEG bytes are the .jpg files themselves
+            if k not in ("images", "images_stored", "extras.images.jpeg", "images_jpeg_lengths")}
+    np.savez_compressed(root / "labels.npz", **rest)
+
+
+@EXPORTERS.register("npz")
+def _npz(root: Path, *, synset: Any, tensors: dict[str, torch.Tensor], pixels: torch.Tensor) -> None:
+    np.savez_compressed(root / "synset.npz", **{k: v.numpy() for k, v in tensors.items()})
+
+
+@EXPORTERS.register("pt")
+def _pt(root: Path, *, synset: Any, tensors: dict[str, torch.Tensor], pixels: torch.Tensor) -> None:
+    torch.save(tensors, root / "synset.pt")
+
+
+@EXPORTERS.register("hf")
+def _hf(root: Path, *, synset: Any, tensors: dict[str, torch.Tensor], pixels: torch.Tensor) -> None:
+    _write_hf(root, pixels, synset.labels.cpu(), synset.soft_labels, synset.class_names)
+
+
+# The format names as the tuple this module held before the registry (kept for code that imports it).
+EXPORT_FORMATS = tuple(EXPORTERS.list())
 
 
 def _write_png_tree(root: Path, pixels: torch.Tensor, labels: torch.Tensor, class_names: list[str],
@@ -144,8 +185,7 @@ def export_synset(synset_dir: str | Path, *, fmt: str, out: str | Path, records:
     labels need: no weights are copied and the datasheet names the protocol the labels serve.
     ``data_fingerprint``: the source data's :meth:`RealData.fingerprint` for a set whose meta.json does not record
     it (sets made before it was recorded); the recorded one wins."""
-    if fmt not in EXPORT_FORMATS:
-        raise UserError(f"Unknown export format '{fmt}'; available: {', '.join(EXPORT_FORMATS)}")
+    write = get_exporter(fmt)
     synset_dir, out = Path(synset_dir), Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"out={out} exists and is not empty; give a new directory")
@@ -155,22 +195,7 @@ def export_synset(synset_dir: str | Path, *, fmt: str, out: str | Path, records:
     pixels = tensors["images"].float() / 255.0 if tensors["images"].dtype == torch.uint8 else tensors["images"]
 
     def populate(root: Path) -> None:
-        if fmt == "npz":
-            np.savez_compressed(root / "synset.npz", **{k: v.numpy() for k, v in tensors.items()})
-        elif fmt == "pt":
-            torch.save(tensors, root / "synset.pt")
-        elif fmt == "imagefolder":
-            jpeg = None
-            if (synset.composition or {}).get("kind") == "jpeg":
-                from dd_bench.synset.image_store import JPEG_PART, split_streams
-
-                jpeg = split_streams(synset.composition, synset.extras[JPEG_PART])
-            _write_png_tree(root, pixels, synset.labels.cpu(), synset.class_names, jpeg=jpeg)
-            rest = {k: v.numpy() for k, v in tensors.items()  # the JPEG bytes are the .jpg files themselves
-                    if k not in ("images", "images_stored", "extras.images.jpeg", "images_jpeg_lengths")}
-            np.savez_compressed(root / "labels.npz", **rest)
-        else:
-            _write_hf(root, pixels, synset.labels.cpu(), synset.soft_labels, synset.class_names)
+        write(root, synset=synset, tensors=tensors, pixels=pixels)
         assets = _copy_assets(root, synset, cache_dir) if materialised is None else {
             "needed": False, "self_contained": True, "copied": [], "missing": [], "bytes": 0,
             "materialised": {"protocol": materialised["protocol"]["name"], "key": materialised["key"],

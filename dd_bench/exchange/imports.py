@@ -36,149 +36,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from dd_bench.data import RealData
-from dd_bench.data.class_map import folder_classes, is_identity, map_onto, read_names_file
-from dd_bench.errors import UserError, UserFileNotFoundError
+from dd_bench.data.class_map import is_identity, map_onto, read_names_file
+from dd_bench.errors import UserError
 from dd_bench.exchange.pixels import check_space, to_pixels
+from dd_bench.exchange.readers import (  # noqa: F401 (the readers' old home: still importable from here)
+    IMAGE_SUFFIXES,
+    IMPORT_FORMATS,
+    IMPORTERS,
+    get_importer,
+)
 from dd_bench.io import file_sha256, replace_dir_atomically
 from dd_bench.synset import SyntheticSet, save_synset
-
-IMPORT_FORMATS = ("mtt", "datm", "dc", "imagefolder", "npz")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-
-
-_NUMPY_SCALAR_GLOBALS = [np._core.multiarray.scalar if hasattr(np, "_core") else np.core.multiarray.scalar, np.dtype,
-                         *(type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32, np.bool_))]
-
-
-def _torch_file(path: Path) -> Any:
-    if not path.is_file():
-        raise UserFileNotFoundError(f"{path} does not exist")
-    try:
-        # DatasetCondensation's res_*.pt files keep their accuracies as numpy float64 scalars beside the tensors:
-        # allow exactly the numpy scalar/dtype reconstructors (data, not code), nothing else.
-        with torch.serialization.safe_globals(_NUMPY_SCALAR_GLOBALS):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - a pickled object, a torn file: the user's to fix
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{path} is not a tensor file torch.load(weights_only=True) accepts ({first[:160]})") \
-            from None
-
-
-def _tensor(value: Any, path: Path, what: str) -> torch.Tensor:
-    if not torch.is_tensor(value):
-        raise UserError(f"{path}: {what} is a {type(value).__name__}, not a tensor")
-    return value.detach().cpu()
-
-
-def _read_mtt(path: Path, soft: bool) -> dict[str, Any]:
-    images = _tensor(_torch_file(path / "images_best.pt"), path, "images_best.pt")
-    labels = _tensor(_torch_file(path / "labels_best.pt"), path, "labels_best.pt")
-    lr = None
-    for name in ("synthetic_lr_best.pt", "lr_best.pt"):
-        if (path / name).is_file():
-            lr = float(_tensor(_torch_file(path / name), path, name).reshape(-1)[0])
-            break
-    out = {"images": images, "learned_lr": lr, "files": ["images_best.pt", "labels_best.pt"]}
-    if labels.is_floating_point() and labels.dim() == 2:
-        out.update(soft_labels=labels.float(), labels=labels.argmax(1))
-    elif soft:
-        raise UserError(f"{path}/labels_best.pt holds {tuple(labels.shape)} class ids; DATM stores N x C soft "
-                        "labels: use format=mtt for class ids")
-    else:
-        out["labels"] = labels.long().reshape(-1)
-    return out
-
-
-def _read_dc(path: Path, experiment: int) -> dict[str, Any]:
-    obj = _torch_file(path)
-    data = obj.get("data") if isinstance(obj, dict) else None
-    if not isinstance(data, (list, tuple)) or not data:
-        raise UserError(f"{path} has no 'data' list of [images, labels] (DatasetCondensation's res_*.pt layout)")
-    try:
-        images, labels = data[experiment]
-    except (IndexError, ValueError, TypeError):
-        raise UserError(f"{path}: experiment {experiment} is not an [images, labels] pair of its "
-                        f"{len(data)} experiments") from None
-    return {"images": _tensor(images, path, "images"), "labels": _tensor(labels, path, "labels").long().reshape(-1),
-            "files": [path.name]}
-
-
-def _read_imagefolder(path: Path, real: RealData, class_map: list[str] | None = None) -> dict[str, Any]:
-    from PIL import Image
-
-    if not path.is_dir():
-        raise UserFileNotFoundError(f"{path} is not a directory of class folders")
-    root = path / "train" if (path / "train").is_dir() else path
-    folders = sorted(p for p in root.iterdir() if p.is_dir())
-    # Each folder's class is read from its name, never from its position or number alone: a tree written in
-    # another class order (003_dog where the dataset's class 3 is cat) is remapped, a foreign name is refused.
-    classes = folder_classes([f.name for f in folders], classes=list(real.class_names), dataset=real.name,
-                             where=str(root), class_map=class_map)
-    images, labels, streams = [], [], []  # streams: each file's bytes while every file is a JPEG
-    for folder, cls in zip(folders, classes, strict=True):
-        for file in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
-            with Image.open(file) as img:
-                arr = np.asarray(img.convert("L" if real.channels == 1 else "RGB"))
-                if img.format != "JPEG":
-                    streams = None
-                elif streams is not None:
-                    streams.append(file.read_bytes())
-            images.append(torch.from_numpy(arr.copy()).reshape(*arr.shape[:2], -1).permute(2, 0, 1))
-            labels.append(cls)
-    if not images:
-        raise UserError(f"{root} holds no images ({', '.join(IMAGE_SUFFIXES)}) in class folders")
-    shapes = {tuple(t.shape) for t in images}
-    if len(shapes) != 1:
-        raise UserError(f"{root}: the images differ in size ({sorted(shapes)[:3]}); the set needs one size")
-    # A tree of JPEG files (the official SRe2L / CV-DD / INFER / RDED output, a JPEG-stored set's export) is stored
-    # as those files and charged their bytes (dd_bench/synset/image_store.py); any other tree as uint8 pixels.
-    return {"images": torch.stack(images), "labels": torch.tensor(labels), "space": "uint8", "files": [root.name],
-            "jpeg_streams": streams}
-
-
-def _read_npz(path: Path) -> dict[str, Any]:
-    if path.is_dir():
-        found = [path / n for n in ("synset.npz", "synset.pt") if (path / n).is_file()]
-        if not found:
-            raise UserFileNotFoundError(f"{path} holds no synset.npz or synset.pt")
-        sheet = path / "datasheet.json"
-        out = _read_npz(found[0])
-        if sheet.is_file():
-            out["datasheet"] = json.loads(sheet.read_text())
-        return out
-    if not path.is_file():
-        raise UserFileNotFoundError(f"{path} does not exist")
-    if path.suffix == ".pt":
-        obj = _torch_file(path)
-        if not isinstance(obj, dict):
-            raise UserError(f"{path} holds a {type(obj).__name__}, not a dict of tensors")
-        arrays = {k: _tensor(v, path, k) for k, v in obj.items()}
-    else:
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: torch.from_numpy(f[k].copy()) for k in f.files}
-        except ValueError as err:
-            raise UserError(f"{path} is not a pickle-free npz file ({err})") from None
-    for key in ("images", "labels"):
-        if key not in arrays:
-            raise UserError(f"{path} has no '{key}' array (it has {', '.join(sorted(arrays)) or 'none'})")
-    out = {"images": arrays.get("images_stored", arrays["images"]), "labels": arrays["labels"].long(),
-           "stored_exact": "images_stored" in arrays, "files": [path.name]}
-    if "soft_labels" in arrays:
-        out["soft_labels"] = arrays["soft_labels"]
-    if "learned_lr" in arrays:
-        out["learned_lr"] = float(arrays["learned_lr"].reshape(-1)[0])
-    out["extras"] = {k.removeprefix("extras."): v for k, v in arrays.items() if k.startswith("extras.")}
-    if "images_jpeg_lengths" in arrays and "images.jpeg" in out["extras"]:  # an export of a JPEG-stored set
-        from dd_bench.synset.image_store import split_streams
-
-        blob = out["extras"].pop("images.jpeg")
-        out["jpeg_streams"] = split_streams({"lengths": arrays["images_jpeg_lengths"].tolist()}, blob.to(torch.uint8))
-    return out
 
 
 def _declared_space(read: dict[str, Any], space: str | None, real: RealData) -> str:
@@ -312,19 +183,15 @@ def import_set(fmt: str, path: str | Path, *, real: RealData, out: str | Path, s
     ``classes``: the class map of the file's labels (a names file, one class name per line in label order, or the
     list of names), mapped onto ``real``'s class order; for an ImageFolder it names the class of each bare-index
     folder."""
-    if fmt not in IMPORT_FORMATS:
-        raise UserError(f"Unknown import format '{fmt}'; available: {', '.join(IMPORT_FORMATS)}")
+    importer = get_importer(fmt)
     path, out = Path(path), Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"out={out} exists and is not empty; give a new directory")
     class_map = None if classes is None else (
         [str(c) for c in classes] if isinstance(classes, (list, tuple)) else read_names_file(classes))
-    read = {"mtt": lambda: _read_mtt(path, soft=False), "datm": lambda: _read_mtt(path, soft=True),
-            "dc": lambda: _read_dc(path, experiment),
-            "imagefolder": lambda: _read_imagefolder(path, real, class_map),
-            "npz": lambda: _read_npz(path)}[fmt]()
+    read = importer.read(path, real=real, experiment=experiment, class_map=class_map)
     mapped = None
-    if fmt != "imagefolder":  # an ImageFolder's folders were read through the map already
+    if not importer.maps_classes:
         read, mapped = _apply_class_map(read, class_map=class_map, real=real, what=str(path))
     elif class_map is not None:
         mapped = {"source": "classes", "names": class_map}
@@ -340,7 +207,7 @@ def import_set(fmt: str, path: str | Path, *, real: RealData, out: str | Path, s
               f"{fingerprint[:12]} (another dataset version, root or ZCA): its recorded results may not carry over",
               file=sys.stderr)
     origin = {"format": fmt, "path": str(path), "space": declared, "files_sha256": files,
-              **({"experiment": experiment} if fmt == "dc" else {}),
+              **({"experiment": experiment} if importer.records_experiment else {}),
               **({"class_map": mapped} if mapped is not None else {}),
               **({"source_data_fingerprint": theirs} if theirs else {})}
     synset = synset_from_tensors(read["images"], read["labels"], real=real, space=declared,

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from dd_bench.augment import DSA, NoAugmentation
+from dd_bench.augment import DSA, NoAugmentation, create_augment
 from dd_bench.data import RealData
 from dd_bench.errors import UserError
 from dd_bench.io import json_sha256
@@ -39,7 +38,7 @@ class ExpertOptimizer(enum.StrEnum):
 
 
 OPTIMIZERS = tuple(sorted(o.value for o in ExpertOptimizer))
-AUGMENTS = ("dsa", "dsa_fyi", "none")
+AUGMENTS = ("dsa", "dsa_fyi", "none")  # the names of dd_bench/augment/named.py an expert recipe accepts
 # Bump when a code change alters the trajectories a recipe produces (random-number order, update rule, ...):
 # every cached expert then gets a new key and is retrained instead of silently reused.
 EXPERTS_CODE_VERSION = 1
@@ -151,12 +150,7 @@ def num_params(real: RealData, recipe: ExpertRecipe) -> int:
 
 
 def make_expert_augment(real: RealData, recipe: ExpertRecipe) -> DSA | NoAugmentation:
-    """The augmentation applied to every real batch: the dataset's DSA strategy, FYI's variant, or none."""
-    if recipe.augment == "none":
-        return NoAugmentation(image_size=real.image_size)
-    if recipe.augment == "dsa_fyi":
-        if "fyi" not in inspect.signature(DSA).parameters:
-            raise ValueError("augment 'dsa_fyi' needs DSA(..., fyi=True) (dd_bench/augment/dsa.py), which this "
-                             "version of dd_bench does not have; use augment 'dsa'")
-        return DSA(real.dsa_strategy, image_size=real.image_size, fyi=True)
-    return DSA(real.dsa_strategy, image_size=real.image_size)
+    """The augmentation applied to every real batch: the dataset's DSA strategy, FYI's variant, or none (the
+    identity with DSA's interface, which draws no random numbers)."""
+    augment = create_augment(recipe.augment, real=real)
+    return NoAugmentation(image_size=real.image_size) if augment is None else augment

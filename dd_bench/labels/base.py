@@ -134,8 +134,9 @@ class LabelSourceKind(ABC):
                             "learned labels")
 
 
-# One object per kind (a family such as fkd_top<k> under its pattern name), filled by the files of dd_bench/labels/.
-LABEL_SOURCES: Registry[LabelSourceKind] = Registry("label source")
+# One object per kind (a family such as fkd_top<k> under its pattern name), filled by the files of dd_bench/labels/:
+# a spec registry (objects are looked up, never created).
+LABEL_SOURCES: Registry[LabelSourceKind] = Registry("label source", kind="spec")
 
 K = TypeVar("K", bound=type[LabelSourceKind])
 

@@ -23,7 +23,7 @@ from dd_bench.registry import Registry
 from dd_bench.synset import SyntheticSet
 from dd_bench.synset.labels_section import LabelsSection
 
-METHODS: Registry = Registry("method")
+METHODS: Registry = Registry("method", kind="factory")
 
 
 class Synthesizer(ABC):

@@ -23,7 +23,7 @@ from dd_bench.registry import Registry
 
 ModelFactory = Callable[..., nn.Module]
 
-MODELS: Registry[ModelFactory] = Registry("model")
+MODELS: Registry[ModelFactory] = Registry("model", kind="factory")
 
 
 def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:

@@ -50,25 +50,26 @@ def reference_records(
     with those teachers (the same label source as the method), beside the hard-label row: online (``teacher`` in
     ``teacher_labels``) and/or as static logits on the clean subset (``static``: INFER's labels).
     """
-    from dd_bench.eval.reference import REFERENCE_KINDS
+    from dd_bench.eval.reference import REFERENCES
 
-    unknown = sorted(set(kinds) - set(REFERENCE_KINDS))
+    unknown = sorted(set(kinds) - set(REFERENCES.list()))
     if unknown:
-        raise UserError(f"Unknown reference kind(s) {unknown}; available: {', '.join(REFERENCE_KINDS)}")
+        raise UserError(f"Unknown reference kind(s) {unknown}; available: {', '.join(REFERENCES.list())}")
     prov = provenance_fields(collect_provenance(real.device))
     full_seeds = seeds if full_data_seeds is None else full_data_seeds
     bad = sorted(set(teacher_labels) - {"teacher", "static"})
     if bad:
         raise ValueError(f"teacher_labels {bad}: each is 'teacher' (online) or 'static'")
     jobs: list[tuple[str, int | None, list[int], LabelsSection | None, bool]] = []
-    if "full_data" in kinds and full_seeds:
-        jobs.append(("full_data", None, full_seeds, None, False))
-    if "random_subset" in kinds:
-        jobs += [("random_subset", ipc, seeds, None, False) for ipc in ipcs]
-        section = None if teachers is None else LabelsSection.coerce(teachers)
-        if section is not None and section.teachers and protocol.trains_by_kd:
-            jobs += [("random_subset", ipc, seeds, section, how == "static") for how in teacher_labels
-                     for ipc in ipcs]
+    section = None if teachers is None else LabelsSection.coerce(teachers)
+    for kind in (k for k in REFERENCES.list() if k in kinds):
+        spec = REFERENCES.get(kind)
+        if not spec.per_ipc:  # one row for the whole data set, with its own seeds
+            jobs += [(kind, None, full_seeds, None, False)] if full_seeds else []
+            continue
+        jobs += [(kind, ipc, seeds, None, False) for ipc in ipcs]
+        if spec.teacher_labels and section is not None and section.teachers and protocol.trains_by_kd:
+            jobs += [(kind, ipc, seeds, section, how == "static") for how in teacher_labels for ipc in ipcs]
     records = []
     for model in models:
         for kind, ipc, job_seeds, job_teachers, static in jobs:

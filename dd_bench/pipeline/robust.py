@@ -13,19 +13,75 @@ the set's own record under ``extra.robust_scores`` (fractions, not percent) and 
 
 from __future__ import annotations
 
+import functools
 import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dd_bench.errors import UserError
+from dd_bench.registry import Registry
 
-SCORE_KINDS = ("lrs", "ars")
+
+@dataclass(frozen=True)
+class ScoreInputs:
+    """What a score of one of the set's records asks for: the record, its random-subset row under the protocol,
+    and the evaluations it may add (each an ordinary record, kept and reused)."""
+
+    record: Any
+    random: Any  # the random subsets of the same size, labelled as the set's own source where one can be
+    protocol: Any
+    label_source: str
+    evaluated: Callable[[Any, str], Any]  # (protocol, label source) -> the set's record under them
+    random_row: Callable[[Any], Any]  # protocol -> the random-subset row under it
+    full_data: Callable[[], Any]  # the full training set with hard labels under the protocol
+
+
+# One entry per score: inputs -> its dict (fractions, and the records it used). Registration order is the order the
+# scores are computed and written.
+ROBUST_SCORES: Registry[Callable[[ScoreInputs], dict[str, Any]]] = Registry("score", kind="spec", sort=False)
+
+
+def get_robust_score(kind: str) -> Callable[[ScoreInputs], dict[str, Any]]:
+    return ROBUST_SCORES.get(kind)
+
+
+@ROBUST_SCORES.register("lrs")
+def _lrs(inputs: ScoreInputs) -> dict[str, Any]:
+    from dd_bench.eval.robust_scores import label_robust_score
+
+    full, hard = inputs.full_data(), inputs.evaluated(inputs.protocol, "hard")
+    score = label_robust_score(real_hard=_acc(full), syn_hard=_acc(hard), syn_own=_acc(inputs.record),
+                               random_own=_acc(inputs.random))
+    score["records"] = {"real_hard": full.record_hash, "syn_hard": hard.record_hash,
+                        "random_own": inputs.random.record_hash}
+    return score
+
+
+@ROBUST_SCORES.register("ars")
+def _ars(inputs: ScoreInputs) -> dict[str, Any]:
+    from dd_bench.eval.robust_scores import augmentation_robust_score
+
+    plain = no_augmentation(inputs.protocol)
+    syn_plain = inputs.evaluated(plain, inputs.label_source)
+    rdm_plain = inputs.random_row(plain)
+    score = augmentation_robust_score(syn_aug=_acc(inputs.record), random_aug=_acc(inputs.random),
+                                      syn_no_aug=_acc(syn_plain), random_no_aug=_acc(rdm_plain))
+    score["records"] = {"syn_no_aug": syn_plain.record_hash, "random_aug": inputs.random.record_hash,
+                        "random_no_aug": rdm_plain.record_hash}
+    score["no_augmentation_protocol"] = plain.to_dict()
+    return score
+
+
+# The score names as the tuple this module held before the registry (kept for code that imports it).
+SCORE_KINDS = tuple(ROBUST_SCORES.list())
 
 
 def check_scores(kinds: list[str]) -> None:
-    unknown = sorted(set(kinds) - set(SCORE_KINDS))
+    unknown = sorted(set(kinds) - set(ROBUST_SCORES.list()))
     if unknown:
-        raise UserError(f"Unknown score(s) {unknown}; available: {', '.join(SCORE_KINDS)}")
+        raise UserError(f"Unknown score(s) {unknown}; available: {', '.join(ROBUST_SCORES.list())}")
 
 
 def no_augmentation(protocol: Any) -> Any:
@@ -41,7 +97,6 @@ def robust_scores(*, kinds: list[str], own: list[Any], synset_dir: Path, real: A
                   results_dir: Path, config: dict[str, Any], label_source: str, cache_dir: Path | None,
                   progress: bool, batched: bool | None) -> list[Any]:
     """Add ``extra.robust_scores`` to each of the set's ``own`` records (one per model); returns them rewritten."""
-    from dd_bench.eval.robust_scores import augmentation_robust_score, label_robust_score
     from dd_bench.labels import same_label_kinds
     from dd_bench.pipeline.evaluate import evaluate_to_records
     from dd_bench.pipeline.references import reference_records
@@ -68,28 +123,22 @@ def robust_scores(*, kinds: list[str], own: list[Any], synset_dir: Path, real: A
                                  cache_dir=cache_dir, teachers=teachers, teacher_labels=how)
         return next(r for r in rows if r.storage.get("label_source", "hard") == wanted)
 
+    def full_row(model: str) -> Any:
+        (full,) = reference_records(real=real, protocol=protocol, models=[model], seeds=seeds, ipcs=[],
+                                    results_dir=results_dir, kinds=("full_data",), progress=progress,
+                                    cache_dir=cache_dir)
+        return full
+
     out = []
     for record in own:
         scores: dict[str, Any] = {"random_labels": wanted}
-        rdm = random_row(record.model, protocol)
-        if "lrs" in kinds:
-            (full,) = reference_records(real=real, protocol=protocol, models=[record.model], seeds=seeds, ipcs=[],
-                                        results_dir=results_dir, kinds=("full_data",), progress=progress,
-                                        cache_dir=cache_dir)
-            hard = evaluated(record.model, protocol, "hard")
-            scores["lrs"] = label_robust_score(real_hard=_acc(full), syn_hard=_acc(hard), syn_own=_acc(record),
-                                               random_own=_acc(rdm))
-            scores["lrs"]["records"] = {"real_hard": full.record_hash, "syn_hard": hard.record_hash,
-                                        "random_own": rdm.record_hash}
-        if "ars" in kinds:
-            plain = no_augmentation(protocol)
-            syn_plain = evaluated(record.model, plain, label_source)
-            rdm_plain = random_row(record.model, plain)
-            scores["ars"] = augmentation_robust_score(syn_aug=_acc(record), random_aug=_acc(rdm),
-                                                      syn_no_aug=_acc(syn_plain), random_no_aug=_acc(rdm_plain))
-            scores["ars"]["records"] = {"syn_no_aug": syn_plain.record_hash, "random_aug": rdm.record_hash,
-                                        "random_no_aug": rdm_plain.record_hash}
-            scores["ars"]["no_augmentation_protocol"] = plain.to_dict()
+        model = record.model
+        inputs = ScoreInputs(record=record, random=random_row(model, protocol), protocol=protocol,
+                             label_source=label_source, evaluated=functools.partial(evaluated, model),
+                             random_row=functools.partial(random_row, model),
+                             full_data=functools.partial(full_row, model))
+        for kind in (k for k in ROBUST_SCORES.list() if k in kinds):
+            scores[kind] = get_robust_score(kind)(inputs)
         record.extra["robust_scores"] = scores
         write_record(record, results_dir)
         out.append(record)

@@ -130,6 +130,11 @@ def _notes(entry: dict[str, Any]) -> str:
     return f"- **{entry['pair']}**: " + "; ".join(parts) + "." if parts else ""
 
 
+def _scope(entry: dict[str, Any]) -> str:
+    """What a row compares: a set at an IPC, or (``ipc`` null) the experts both sides trained."""
+    return f"IPC {entry['ipc']}" if entry.get("ipc") is not None else entry.get("kind", "experts")
+
+
 def render_markdown(entries: list[dict[str, Any]]) -> str:
     """``docs/ledger.md`` from the entries: one row per pair, the command that reproduces it, never edited by hand."""
     lines = [
@@ -153,7 +158,7 @@ def render_markdown(entries: list[dict[str, Any]]) -> str:
                   "reproduce |", "|---|---|---|---|---|---|---|---|---|---|"]
         for e in measured:
             lines.append(
-                f"| {e['pair']} | {e['method']} | {e['dataset']}, IPC {e['ipc']} | {_budget(e['budget'])} | "
+                f"| {e['pair']} | {e['method']} | {e['dataset']}, {_scope(e)} | {_budget(e['budget'])} | "
                 f"{_mean_std(e['accuracies']['ddbench'])} | {_mean_std(e['accuracies']['official'])} | "
                 f"{e['difference']:+.2f} ({e['standard_error']:.2f}) | {e['verdict']} | "
                 f"{e['wall_time_ratio']:.2f}x | `{e['reproduce']}` |")
@@ -162,6 +167,6 @@ def render_markdown(entries: list[dict[str, Any]]) -> str:
     if any(notes):
         lines += ["Per pair:", ""] + [n for n in notes if n] + [""]
     for e in (e for e in entries if e["status"] == "not run"):
-        lines.append(f"- **{e['pair']}** ({e['method']}, {e['dataset']}, IPC {e['ipc']}; "
+        lines.append(f"- **{e['pair']}** ({e['method']}, {e['dataset']}, {_scope(e)}; "
                      f"{e['official']['repository']}): not run: {e['reason']}")
     return "\n".join(lines).rstrip("\n") + "\n"

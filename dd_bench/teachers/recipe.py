@@ -35,7 +35,7 @@ from dd_bench.train import OPTIMIZER_KINDS
 # Bump when a code change alters the weights a recipe produces: cached teachers then get a new key.
 TEACHERS_CODE_VERSION = 1
 SCHEDULES = ("cosine", "warmup_cosine", "constant", "step")
-AUGMENTS = ("crop_flip", "resized_crop_flip", "none")
+AUGMENTS = ("crop_flip", "resized_crop_flip", "none")  # the names of dd_bench/augment/named.py a recipe accepts
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class TeacherRecipe:
                             "classes": real.num_classes, "dsa_strategy": real.dsa_strategy}, 24)
 
 
-TEACHER_RECIPES: Registry = Registry("teacher recipe")
+TEACHER_RECIPES: Registry = Registry("teacher recipe", kind="spec")
 TEACHER_RECIPES.register("sre2l_cifar")(TeacherRecipe())
 TEACHER_RECIPES.register("cvdd_cifar")(TeacherRecipe(optimizer="adam", lr=1e-3, weight_decay=1e-4, batch_size=512))
 # CV-DD's committee (R18 above, R50, ShuffleNetV2-0.5, MobileNetV2, DenseNet-121) and INFER's teachers (kuangliu's

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from dd_bench.augment.crop_flip import RandomCropFlip, crop_flip_for
+from dd_bench.augment.crop_flip import RandomCropFlip
+from dd_bench.augment.named import create_augment
 from dd_bench.augment.resized_crop import RandomResizedCropFlip
 from dd_bench.data import RealData
 from dd_bench.errors import UserError
@@ -75,9 +76,7 @@ def teacher_model_kwargs(real: RealData, recipe: TeacherRecipe) -> dict[str, Any
 
 
 def _augment(real: RealData, recipe: TeacherRecipe) -> RandomCropFlip | RandomResizedCropFlip | None:
-    if recipe.augment == "resized_crop_flip":
-        return RandomResizedCropFlip(image_size=real.image_size, flip="flip" in real.dsa_strategy)
-    return None if recipe.augment == "none" else crop_flip_for(real, recipe.crop_pad)
+    return create_augment(recipe.augment, real=real, pad=recipe.crop_pad)
 
 
 @torch.no_grad()

@@ -97,9 +97,7 @@ class Family:
 
     def budget(self) -> dict[str, Any]:
         return {"subset_per_class": self.per_class, "experts": self.experts,
-                "expert_train_epochs": self.expert_train_epochs, "zca": True,
-                "expert_recipe": "SGD lr 0.01, momentum 0, weight decay 0, batch 256, DSA, constant lr (buffer.py's "
-                                 "defaults and dd-bench's mtt expert defaults)"}
+                "expert_train_epochs": self.expert_train_epochs}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,14 +129,19 @@ class MTTPair:
     official_attempts: int = 1
 
     def budget(self) -> dict[str, Any]:
-        common = {**self.family.budget(), "student": STUDENT, "preset": self.preset,
-                  "reduced_from_preset": dict(self.reduced)}
         if self.kind == "experts":
-            return {**common, "scored": "test accuracy of every expert after every epoch"}
-        return {**common, "iterations": self.iterations, "syn_steps": self.syn_steps,
-                "expert_epochs": self.expert_epochs, "max_start_epoch": self.max_start_epoch,
-                "lr_img": self.lr_img, "lr_lr": self.lr_lr, "lr_teacher": self.lr_teacher, "batch_syn": "all",
-                "init": "real", "eval_epochs": self.eval_epochs, "eval_networks": self.nets, "distill_seed": self.seed}
+            return {**self.family.budget(), "student": STUDENT}
+        return {**self.family.budget(), "iterations": self.iterations, "syn_steps": self.syn_steps,
+                "expert_epochs": self.expert_epochs, "max_start_epoch": self.max_start_epoch, "lr_img": self.lr_img,
+                "lr_lr": self.lr_lr, "lr_teacher": self.lr_teacher, "eval_epochs": self.eval_epochs,
+                "eval_networks": self.nets, "student": STUDENT, "distill_seed": self.seed}
+
+    def recipe(self) -> dict[str, Any]:
+        """What the budget leaves out: the fixed recipe on both sides, and the preset values it reduced."""
+        return {"preset": self.preset, "reduced_from_preset": dict(self.reduced), "zca": True,
+                "experts": "SGD lr 0.01, momentum 0, weight decay 0, batch 256, DSA, constant lr (buffer.py's "
+                           "defaults; dd-bench's mtt expert defaults)",
+                **({} if self.kind == "experts" else {"batch_syn": "all", "init": "real", "labels": "hard"})}
 
     def official_flags(self) -> dict[str, str]:
         """distill.py's budget flags (everything else is its default, which dd-bench's defaults match)."""
@@ -155,8 +158,9 @@ BUDGET_KEYS = (("ipc", "--ipc", "ipc"), ("iterations", "--Iteration", "method.it
                ("max_start_epoch", "--max_start_epoch", "method.max_start_epoch"),
                ("lr_img", "--lr_img", "method.lr_img"), ("lr_lr", "--lr_lr", "method.lr_lr"),
                ("lr_teacher", "--lr_teacher", "method.lr_teacher"))
-# Reduced for a 2-core CPU (estimates in results/ledger/README.md). Both distillation pairs read the same 4-epoch
-# trajectories, so start epochs stop at expert_train_epochs - expert_epochs; learning rates are the presets'.
+# Reduced for about 60-90 min of a 2-core CPU per pair (estimates in results/ledger/README.md). Both distillation
+# pairs read the same 4-epoch trajectories, so start epochs stop at expert_train_epochs - expert_epochs; the
+# learning rates are the presets'.
 FAMILY = Family("mtt-cifar10", per_class=200, experts=10, expert_train_epochs=4)
 SMOKE_FAMILY = Family("mtt-cifar10-smoke", per_class=10, experts=5, expert_train_epochs=2, test_per_class=10)
 PAIRS: dict[str, MTTPair] = {p.name: p for p in (
@@ -164,7 +168,8 @@ PAIRS: dict[str, MTTPair] = {p.name: p for p in (
     MTTPair("mtt-cifar10-ipc1", "distill", FAMILY, ipc=1, iterations=1000, syn_steps=20, expert_epochs=2,
             max_start_epoch=2, lr_img=100.0, lr_lr=1e-7, lr_teacher=0.01, preset="experiment=mtt_cifar10_ipc1",
             reduced=(("iterations", 5000), ("syn_steps", 50), ("num_experts", 100), ("expert_train_epochs", 50))),
-    MTTPair("mtt-cifar10-ipc10", "distill", FAMILY, ipc=10, iterations=200, syn_steps=10, expert_epochs=2,
+    # About 12 s per iteration on 2 cores (100 images per student step) and 17 evaluations of ~2.3 min: 100 fit.
+    MTTPair("mtt-cifar10-ipc10", "distill", FAMILY, ipc=10, iterations=100, syn_steps=10, expert_epochs=2,
             max_start_epoch=3, lr_img=100.0, lr_lr=1e-5, lr_teacher=0.001, preset="experiment=mtt_cifar10_ipc10",
             reduced=(("iterations", 5000), ("syn_steps", 30), ("max_start_epoch", 20), ("num_experts", 100),
                      ("expert_train_epochs", 50))),
@@ -337,7 +342,7 @@ def run_distill_pair(pair: MTTPair, *, official: Path, data: Path, work: Path, o
                  "official_set_wall_seconds": step_score["wall_seconds"]},
         ours=ours.accuracies, theirs=theirs.accuracies, wall_time_ratio=ours_spi / official_spi,
         reproduce=_reproduce(pair),
-        extra={"cross_check": {
+        extra={"recipe": pair.recipe(), "cross_check": {
             "set": "official", "evaluator": f"official utils.evaluate_synset ({pair.nets} networks, the set's "
                                             "learned lr, get_network's clock seed)",
             "accuracies_official_evaluator": cross["accuracies"], "learned_lr": cross["lr"], "zca": cross["zca"],
@@ -392,7 +397,7 @@ def run_experts_pair(pair: MTTPair, *, official: Path, data: Path, work: Path, o
                  "model": "convnet"},
         ours=final["ddbench"], theirs=final["official"], wall_time_ratio=scores["ddbench_wall"] / official_wall,
         reproduce=_reproduce(pair),
-        extra={"kind": "experts",
+        extra={"kind": "experts", "recipe": pair.recipe(),
                "accuracies_are": f"one per expert: its test accuracy after epoch {epochs} (not evaluation networks)",
                "per_epoch": {"epochs": list(range(epochs + 1)), "ddbench": scores["ddbench"],
                              "official": scores["official"], "mean_ddbench": mean["ddbench"],

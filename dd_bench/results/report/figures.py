@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dd_bench.registry import Registry
 from dd_bench.results.leaderboard import _fmt_bytes, _fmt_number
 from dd_bench.results.report.series import (
     TABLE_KEYS,
@@ -27,7 +28,8 @@ from dd_bench.results.report.series import (
     total_bytes,
 )
 
-FIGURES = ("accuracy_vs_ipc", "accuracy_vs_storage", "method_x_architecture", "ior", "test_selection_gap")
+# One builder per figure: builder(df, labels, styles) -> a new Figure, in registration order, the page's order.
+FIGURE_BUILDERS: Registry = Registry("figure", kind="factory", sort=False)
 MAX_HEATMAPS = 4
 SINGLE_IPC_SPREAD = 0.3  # with one IPC, series sit side by side within +-0.3 of its tick, references span +-0.45
 # With several IPCs (log axis), series at one IPC sit within +-0.04 decades of it, so their error bars don't hide
@@ -113,6 +115,7 @@ def _level(group: pd.DataFrame, name: str, style: tuple[str, str], span: tuple[f
                  hover=[hover_text(row, name)] * 2, mode="hline", reference=True)
 
 
+@FIGURE_BUILDERS.register("accuracy_vs_ipc")
 def accuracy_vs_ipc(df: pd.DataFrame, labels: pd.Series, styles: dict) -> Figure:
     panels = []
     for title, group in _panel_groups(df, by_model=True):
@@ -156,6 +159,7 @@ def byte_ticks(low: float, high: float) -> list[tuple[float, str]]:
     return [(v, _fmt_bytes(v)) for v in values]
 
 
+@FIGURE_BUILDERS.register("accuracy_vs_storage")
 def accuracy_vs_storage(df: pd.DataFrame, labels: pd.Series, styles: dict) -> Figure:
     panels = []
     for title, group in _panel_groups(df, by_model=True):
@@ -194,6 +198,7 @@ def _text_colour(value: float, low: float, high: float) -> str:
     return "#000000" if luminance > 0.179 else "#ffffff"
 
 
+@FIGURE_BUILDERS.register("method_x_architecture")
 def method_x_architecture(df: pd.DataFrame, labels: pd.Series, styles: dict) -> Figure:
     evaluations = df[(df["kind"] == "evaluation") & df["ipc"].notna()]
     blocks = []
@@ -244,6 +249,7 @@ def _bars(df: pd.DataFrame, labels: pd.Series, styles: dict, values: pd.Series, 
     return panels
 
 
+@FIGURE_BUILDERS.register("ior")
 def ior(df: pd.DataFrame, labels: pd.Series, styles: dict) -> Figure:
     return Figure(name="ior", title="Improvement over random real images (IOR)",
                   panels=_bars(df, labels, styles, df["ior"].astype(float), "IOR (points)"),
@@ -255,6 +261,7 @@ def ior(df: pd.DataFrame, labels: pd.Series, styles: dict) -> Figure:
                         "(references=[random_subset]).")
 
 
+@FIGURE_BUILDERS.register("test_selection_gap")
 def test_selection_gap(df: pd.DataFrame, labels: pd.Series, styles: dict) -> Figure:
     gap = (df["acc_test_selected"].astype(float) - df["acc_mean"].astype(float))
     return Figure(name="test_selection_gap", title="What picking the checkpoint on the test set adds",
@@ -269,11 +276,20 @@ def test_selection_gap(df: pd.DataFrame, labels: pd.Series, styles: dict) -> Fig
                         "network's.")
 
 
+# The figure names as the tuple this module held before the registry (kept for code that imports it).
+FIGURES = tuple(FIGURE_BUILDERS.list())
+
+
+def create_figure(name: str, *, df: pd.DataFrame, labels: pd.Series, styles: dict) -> Figure:
+    """The figure ``name`` from the plotted rows, their series labels and their styles."""
+    return FIGURE_BUILDERS.create(name, df=df, labels=labels, styles=styles)
+
+
 def build_figures(df: pd.DataFrame, configs: dict[str, dict[str, Any]]) -> list[Figure]:
-    """Every figure of the page, in :data:`FIGURES` order, from the leaderboard frame and the records' configs."""
+    """Every figure of the page, in :data:`FIGURE_BUILDERS` order, from the leaderboard frame and the records'
+    configs."""
     rows = df[df["acc_mean"].notna()]
     labels = series_labels(rows, configs)
     styles = series_styles(rows, labels)
-    builders = (accuracy_vs_ipc, accuracy_vs_storage, method_x_architecture, ior, test_selection_gap)
-    return [build(rows, labels, styles) for build in builders]
+    return [create_figure(name, df=rows, labels=labels, styles=styles) for name in FIGURE_BUILDERS.list()]
 
