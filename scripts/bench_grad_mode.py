@@ -16,6 +16,7 @@ Usage: python scripts/bench_grad_mode.py [--device auto] [--presets mtt_cifar10_
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -25,7 +26,6 @@ from omegaconf import OmegaConf
 from dd_bench.augment import DSA
 from dd_bench.experts import FlatModel
 from dd_bench.methods.tm.grad_mode import (
-    CPU_UNROLLED_MAX_BYTES,
     MEMORY_FRACTION,
     choose_grad_mode,
     device_memory_bytes,
@@ -121,9 +121,10 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     memory = device_memory_bytes(device)
-    report = {"benchmark": "bench_grad_mode", "provenance": collect_provenance(device),
+    report = {"benchmark": "bench_grad_mode", "load_average_before": os.getloadavg(),
+              "provenance": collect_provenance(device),
               "torch_threads": torch.get_num_threads(), "device_memory_bytes": memory,
-              "rule": {"memory_fraction": MEMORY_FRACTION, "cpu_unrolled_max_bytes": CPU_UNROLLED_MAX_BYTES},
+              "rule": {"memory_fraction": MEMORY_FRACTION},
               "command": "python scripts/bench_grad_mode.py " + " ".join(
                   [f"--device {args.device}", "--presets", *args.presets, "--estimate", *args.estimate,
                    *([f"--max-steps {args.max_steps}"] if args.max_steps else []), f"--repeats {args.repeats}"]),
@@ -134,7 +135,7 @@ def main() -> None:
         name, _, steps_arg = entry.partition(":")
         shape = preset_shape(name)
         full = estimate(shape, device, shape["syn_steps"])
-        picked = choose_grad_mode(unrolled_bytes=full, device_memory_bytes=memory, device_type=device.type)
+        picked = choose_grad_mode(unrolled_bytes=full, device_memory_bytes=memory)
         row = {**shape, "entry": entry, "estimated_unrolled_bytes": full, "auto_picks": picked}
         line = (f"{entry:24s} N {shape['syn_steps']:3d} batch {row['batch_syn']:5d}: unrolled graph "
                 f"{full / 2**30:7.2f} GiB (estimate) -> auto picks {picked}")
@@ -151,8 +152,7 @@ def main() -> None:
                 row["estimate_vs_measured"] = run_est / m["unrolled"]["saved_bytes"]
                 faster = "unrolled" if u <= r else "recompute"
                 # the rule is judged at the measured N (it sees the measured graph's size there)
-                at_steps = choose_grad_mode(unrolled_bytes=run_est, device_memory_bytes=memory,
-                                            device_type=device.type)
+                at_steps = choose_grad_mode(unrolled_bytes=run_est, device_memory_bytes=memory)
                 row.update(faster=faster, auto_at_measured_steps=at_steps, auto_is_faster=at_steps == faster)
                 line += (f"\n    at N {steps}: unrolled {u:.2f} s/it, recompute {r:.2f} s/it (recompute/unrolled "
                          f"{r / u:.2f}); graph {m['unrolled']['saved_bytes'] / 2**30:.2f} GiB measured, estimate "
@@ -162,8 +162,9 @@ def main() -> None:
                          f"{MEMORY_FRACTION:.0%} of memory); recompute {m['recompute']['seconds_per_iteration']:.2f}"
                          " s/it")
         report["settings"].append(row)
+        report["load_average_after"] = os.getloadavg()  # what else ran: timings under load are indicative only
         print(line, flush=True)
-    write_report(report, args.out)
+        write_report(report, args.out)  # after every setting: a stopped run keeps what it measured
 
 
 if __name__ == "__main__":
