@@ -26,6 +26,7 @@ from omegaconf import OmegaConf
 from dd_bench.augment import DSA
 from dd_bench.experts import FlatModel
 from dd_bench.methods.tm.grad_mode import (
+    CPU_UNROLLED_MAX_BYTES,
     MEMORY_FRACTION,
     choose_grad_mode,
     device_memory_bytes,
@@ -124,7 +125,7 @@ def main() -> None:
     report = {"benchmark": "bench_grad_mode", "load_average_before": os.getloadavg(),
               "provenance": collect_provenance(device),
               "torch_threads": torch.get_num_threads(), "device_memory_bytes": memory,
-              "rule": {"memory_fraction": MEMORY_FRACTION},
+              "rule": {"memory_fraction": MEMORY_FRACTION, "cpu_unrolled_max_bytes": CPU_UNROLLED_MAX_BYTES},
               "command": "python scripts/bench_grad_mode.py " + " ".join(
                   [f"--device {args.device}", "--presets", *args.presets, "--estimate", *args.estimate,
                    *([f"--max-steps {args.max_steps}"] if args.max_steps else []), f"--repeats {args.repeats}"]),
@@ -135,7 +136,7 @@ def main() -> None:
         name, _, steps_arg = entry.partition(":")
         shape = preset_shape(name)
         full = estimate(shape, device, shape["syn_steps"])
-        picked = choose_grad_mode(unrolled_bytes=full, device_memory_bytes=memory)
+        picked = choose_grad_mode(unrolled_bytes=full, device_memory_bytes=memory, device_type=device.type)
         row = {**shape, "entry": entry, "estimated_unrolled_bytes": full, "auto_picks": picked}
         line = (f"{entry:24s} N {shape['syn_steps']:3d} batch {row['batch_syn']:5d}: unrolled graph "
                 f"{full / 2**30:7.2f} GiB (estimate) -> auto picks {picked}")
@@ -152,7 +153,8 @@ def main() -> None:
                 row["estimate_vs_measured"] = run_est / m["unrolled"]["saved_bytes"]
                 faster = "unrolled" if u <= r else "recompute"
                 # the rule is judged at the measured N (it sees the measured graph's size there)
-                at_steps = choose_grad_mode(unrolled_bytes=run_est, device_memory_bytes=memory)
+                at_steps = choose_grad_mode(unrolled_bytes=run_est, device_memory_bytes=memory,
+                                            device_type=device.type)
                 row.update(faster=faster, auto_at_measured_steps=at_steps, auto_is_faster=at_steps == faster)
                 line += (f"\n    at N {steps}: unrolled {u:.2f} s/it, recompute {r:.2f} s/it (recompute/unrolled "
                          f"{r / u:.2f}); graph {m['unrolled']['saved_bytes'] / 2**30:.2f} GiB measured, estimate "

@@ -11,6 +11,7 @@ from dd_bench.experts import FlatModel
 from dd_bench.methods import METHODS, create_method
 from dd_bench.methods.tm import grad_mode as tm_grad_mode
 from dd_bench.methods.tm.grad_mode import (
+    CPU_UNROLLED_MAX_BYTES,
     MEMORY_FRACTION,
     choose_grad_mode,
     dsa_family_augments,
@@ -25,15 +26,18 @@ GiB = 2**30
 TINY = METHODS.get("mtt").TEST_OPTIONS
 
 
-@pytest.mark.parametrize(("graph", "memory", "expected"), [
-    (1 * GiB, 24 * GiB, "unrolled"),  # fits: unrolled was the faster exact mode (results/bench_grad_mode_cpu.json)
-    (int(MEMORY_FRACTION * 24 * GiB), 24 * GiB, "unrolled"),  # the limit is inclusive
-    (int(MEMORY_FRACTION * 24 * GiB) + 1, 24 * GiB, "recompute"),  # over the memory budget: flat memory
-    (19 * GiB, 24 * GiB, "recompute"),  # CIFAR-10 IPC 10's preset graph (N 30, batch 100) on this CPU
-    (19 * GiB, 80 * GiB, "unrolled"),  # ... which fits an 80 GiB GPU
+@pytest.mark.parametrize(("graph", "memory", "device", "expected"), [
+    # the CPU shapes of results/bench_grad_mode_cpu.json: unrolled measured faster at 3.26 GiB, recompute at 4.96
+    (int(3.26 * GiB), 24 * GiB, "cpu", "unrolled"),
+    (int(4.96 * GiB), 24 * GiB, "cpu", "recompute"),
+    (CPU_UNROLLED_MAX_BYTES, 24 * GiB, "cpu", "unrolled"),  # the limits are inclusive
+    (int(MEMORY_FRACTION * 80 * GiB), 80 * GiB, "cuda", "unrolled"),
+    (int(MEMORY_FRACTION * 80 * GiB) + 1, 80 * GiB, "cuda", "recompute"),  # over the memory budget: flat memory
+    (19 * GiB, 80 * GiB, "cuda", "unrolled"),  # CIFAR-10 IPC 10's preset graph (N 30, batch 100) fits a GPU
+    (19 * GiB, 24 * GiB, "cpu", "recompute"),  # ... but not half of this CPU's memory
 ])
-def test_rule(graph, memory, expected):
-    assert choose_grad_mode(unrolled_bytes=graph, device_memory_bytes=memory) == expected
+def test_rule(graph, memory, device, expected):
+    assert choose_grad_mode(unrolled_bytes=graph, device_memory_bytes=memory, device_type=device) == expected
 
 
 def test_the_estimate_matches_the_measured_unrolled_graph():

@@ -6,13 +6,16 @@ Both exact modes give the same gradient up to rounding (tests/test_tm_gradient.p
   and it does one forward/backward per step less than ``recompute``;
 * ``recompute`` keeps one step's graph plus N parameter vectors (flat in N) and recomputes each step once more.
 
-The rule (:func:`choose_grad_mode`): ``unrolled`` while the unrolled graph takes at most ``MEMORY_FRACTION`` of the
-device's total memory (the rest holds the experts, the set, the evaluator and the allocator's slack), ``recompute``
-beyond. Measured on the 2-core CPU (``results/bench_grad_mode_cpu.json``, ``scripts/bench_grad_mode.py``), unrolled
-was the faster exact mode at every CIFAR-10 preset shape where it fits (graphs of 0.65 to 5 GiB: recompute took
-1.06x to 1.24x its time, more under load), so no speed crossover below the memory limit is built in. On a GPU the
-extra recompute step is pure cost as well (not yet measured there: ``scripts/bench_grad_mode.py --device cuda``
-does it when one is lent).
+The rule (:func:`choose_grad_mode`): ``recompute`` when the unrolled graph would take more than
+``MEMORY_FRACTION`` of the device's total memory (the rest holds the experts, the set, the evaluator and the
+allocator's slack); otherwise the mode measured faster for that graph size on the device type. Measured on the
+2-core CPU (``results/bench_grad_mode_cpu.json``, ``scripts/bench_grad_mode.py``, CIFAR-10 preset shapes), unrolled
+was faster for graphs of 0.65 to 3.26 GiB (recompute took 1.16x to 1.52x its time) and recompute for the two larger
+ones measured, 3.72 GiB (0.90x, ``results/bench_tm_cpu.json``) and 4.96 GiB (0.96x): fresh multi-GiB allocations
+are page-faulted in on every iteration, which then costs more than recomputing each step. So on a CPU ``unrolled`` is
+chosen up to ``CPU_UNROLLED_MAX_BYTES`` (between the two). On a GPU the allocator caches its blocks and the extra
+recompute step is pure cost, so ``unrolled`` is chosen whenever it fits (not yet measured there:
+``scripts/bench_grad_mode.py --device cuda`` does it when one is lent).
 
 The unrolled graph's size is measured, not guessed: one student step is built at batch 1 and batch 2 under
 :class:`~dd_bench.tracking.autograd_memory.SavedTensorMeter` (bytes = fixed + batch x per-image), times N; with DSA,
@@ -32,11 +35,18 @@ from dd_bench.tracking.autograd_memory import SavedTensorMeter
 from dd_bench.train.losses import classification_loss
 
 MEMORY_FRACTION = 0.5
+# The largest unrolled graph (saved bytes) for which unrolled is chosen on a CPU: between the largest graph measured
+# faster unrolled (3.26 GiB) and the smallest measured faster recomputed (3.72 GiB); see the module doc.
+CPU_UNROLLED_MAX_BYTES = int(3.5 * 2**30)
 
 
-def choose_grad_mode(*, unrolled_bytes: int, device_memory_bytes: int) -> str:
+def choose_grad_mode(*, unrolled_bytes: int, device_memory_bytes: int, device_type: str) -> str:
     """The exact mode for a run whose unrolled graph saves ``unrolled_bytes`` on a device of that total memory."""
-    return "recompute" if unrolled_bytes > MEMORY_FRACTION * device_memory_bytes else "unrolled"
+    if unrolled_bytes > MEMORY_FRACTION * device_memory_bytes:
+        return "recompute"
+    if device_type == "cpu" and unrolled_bytes > CPU_UNROLLED_MAX_BYTES:
+        return "recompute"
+    return "unrolled"
 
 
 def device_memory_bytes(device: torch.device) -> int:

@@ -200,7 +200,8 @@ class TrajectoryMatching(Synthesizer):
                                     image_shape=(real.channels, *real.image_size), num_classes=real.num_classes,
                                     batch=batch, steps=c.syn_steps,
                                     augments=dsa_family_augments(dsa, g) if dsa is not None else ())
-        mode = choose_grad_mode(unrolled_bytes=size, device_memory_bytes=device_memory_bytes(device))
+        mode = choose_grad_mode(unrolled_bytes=size, device_memory_bytes=device_memory_bytes(device),
+                                device_type=device.type)
         self.cfg = dataclasses.replace(c, grad_mode=GradMode(mode))
         return {"grad_mode": mode}
 
