@@ -122,9 +122,9 @@ def evaluate(
     labels = labels_for(synset, real=real, protocol=protocol, label_source=label_source, cache_dir=cache_dir,
                         progress=progress)
     transform = real.to_model_space if synset.image_encoding == "uint8" else None
-    targets = synset_targets(synset) if labels.kind in ("hard", "learned") else synset.labels
-    own = labels.kind in ("hard", "learned") and not labels.identity.startswith("custom:")
-    if not protocol.trains_by_kd and not own:
+    # the set's own targets (hard classes or stored soft labels) for a source an mtt-family protocol trains on
+    targets = synset.labels if labels.kd_only else synset_targets(synset)
+    if not protocol.trains_by_kd and labels.kd_only:
         raise UserError(f"label source '{labels.kind}' distils by KD: it needs a kd protocol (eval=kd, "
                         f"eval=kd-quick); protocol '{protocol.name}' trains on the set's own labels")
     source = labels.source if protocol.trains_by_kd else None

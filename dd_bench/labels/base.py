@@ -46,6 +46,9 @@ class ResolvedLabels:
     assets: dict[str, int] = field(default_factory=dict)  # bytes needed at evaluation besides the set, by name
     replay: Any = None  # stored batches the evaluator must replay (fkd)
     teachers: list[dict[str, Any]] = field(default_factory=list)  # specs of the teachers involved
+    # False: an mtt-family (non-KD) protocol trains on the set's own targets (hard classes or stored soft labels);
+    # True: only a kd protocol can use it (set from the kind's ``kd_only``; a custom source object is KD)
+    kd_only: bool = True
 
     @property
     def stored_bytes(self) -> int:

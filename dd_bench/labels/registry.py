@@ -8,6 +8,7 @@ package imports every one of its modules, so a new file is a new source.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ def resolve_labels(kind: str, *, synset: Any, real: Any, protocol: Any, cache_di
     source = get_label_source(kind, own=synset.label_source)
     ctx = LabelContext(synset, real, protocol, cache_dir, progress)
     source.check_kd(ctx)
-    return source.resolve(ctx)
+    return dataclasses.replace(source.resolve(ctx), kd_only=source.kd_only)
 
 
 def reference_label_kind(source: str | None) -> str:
