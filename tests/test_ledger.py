@@ -307,3 +307,44 @@ def test_an_experts_entry_passes_the_schema_and_renders():
     assert check_entry(copy.deepcopy(experts))["verdict"] == "agree"
     page = render_markdown([experts])
     assert "| mtt-experts-cifar10 | mtt | cifar10, experts |" in page and "IPC None" not in page
+
+
+def _evaluators():
+    _mtt()  # puts scripts/ledger on sys.path
+    import importlib
+
+    return importlib.import_module("evaluators")
+
+
+def test_an_evaluator_pair_hands_one_budget_to_both_evaluators_and_writes_a_valid_entry(tmp_path, monkeypatch):
+    """Steps stubbed: the commands each evaluator gets, and the entry from their accuracies (kind evaluators)."""
+    import types
+
+    ev = _evaluators()
+    pair = ev.PAIRS["eval-mtt-fmnist-dc-ipc1"]
+    assert (ev.COMMITTED_DC_SET / "meta.json").is_file()  # the committed DC set it scores
+    commands = {}
+
+    def fake_step(work, name, command, *, cwd=None, env=None):
+        commands[name] = command
+        if name == "official-evaluate":
+            out = Path(command[command.index("--out") + 1])
+            out.write_text(json.dumps({"accuracies": [70.0, 70.4, 69.8, 70.2, 70.1, 69.9, 70.3, 70.0, 70.2, 69.9],
+                                       "scoring_seconds": 100.0}))
+        return {"wall_seconds": 1.0, "log": str(work / f"{name}.log")}
+
+    record = types.SimpleNamespace(accuracies=[70.1, 70.2, 69.9, 70.0, 70.3, 69.8, 70.1, 70.2, 70.0, 70.0],
+                                   eval_seconds=90.0, git_sha="1" * 40, set_hash="s", record_hash="r")
+    monkeypatch.setattr(ev, "run_step", fake_step)
+    monkeypatch.setattr(ev, "git_commit", lambda path: "0" * 40)
+    monkeypatch.setattr(ev, "only_record", lambda results: record)
+    path = ev.run(pair, official=tmp_path, data=tmp_path / "data", work=tmp_path / "w", out=tmp_path)
+    ours, theirs = commands["ddbench-evaluate"], commands["official-evaluate"]
+    assert f"eval.epochs={pair.eval_epochs}" in ours and f"seeds={pair.nets}" in ours and "eval=mtt" in ours
+    assert theirs[theirs.index("--epoch_eval_train") + 1] == str(pair.eval_epochs)
+    assert theirs[theirs.index("--nets") + 1] == str(pair.nets) and pair.nets >= 5
+    assert "format=pt" in commands["export"]
+    saved = check_entry(json.loads(path.read_text()))
+    assert saved["kind"] == "evaluators" and saved["wall_time_ratio"] == pytest.approx(0.9)
+    assert "| eval-mtt-fmnist-dc-ipc1 | evaluator: dc set | fashion_mnist, IPC 1, evaluators alone |" in \
+        render_markdown([saved])

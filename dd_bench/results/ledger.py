@@ -131,8 +131,11 @@ def _notes(entry: dict[str, Any]) -> str:
 
 
 def _scope(entry: dict[str, Any]) -> str:
-    """What a row compares: a set at an IPC, or (``ipc`` null) the experts both sides trained."""
-    return f"IPC {entry['ipc']}" if entry.get("ipc") is not None else entry.get("kind", "experts")
+    """What a row compares: a set at an IPC, one set under both evaluators (``kind: evaluators``), or (``ipc`` null)
+    the experts both sides trained."""
+    if entry.get("ipc") is None:
+        return entry.get("kind", "experts")
+    return f"IPC {entry['ipc']}" + (", evaluators alone" if entry.get("kind") == "evaluators" else "")
 
 
 def render_markdown(entries: list[dict[str, Any]]) -> str:

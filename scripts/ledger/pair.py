@@ -5,7 +5,8 @@
     python scripts/ledger/pair.py mtt-cifar10-ipc1 --official /path/to/mtt-distillation --data /path/to/cifar10
     python scripts/ledger/pair.py --list
 
-(The MTT pairs, their shared steps and their entries are described in scripts/ledger/mtt.py.)
+(The MTT pairs, their shared steps and their entries are described in scripts/ledger/mtt.py; the evaluator pairs,
+one set under both evaluators, in scripts/ledger/evaluators.py.)
 
 Steps (each a subprocess, skipped when its marker exists, so a killed pair resumes; :mod:`harness`):
 
@@ -32,6 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import evaluators  # noqa: E402
 import mtt  # noqa: E402
 from harness import (  # noqa: E402
     ADAPTATION_NOTES,
@@ -201,7 +203,7 @@ def run_dm(pair: DMPair, *, official: Path, data: Path, work: Path, out: Path, t
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("pair", nargs="?", choices=sorted([*PAIRS, *mtt.PAIRS]))
+    parser.add_argument("pair", nargs="?", choices=sorted([*PAIRS, *mtt.PAIRS, *evaluators.PAIRS]))
     parser.add_argument("--list", action="store_true", help="print the pairs and their budgets")
     parser.add_argument("--official", type=Path, help="a local checkout of the official repository")
     parser.add_argument("--data", type=Path, help="the data root both sides read")
@@ -211,13 +213,15 @@ def main() -> None:
                         help="what ran beside the pair while it was timed (recorded in the entry as timing_note)")
     parser.add_argument("--smoke", action="store_true",
                         help="a plumbing check at a tiny budget (DM: 22 updates, 3 evaluation epochs; MTT: "
-                             "mtt.smoke); write --out elsewhere")
+                             "mtt.smoke; evaluators: evaluators.smoke); write --out elsewhere")
     args = parser.parse_args()
     if args.list or args.pair is None:
         for pair in PAIRS.values():
             print(f"{pair.name}: {pair.repository}; {pair.budget()}")
         for m in mtt.PAIRS.values():
             print(f"{m.name}: {mtt.REPOSITORY}; {m.budget()}")
+        for e in evaluators.PAIRS.values():
+            print(f"{e.name}: {evaluators.REPOSITORY} (evaluators alone, {e.source} set); {e.budget()}")
         return
     if args.official is None or args.data is None:
         parser.error("--official and --data are required")
@@ -225,6 +229,12 @@ def main() -> None:
         m = mtt.smoke(mtt.PAIRS[args.pair]) if args.smoke else mtt.PAIRS[args.pair]
         path = mtt.run(m, official=args.official.resolve(), data=args.data.resolve(), work=args.work.resolve(),
                        out=args.out, timing_note=args.timing_note)
+        _summary(path)
+        return
+    if args.pair in evaluators.PAIRS:  # one set, two evaluators (evaluators.py)
+        e = evaluators.smoke(evaluators.PAIRS[args.pair]) if args.smoke else evaluators.PAIRS[args.pair]
+        path = evaluators.run(e, official=args.official.resolve(), data=args.data.resolve(),
+                              work=(args.work / args.pair).resolve(), out=args.out, timing_note=args.timing_note)
         _summary(path)
         return
     pair = PAIRS[args.pair]
