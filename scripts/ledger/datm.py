@@ -2,18 +2,14 @@
 
     python scripts/ledger/pair.py datm-cifar10-ipc10 --official /path/to/DATM --data /path/to/cifar10
 
-"On the same trajectories": both distillers start from the experts of the MTT pairs' family (mtt.py's
-``prepare_family``: the ``subset`` tree and buffer.py's ``official-buffer``, run once and shared under
-``<work>/mtt-cifar10``). DATM.py reads them where buffer.py wrote them (``<buffer_path>/CIFAR10/ConvNet/
-replay_buffer_<n>.pt``, ZCA: no ``_NO_ZCA`` suffix) in buffer.py's layout (a list of experts, each a list of
-per-epoch lists of parameter tensors; networks.py's ConvNet and reparam_module.py are MTT's), so no layout is
-adapted; dd-bench imports the same files with ``method.expert_buffers``.
-
-Steps after the family's: ``official-distill`` (distill/DATM.py with a config written here: the checkout's
-configs/CIFAR-10/ConvIN/IPC10.yaml with the budget's values and the run-time keys), ``ddbench-run`` (``dd-bench run
-experiment=datm_cifar10_ipc10`` plus the same values), ``import-official`` (``dd-bench import format=datm``: images,
-learned soft-label logits, learned lr), ``score-official`` (dd-bench's evaluator) and ``cross-check``
-(distill/evaluation.py, the official evaluation script, driven in-process by our code on the official set).
+"On the same trajectories": both distillers start from the MTT pairs' family (mtt.py's ``prepare_family``: the
+``subset`` tree and buffer.py's ``official-buffer``, shared under ``<work>/mtt-cifar10``). DATM.py reads buffer.py's
+files where buffer.py writes them (``<buffer_path>/CIFAR10/ConvNet/replay_buffer_<n>.pt``) in its layout (experts,
+each a list of per-epoch parameter lists; DATM's ConvNet and reparam_module.py are MTT's): no layout is adapted.
+Then ``official-distill`` (distill/DATM.py with the checkout's IPC10.yaml, the budget's values and run-time keys),
+``ddbench-run`` (``dd-bench run experiment=datm_cifar10_ipc10`` + the same values, ``method.expert_buffers``),
+``import-official`` (``format=datm``: images, learned logits, learned lr), ``score-official`` (dd-bench's evaluator)
+and ``cross-check`` (distill/evaluation.py, the official evaluation script, driven in-process on the official set).
 """
 
 from __future__ import annotations
@@ -38,6 +34,7 @@ from harness import (  # noqa: E402
     ADAPTATION_NOTES,
     ROOT,
     ddbench_command,
+    git_commit,
     git_sha_clean,
     only_record,
     run_step,
@@ -95,6 +92,11 @@ json.dump({"accuracies": [r[0] for r in runs], "lr": float(used.lr_net), "batch_
 
 # Run-time adaptations of the official side beyond harness.SHIM_PARTS, each a string in the entry.
 RUN_TIME_NOTES = (
+    "DATM.py: seed: the shim seeds from LEDGER_SEED, and DATM.py seeds random, numpy and torch with 0 itself (L23-33)",
+    "DATM.py: wandb_noop: a no-op wandb module (init keeps the config, which DATM.py reads back from "
+    "wandb.config._items, L79-82; log appends the logged scalars to a local JSON-lines file, from which the entry's "
+    "trace reads Start_Epoch, Grand_Loss and falts; Histogram/Image are dropped; no network)",
+    "DATM.py: cuda_copy: Tensor.cuda returns a CPU copy where CUDA is absent (L391: image_syn.cuda() before saving)",
     "DATM.py: PYTHONPATH holds the checkout's root: DATM.py finds utils/, networks.py and reparam_module.py through "
     "sys.path.append('../'), i.e. only when run from distill/; it runs from the pair's folder instead, so that its "
     "./logged_files lands there and the checkout stays clean",
@@ -114,7 +116,7 @@ RUN_TIME_NOTES = (
 class DATMPair:
     """DATM.py against ``dd-bench run experiment=datm_cifar10_ipc10``, both from the family's trajectories.
 
-    Each budget value is written once, here; :meth:`official_values` and :meth:`ddbench_overrides` hand the same
+    Each budget value is written once, here; :func:`official_config` and :meth:`ddbench_overrides` hand the same
     values to both sides (BUDGET_KEYS). ``reduced``: (field, the preset's value) for every value reduced to fit a CPU.
     """
 
@@ -159,9 +161,6 @@ class DATMPair:
                            "both sides; the preset's GSAM experts (buffer_FTD.py, 100 epochs) are not trained: the "
                            "issue asks for the same trajectories as the MTT pairs",
                 "official_in_loop_eval": "num_eval 1, batch_train 128 (the config's), at iteration N only"}
-
-    def official_values(self) -> dict[str, Any]:
-        return {key: getattr(self, field) for field, key, _ in BUDGET_KEYS}
 
     def ddbench_overrides(self) -> dict[str, str]:
         return {key: _hydra(getattr(self, field)) for field, _, key in BUDGET_KEYS}
@@ -287,20 +286,25 @@ def _run_official(folder: Path, command: list[str], env: dict[str, str]) -> dict
         raise
 
 
-def run(pair: DATMPair, *, official: Path, data: Path, work: Path, out: Path, timing_note: str = "") -> Path:
+def run(pair: DATMPair, *, official: Path, mtt_official: Path, data: Path, work: Path, out: Path,
+        timing_note: str = "") -> Path:
+    """``official``: the DATM checkout; ``mtt_official``: the mtt-distillation checkout whose buffer.py trains the
+    family's experts (skipped when an MTT pair has already run it under ``work``)."""
     if importlib.util.find_spec("yacs") is None:
         raise SystemExit("error: DATM's utils/cfg.py imports yacs, which this interpreter lacks: pip install yacs")
+    if not (mtt_official / "buffer.py").is_file():
+        raise SystemExit(f"error: {mtt_official} is no mtt-distillation checkout (the family's experts are MTT's "
+                         "buffer.py's): give --mtt-official")
     import yaml
 
-    fam = mtt.prepare_family(pair.family, official=official, data=data, work=work)
+    fam = mtt.prepare_family(pair.family, official=mtt_official, data=data, work=work)
     tree, folder, n = fam["tree"], work / pair.family.name / pair.name, pair.iterations
     folder.mkdir(parents=True, exist_ok=True)
     base = yaml.safe_load((official / OFFICIAL_CONFIG).read_text())
     cfg, changes = official_config(base, pair, data_path=tree, buffer_path=fam["buffers"])
     cfg_path = folder / "datm_config.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    wandb_log = folder / "wandb.jsonl"
-    shim = write_shim(folder / "shim-distill", DISTILL_SHIM)
+    wandb_log, shim = folder / "wandb.jsonl", write_shim(folder / "shim-distill", DISTILL_SHIM)
     env = {"PYTHONPATH": os.pathsep.join([str(shim), str(official)]), "LEDGER_SEED": str(pair.seed),
            "LEDGER_WANDB_LOG": str(wandb_log), "LEDGER_WANDB_RUN": pair.name}
     official_cmd = [sys.executable, str(official / "distill" / "DATM.py"), "--cfg", str(cfg_path)]
@@ -330,15 +334,16 @@ def run(pair: DATMPair, *, official: Path, data: Path, work: Path, out: Path, ti
     run_step(folder, "cross-check", [sys.executable, str(driver), "--dir", staged["dir"], "--data_path", str(tree),
                                      "--nets", str(pair.nets), "--epoch_eval_train", str(pair.eval_epochs),
                                      "--batch_train", "256", "--out", str(cross_json)], cwd=official, env=cross_env)
-    return _entry(pair, fam=fam, folder=folder, out=out, cfg=cfg, changes=changes, official_cmd=official_cmd,
-                  env=env, staged=staged, steps=(step_official, step_ours, step_score), ours_cmd=ours_cmd,
-                  score_cmd=score_cmd, timing_note=timing_note)
+    return _entry(pair, fam=fam, folder=folder, out=out, timing_note=timing_note, official={
+        "commit": git_commit(official), "config": cfg, "config_changes": changes, "command": official_cmd,
+        "environment": env, "staged_set": staged}, steps=(step_official, step_ours, step_score),
+        commands=(ours_cmd, score_cmd))
 
 
-def _entry(pair: DATMPair, *, fam: dict[str, Any], folder: Path, out: Path, cfg: dict[str, Any],
-           changes: dict[str, Any], official_cmd: list[str], env: dict[str, str], staged: dict[str, Any],
-           steps: tuple[dict[str, Any], ...], ours_cmd: list[str], score_cmd: list[str], timing_note: str) -> Path:
-    step_official, step_ours, step_score = steps
+def _entry(pair: DATMPair, *, fam: dict[str, Any], folder: Path, out: Path, timing_note: str, official: dict[str, Any],
+           steps: tuple[dict[str, Any], ...], commands: tuple[list[str], list[str]]) -> Path:
+    """The entry from the finished steps; ``official``: what ``run`` knows of the official run."""
+    (step_official, step_ours, step_score), (ours_cmd, score_cmd) = steps, commands
     n = pair.iterations
     ours, theirs = only_record(folder / "ddbench"), only_record(folder / "official-scored")
     cross = json.loads((folder / "cross_check.json").read_text())
@@ -348,15 +353,14 @@ def _entry(pair: DATMPair, *, fam: dict[str, Any], folder: Path, out: Path, cfg:
     meta = json.loads((Path(ours.synset) / "meta.json").read_text())
     status = (meta.get("provenance") or {}).get("distill_status") or {}
     trace = official_trace(folder / "wandb.jsonl", official_log, iterations=n)
-    adaptations = [*mtt._adaptations(distill=False), *[f"DATM.py: {ADAPTATION_NOTES[p]}" for p in DISTILL_SHIM],
-                   "DATM.py: seed: the shim seeds from LEDGER_SEED, and DATM.py seeds random, numpy and torch with 0 "
-                   "itself (L23-33)", *RUN_TIME_NOTES]
+    adaptations = [*mtt._adaptations(distill=False), f"DATM.py: {ADAPTATION_NOTES['cifar_imagefolder']}",
+                   *RUN_TIME_NOTES]
     return write_entry(
         out, pair=pair.name, method="datm", dataset="cifar10", ipc=pair.ipc,
-        official={"repository": REPOSITORY, "commit": fam["commit"], "command": shlex.join(official_cmd),
-                  "config": cfg, "config_changes": changes, "wall_seconds": official_spi * n,
-                  "wall_seconds_total": step_official["wall_seconds"], "seconds_per_iteration": official_spi,
-                  "environment": env, "buffer": fam["buffer"], "adaptations": adaptations, "staged_set": staged,
+        official={"repository": REPOSITORY, **official, "command": shlex.join(official["command"]),
+                  "wall_seconds": official_spi * n, "wall_seconds_total": step_official["wall_seconds"],
+                  "seconds_per_iteration": official_spi, "adaptations": adaptations,
+                  "buffer": {**fam["buffer"], "repository": mtt.REPOSITORY, "commit": fam["commit"]},
                   "yacs": importlib.metadata.version("yacs"),
                   "notes": [f"eval_it = Iteration = {n}, skip_first_eva: one evaluation, at {n}, before that "
                             f"iteration's update; the set saved there (images/labels/lr_{n}.pt) has had exactly {n} "
@@ -394,7 +398,3 @@ def _entry(pair: DATMPair, *, fam: dict[str, Any], folder: Path, out: Path, cfg:
             "timing_note": timing_note,
             "load_average": {"official_distill": step_official.get("load_average"),
                              "ddbench_run": step_ours.get("load_average")}})
-
-
-if __name__ == "__main__":
-    raise SystemExit("run the DATM pair with scripts/ledger/pair.py (its --list names it)")

@@ -3,7 +3,8 @@
     python scripts/ledger/pair.py dm-fmnist-ipc1 --official /path/to/DatasetCondensation \\
         --data /path/to/fashion_mnist [--work DIR] [--out results/ledger]
     python scripts/ledger/pair.py mtt-cifar10-ipc1 --official /path/to/mtt-distillation --data /path/to/cifar10
-    python scripts/ledger/pair.py datm-cifar10-ipc10 --official /path/to/DATM --data /path/to/cifar10
+    python scripts/ledger/pair.py datm-cifar10-ipc10 --official /path/to/DATM --data /path/to/cifar10 \\
+        [--mtt-official /path/to/mtt-distillation]
     python scripts/ledger/pair.py --list
 
 (The MTT pairs, their shared steps and their entries are described in scripts/ledger/mtt.py; the DATM pair, which
@@ -207,6 +208,9 @@ def main() -> None:
     parser.add_argument("pair", nargs="?", choices=sorted([*PAIRS, *mtt.PAIRS, *datm.PAIRS]))
     parser.add_argument("--list", action="store_true", help="print the pairs and their budgets")
     parser.add_argument("--official", type=Path, help="a local checkout of the official repository")
+    parser.add_argument("--mtt-official", type=Path,
+                        help="the DATM pair: the mtt-distillation checkout whose buffer.py trains the shared experts "
+                             "(default: mtt-distillation beside --official)")
     parser.add_argument("--data", type=Path, help="the data root both sides read")
     parser.add_argument("--work", type=Path, default=Path("ledger-work"), help="scratch folder (resumable)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "ledger")
@@ -234,8 +238,9 @@ def main() -> None:
         return
     if args.pair in datm.PAIRS:  # from the MTT pairs' trajectories: shares <work>/mtt-cifar10 (datm.py)
         d = datm.smoke(datm.PAIRS[args.pair]) if args.smoke else datm.PAIRS[args.pair]
-        path = datm.run(d, official=args.official.resolve(), data=args.data.resolve(), work=args.work.resolve(),
-                        out=args.out, timing_note=args.timing_note)
+        mtt_official = args.mtt_official or args.official.resolve().parent / "mtt-distillation"
+        path = datm.run(d, official=args.official.resolve(), mtt_official=mtt_official.resolve(),
+                        data=args.data.resolve(), work=args.work.resolve(), out=args.out, timing_note=args.timing_note)
         _summary(path)
         return
     pair = PAIRS[args.pair]
