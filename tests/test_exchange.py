@@ -141,6 +141,16 @@ def test_mtt_datm_and_dc_files_import(digits, tmp_path):
     s = load_synset(import_set("datm", datm, real=digits, out=tmp_path / "b", space="normalized"))
     assert torch.equal(s.soft_labels, soft) and torch.equal(s.labels, soft.argmax(1))
     assert s.label_kind == "soft_logits" and s.learned_lr == pytest.approx(0.02)
+    # Learning moves some rows' arg-max (DATM learns the logits freely): the class stays the row's class-major block.
+    drifted = soft.clone()
+    drifted[0, 7], drifted[5, 0] = 100.0, 100.0
+    torch.save(drifted, datm / "labels_best.pt")
+    s = load_synset(import_set("datm", datm, real=digits, out=tmp_path / "b2", space="normalized"))
+    assert torch.equal(s.labels, labels) and torch.equal(s.soft_labels, drifted) and s.ipc == 2
+    torch.save(images[:19], datm / "images_best.pt")
+    torch.save(drifted[:19], datm / "labels_best.pt")
+    with pytest.raises(UserError, match="class-major blocks"):
+        import_set("datm", datm, real=digits, out=tmp_path / "b3", space="normalized")
 
     res = tmp_path / "res_DC_digits_ConvNet_2ipc.pt"
     # As main.py / main_DM.py save it: the accuracies are numpy float64 scalars (evaluate_synset's acc_test).

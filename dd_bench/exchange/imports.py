@@ -7,6 +7,7 @@ format     ``path`` and what is read
 mtt        mtt-distillation's directory: ``images_best.pt``, ``labels_best.pt`` (class ids), and the
            learned lr when present (``synthetic_lr_best.pt`` or ``lr_best.pt``)
 datm       DATM's directory: ``images_best.pt``, ``labels_best.pt`` (soft logits, N x C), ``lr_best.pt``
+           (a row's class: its class-major position, as DATM orders them; not the logits' arg-max)
 dc         DatasetCondensation's ``res_*.pt`` file: ``{"data": [[images, labels], ...]}``, the last
            experiment (``experiment=-1``) unless told otherwise
 imagefolder a tree of class folders (named as the dataset's classes, or ``<index>_<name>`` as dd-bench exports

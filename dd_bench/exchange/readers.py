@@ -189,7 +189,15 @@ def _read_mtt_format(path: Path, *, real: RealData, experiment: int, class_map: 
 
 
 def _read_datm_format(path: Path, *, real: RealData, experiment: int, class_map: list[str] | None) -> dict[str, Any]:
-    return _read_mtt(path, soft=True)
+    # A DATM row's class is its position, never its logits' arg-max: DATM.py builds label_syn class-major
+    # ([0]*ipc + [1]*ipc + ..., L133), initialises the images class by class in that order and learns the logits row
+    # by row, so learning may move a row's arg-max to another class (seen within 12 iterations of a ledger smoke run).
+    read = _read_mtt(path, soft=True)
+    n, k = len(read["images"]), real.num_classes
+    if n % k:
+        raise UserError(f"{path}: {n} images cannot be DATM's class-major blocks of {k} classes (ipc per class)")
+    read["labels"] = torch.arange(k).repeat_interleave(n // k)
+    return read
 
 
 def _read_dc_format(path: Path, *, real: RealData, experiment: int, class_map: list[str] | None) -> dict[str, Any]:

@@ -3,10 +3,13 @@
     python scripts/ledger/pair.py dm-fmnist-ipc1 --official /path/to/DatasetCondensation \\
         --data /path/to/fashion_mnist [--work DIR] [--out results/ledger]
     python scripts/ledger/pair.py mtt-cifar10-ipc1 --official /path/to/mtt-distillation --data /path/to/cifar10
+    python scripts/ledger/pair.py datm-cifar10-ipc10 --official /path/to/DATM --data /path/to/cifar10 \\
+        [--mtt-official /path/to/mtt-distillation]
     python scripts/ledger/pair.py --list
 
-(The MTT pairs, their shared steps and their entries are described in scripts/ledger/mtt.py; the evaluator pairs,
-one set under both evaluators, in scripts/ledger/evaluators.py.)
+(The MTT pairs, their shared steps and their entries are described in scripts/ledger/mtt.py; the DATM pair, which
+starts from the MTT pairs' trajectories, in scripts/ledger/datm.py; the evaluator pairs, one set under both
+evaluators, in scripts/ledger/evaluators.py.)
 
 Steps (each a subprocess, skipped when its marker exists, so a killed pair resumes; :mod:`harness`):
 
@@ -33,6 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import datm  # noqa: E402
 import evaluators  # noqa: E402
 import mtt  # noqa: E402
 from harness import (  # noqa: E402
@@ -203,9 +207,12 @@ def run_dm(pair: DMPair, *, official: Path, data: Path, work: Path, out: Path, t
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("pair", nargs="?", choices=sorted([*PAIRS, *mtt.PAIRS, *evaluators.PAIRS]))
+    parser.add_argument("pair", nargs="?", choices=sorted([*PAIRS, *mtt.PAIRS, *datm.PAIRS, *evaluators.PAIRS]))
     parser.add_argument("--list", action="store_true", help="print the pairs and their budgets")
     parser.add_argument("--official", type=Path, help="a local checkout of the official repository")
+    parser.add_argument("--mtt-official", type=Path,
+                        help="the DATM pair: the mtt-distillation checkout whose buffer.py trains the shared experts "
+                             "(default: mtt-distillation beside --official)")
     parser.add_argument("--data", type=Path, help="the data root both sides read")
     parser.add_argument("--work", type=Path, default=Path("ledger-work"), help="scratch folder (resumable)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "ledger")
@@ -213,13 +220,15 @@ def main() -> None:
                         help="what ran beside the pair while it was timed (recorded in the entry as timing_note)")
     parser.add_argument("--smoke", action="store_true",
                         help="a plumbing check at a tiny budget (DM: 22 updates, 3 evaluation epochs; MTT: "
-                             "mtt.smoke; evaluators: evaluators.smoke); write --out elsewhere")
+                             "mtt.smoke; DATM: datm.smoke; evaluators: evaluators.smoke); write --out elsewhere")
     args = parser.parse_args()
     if args.list or args.pair is None:
         for pair in PAIRS.values():
             print(f"{pair.name}: {pair.repository}; {pair.budget()}")
         for m in mtt.PAIRS.values():
             print(f"{m.name}: {mtt.REPOSITORY}; {m.budget()}")
+        for d in datm.PAIRS.values():
+            print(f"{d.name}: {datm.REPOSITORY}; {d.budget()}")
         for e in evaluators.PAIRS.values():
             print(f"{e.name}: {evaluators.REPOSITORY} (evaluators alone, {e.source} set); {e.budget()}")
         return
@@ -229,6 +238,13 @@ def main() -> None:
         m = mtt.smoke(mtt.PAIRS[args.pair]) if args.smoke else mtt.PAIRS[args.pair]
         path = mtt.run(m, official=args.official.resolve(), data=args.data.resolve(), work=args.work.resolve(),
                        out=args.out, timing_note=args.timing_note)
+        _summary(path)
+        return
+    if args.pair in datm.PAIRS:  # from the MTT pairs' trajectories: shares <work>/mtt-cifar10 (datm.py)
+        d = datm.smoke(datm.PAIRS[args.pair]) if args.smoke else datm.PAIRS[args.pair]
+        mtt_official = args.mtt_official or args.official.resolve().parent / "mtt-distillation"
+        path = datm.run(d, official=args.official.resolve(), mtt_official=mtt_official.resolve(),
+                        data=args.data.resolve(), work=args.work.resolve(), out=args.out, timing_note=args.timing_note)
         _summary(path)
         return
     if args.pair in evaluators.PAIRS:  # one set, two evaluators (evaluators.py)
