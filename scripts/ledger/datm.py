@@ -33,6 +33,7 @@ import mtt  # noqa: E402
 from harness import (  # noqa: E402
     ADAPTATION_NOTES,
     ROOT,
+    cross_check,
     ddbench_command,
     git_commit,
     git_sha_clean,
@@ -385,14 +386,10 @@ def _entry(pair: DATMPair, *, fam: dict[str, Any], folder: Path, out: Path, timi
             "official": trace, "ddbench": {"skipped_updates": status.get("skipped_updates"),
                                            "mean_loss": status.get("mean_loss_last_100"),
                                            "init": status.get("init"), "expert_uses": status.get("expert_sampling")}},
-            "cross_check": {
-                "set": "official", "evaluator": f"official distill/evaluation.py ({pair.nets} runs, one network "
-                                                "each: soft CE, the set's learned lr, batch 256, get_network's clock "
-                                                "seed)",
-                "accuracies_official_evaluator": cross["accuracies"], "learned_lr": cross["lr"], "zca": cross["zca"],
-                "mean_official_evaluator": statistics.fmean(cross["accuracies"]),
-                "mean_ddbench_evaluator": statistics.fmean(theirs.accuracies),
-                "difference": statistics.fmean(theirs.accuracies) - statistics.fmean(cross["accuracies"])},
+            "cross_check": cross_check(
+                evaluator=f"official distill/evaluation.py ({pair.nets} runs, one network each: soft CE, the set's "
+                          "learned lr, batch 256, get_network's clock seed)",
+                official=cross["accuracies"], ddbench=theirs.accuracies, learned_lr=cross["lr"], zca=cross["zca"]),
             "wall_time_ratio_basis": "seconds per distillation update, dd-bench / official (official: its progress "
                                      "lines before the evaluation; dd-bench: distill_seconds / iterations)",
             "timing_note": timing_note,

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (  # noqa: E402
     ADAPTATION_NOTES,
+    DC_EVALUATE_DRIVER,
     ROOT,
     ddbench_command,
     git_commit,
@@ -46,33 +47,6 @@ REPOSITORY = "VICO-UoE/DatasetCondensation"
 # Today's torch on a CPU needs these to run DatasetCondensation's utils.py as shipped (harness.ADAPTATION_NOTES).
 SHIM = ("setitem_overlap", "view_fallback")
 DSA_STRATEGY = "color_crop_cutout_flip_scale_rotate"  # DatasetCondensation's and MTT's default --dsa_strategy
-
-# The official routine on an exported set: our code calling the checkout's functions (run with the checkout as the
-# working directory, first on sys.path), so nothing of theirs is copied here.
-DRIVER = '''\
-import argparse, json, sys, time, torch
-sys.path.insert(0, ".")
-from utils import get_dataset, get_network, evaluate_synset, ParamDiffAug
-p = argparse.ArgumentParser()
-for k in ("--set", "--dataset", "--data_path", "--model", "--out", "--dsa_strategy"):
-    p.add_argument(k, required=True)
-for k in ("--nets", "--epoch_eval_train", "--batch_train"):
-    p.add_argument(k, type=int, required=True)
-p.add_argument("--lr_net", type=float, required=True)
-a = p.parse_args()
-channel, im_size, num_classes, _, _, _, _, _, testloader = get_dataset(a.dataset, a.data_path)
-tensors = torch.load(a.set, map_location="cpu", weights_only=True)
-images, labels = tensors["images_stored"].float(), tensors["labels"].long()
-args = argparse.Namespace(device="cpu", lr_net=a.lr_net, epoch_eval_train=a.epoch_eval_train,
-                          batch_train=a.batch_train, dsa=a.dsa_strategy not in ("none", "None"),
-                          dsa_strategy=a.dsa_strategy, dsa_param=ParamDiffAug(), dc_aug_param=None)
-accs, start = [], time.perf_counter()
-for i in range(a.nets):
-    torch.manual_seed(i)
-    net = get_network(a.model, channel, num_classes, im_size)
-    accs.append(100.0 * evaluate_synset(i, net, images.clone(), labels.clone(), testloader, args)[2])
-json.dump({"accuracies": accs, "scoring_seconds": time.perf_counter() - start}, open(a.out, "w"))
-'''
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,12 +98,12 @@ def run(pair: EvalPair, *, official: Path, data: Path, work: Path, out: Path, ti
                                f"results={work / 'ddbench'}", task="evaluate")
     step_ours = run_step(work, "ddbench-evaluate", ours_cmd, cwd=work)
     driver = work / "official_evaluate.py"
-    driver.write_text(DRIVER)
+    driver.write_text(DC_EVALUATE_DRIVER)
     theirs_json = work / "official.json"
     official_cmd = [sys.executable, str(driver), "--set", str(export / "synset.pt"), "--dataset",
                     pair.official_dataset, "--data_path", str(data), "--model", "ConvNet", "--out", str(theirs_json),
                     "--dsa_strategy", DSA_STRATEGY, "--nets", str(pair.nets), "--epoch_eval_train",
-                    str(pair.eval_epochs), "--batch_train", "256", "--lr_net", "0.01"]
+                    str(pair.eval_epochs), "--batch_train", "256", "--lr_net", "0.01", "--layout", "export"]
     env = {"PYTHONPATH": str(shim), "LEDGER_SEED": str(pair.seed)}
     step_official = run_step(work, "official-evaluate", official_cmd, cwd=official, env=env)
 

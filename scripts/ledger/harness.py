@@ -18,6 +18,7 @@ import os
 import platform
 import re
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -173,6 +174,51 @@ ADAPTATION_NOTES = {
     "cuda_copy": "Tensor.cuda returns a CPU copy where CUDA is absent (distill.py calls image_syn.cuda() before "
                  "saving the images)",
 }
+
+
+# DatasetCondensation's evaluation routine on a set, for the DM cross-check and the evaluator pairs: our code calling
+# the checkout's functions (run with the checkout as the working directory, first on sys.path), so nothing of theirs is
+# copied here. ``--layout res``: main_DM.py's res file (``{"data": [[images, labels], ...]}``, the last entry);
+# ``export``: ``dd-bench export format=pt``'s tensors (``images_stored``, ``labels``). torch.manual_seed(i) before
+# network i.
+DC_EVALUATE_DRIVER = '''\
+import argparse, json, sys, time, torch
+sys.path.insert(0, ".")
+from utils import get_dataset, get_network, evaluate_synset, ParamDiffAug
+p = argparse.ArgumentParser()
+for k in ("--set", "--dataset", "--data_path", "--model", "--out", "--dsa_strategy"):
+    p.add_argument(k, required=True)
+for k in ("--nets", "--epoch_eval_train", "--batch_train"):
+    p.add_argument(k, type=int, required=True)
+p.add_argument("--lr_net", type=float, required=True)
+p.add_argument("--layout", choices=("res", "export"), default="res")
+a = p.parse_args()
+channel, im_size, num_classes, _, _, _, _, _, testloader = get_dataset(a.dataset, a.data_path)
+if a.layout == "res":
+    import numpy as np  # the res file's accuracies are numpy scalars: allow those reconstructors, no other pickle
+    with torch.serialization.safe_globals([np._core.multiarray.scalar, np.dtype, type(np.dtype(np.float64))]):
+        images, labels = torch.load(a.set, map_location="cpu", weights_only=True)["data"][-1]
+else:
+    tensors = torch.load(a.set, map_location="cpu", weights_only=True)
+    images, labels = tensors["images_stored"].float(), tensors["labels"].long()
+args = argparse.Namespace(device="cpu", lr_net=a.lr_net, epoch_eval_train=a.epoch_eval_train,
+                          batch_train=a.batch_train, dsa=a.dsa_strategy not in ("none", "None"),
+                          dsa_strategy=a.dsa_strategy, dsa_param=ParamDiffAug(), dc_aug_param=None)
+accs, start = [], time.perf_counter()
+for i in range(a.nets):
+    torch.manual_seed(i)
+    net = get_network(a.model, channel, num_classes, im_size)
+    accs.append(100.0 * evaluate_synset(i, net, images.clone(), labels.clone(), testloader, args)[2])
+json.dump({"accuracies": accs, "scoring_seconds": time.perf_counter() - start}, open(a.out, "w"))
+'''
+
+
+def cross_check(*, evaluator: str, official: list[float], ddbench: list[float], set_name: str = "official",
+                **extra: Any) -> dict[str, Any]:
+    """An entry's ``cross_check``: one set under the official routine (``official``) and dd-bench's evaluator."""
+    return {"set": set_name, "evaluator": evaluator, "accuracies_official_evaluator": official, **extra,
+            "mean_official_evaluator": statistics.fmean(official), "mean_ddbench_evaluator": statistics.fmean(ddbench),
+            "difference": statistics.fmean(ddbench) - statistics.fmean(official)}
 
 
 def write_shim(directory: Path, parts: tuple[str, ...]) -> Path:

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (  # noqa: E402
     ADAPTATION_NOTES,
+    cross_check,
     ddbench_command,
     git_commit,
     git_sha_clean,
@@ -342,13 +343,10 @@ def run_distill_pair(pair: MTTPair, *, official: Path, data: Path, work: Path, o
                  "official_set_wall_seconds": step_score["wall_seconds"]},
         ours=ours.accuracies, theirs=theirs.accuracies, wall_time_ratio=ours_spi / official_spi,
         reproduce=_reproduce(pair),
-        extra={"recipe": pair.recipe(), "cross_check": {
-            "set": "official", "evaluator": f"official utils.evaluate_synset ({pair.nets} networks, the set's "
-                                            "learned lr, get_network's clock seed)",
-            "accuracies_official_evaluator": cross["accuracies"], "learned_lr": cross["lr"], "zca": cross["zca"],
-            "mean_official_evaluator": statistics.fmean(cross["accuracies"]),
-            "mean_ddbench_evaluator": statistics.fmean(theirs.accuracies),
-            "difference": statistics.fmean(theirs.accuracies) - statistics.fmean(cross["accuracies"])},
+        extra={"recipe": pair.recipe(), "cross_check": cross_check(
+            evaluator=f"official utils.evaluate_synset ({pair.nets} networks, the set's learned lr, get_network's "
+                      "clock seed)",
+            official=cross["accuracies"], ddbench=theirs.accuracies, learned_lr=cross["lr"], zca=cross["zca"]),
             "wall_time_ratio_basis": "seconds per distillation update, dd-bench / official (official: its progress "
                                      "lines before the last evaluation; dd-bench: distill_seconds / iterations)",
             "timing_note": timing_note,

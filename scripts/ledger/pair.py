@@ -29,7 +29,6 @@ import argparse
 import dataclasses
 import json
 import shlex
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,9 @@ import evaluators  # noqa: E402
 import mtt  # noqa: E402
 from harness import (  # noqa: E402
     ADAPTATION_NOTES,
+    DC_EVALUATE_DRIVER,
     ROOT,
+    cross_check,
     ddbench_command,
     git_commit,
     git_sha_clean,
@@ -51,35 +52,6 @@ from harness import (  # noqa: E402
     write_entry,
     write_shim,
 )
-
-# The official evaluation routine, driven on an official set: our code calling the checkout's functions (run with
-# the checkout as the working directory and first on sys.path), so nothing of theirs is copied here.
-CROSS_CHECK_DRIVER = '''\
-import argparse, json, sys, torch
-sys.path.insert(0, ".")
-from utils import get_dataset, get_network, evaluate_synset, ParamDiffAug
-p = argparse.ArgumentParser()
-for k in ("--set", "--dataset", "--data_path", "--model", "--out", "--dsa_strategy"):
-    p.add_argument(k, required=True)
-for k in ("--nets", "--epoch_eval_train", "--batch_train"):
-    p.add_argument(k, type=int, required=True)
-p.add_argument("--lr_net", type=float, required=True)
-a = p.parse_args()
-channel, im_size, num_classes, _, _, _, _, _, testloader = get_dataset(a.dataset, a.data_path)
-import numpy as np  # the res file's accuracies are numpy scalars: allow those reconstructors, no other pickle
-with torch.serialization.safe_globals([np._core.multiarray.scalar, np.dtype, type(np.dtype(np.float64))]):
-    images, labels = torch.load(a.set, map_location="cpu", weights_only=True)["data"][-1]
-args = argparse.Namespace(device="cpu", lr_net=a.lr_net, epoch_eval_train=a.epoch_eval_train,
-                          batch_train=a.batch_train, dsa=a.dsa_strategy not in ("none", "None"),
-                          dsa_strategy=a.dsa_strategy, dsa_param=ParamDiffAug(), dc_aug_param=None)
-accs = []
-for i in range(a.nets):
-    torch.manual_seed(i)
-    net = get_network(a.model, channel, num_classes, im_size)
-    accs.append(100.0 * evaluate_synset(i, net, images.clone(), labels.clone(), testloader, args)[2])
-json.dump({"accuracies": accs}, open(a.out, "w"))
-'''
-
 
 # Environment adaptations DatasetCondensation needs under today's torch on a CPU (harness.SHIM_PARTS), and the data
 # loading each data set needs (Fashion-MNIST: torchvision's own raw files, read by both sides as shipped).
@@ -154,7 +126,7 @@ def run_dm(pair: DMPair, *, official: Path, data: Path, work: Path, out: Path, t
     step_score = run_step(work, "score-official", score_cmd, cwd=work)
 
     driver = work / "cross_check_driver.py"
-    driver.write_text(CROSS_CHECK_DRIVER)
+    driver.write_text(DC_EVALUATE_DRIVER)
     cross_json = work / "cross_check.json"
     run_step(work, "cross-check", [sys.executable, str(driver), "--set", str(res_file), "--dataset",
                                    pair.official_dataset, "--data_path", str(data), "--model", "ConvNet", "--out",
@@ -194,11 +166,9 @@ def run_dm(pair: DMPair, *, official: Path, data: Path, work: Path, out: Path, t
                  "official_set_wall_seconds": step_score["wall_seconds"]},
         ours=ours.accuracies, theirs=theirs.accuracies, wall_time_ratio=ours_spi / official_spi,
         reproduce=f"python scripts/ledger/pair.py {pair.name} --official DatasetCondensation --data DATA",
-        extra={"cross_check": {
-            "set": "official", "evaluator": "official utils.evaluate_synset (5 networks, torch.manual_seed(i))",
-            "accuracies_official_evaluator": cross, "mean_official_evaluator": statistics.fmean(cross),
-            "mean_ddbench_evaluator": statistics.fmean(theirs.accuracies),
-            "difference": statistics.fmean(theirs.accuracies) - statistics.fmean(cross)},
+        extra={"cross_check": cross_check(
+            evaluator="official utils.evaluate_synset (5 networks, torch.manual_seed(i))", official=cross,
+            ddbench=theirs.accuracies),
             "wall_time_ratio_basis": "seconds per distillation update, dd-bench / official",
             "timing_note": timing_note,
             "load_average": {"official_distill": step_official.get("load_average"),
