@@ -40,6 +40,7 @@ from harness import (  # noqa: E402
     only_record,
     run_step,
     seconds_per_iteration,
+    timing,
     write_entry,
     write_shim,
 )
@@ -390,8 +391,6 @@ def _entry(pair: DATMPair, *, fam: dict[str, Any], folder: Path, out: Path, timi
                 evaluator=f"official distill/evaluation.py ({pair.nets} runs, one network each: soft CE, the set's "
                           "learned lr, batch 256, get_network's clock seed)",
                 official=cross["accuracies"], ddbench=theirs.accuracies, learned_lr=cross["lr"], zca=cross["zca"]),
-            "wall_time_ratio_basis": "seconds per distillation update, dd-bench / official (official: its progress "
-                                     "lines before the evaluation; dd-bench: distill_seconds / iterations)",
-            "timing_note": timing_note,
-            "load_average": {"official_distill": step_official.get("load_average"),
-                             "ddbench_run": step_ours.get("load_average")}})
+            **timing(basis="seconds per distillation update, dd-bench / official (official: its progress lines "
+                           "before the evaluation; dd-bench: distill_seconds / iterations)",
+                     note=timing_note, official_distill=step_official, ddbench_run=step_ours)})

@@ -39,6 +39,7 @@ from harness import (  # noqa: E402
     git_sha_clean,
     only_record,
     run_step,
+    timing,
     write_entry,
     write_shim,
 )
@@ -133,11 +134,9 @@ def run(pair: EvalPair, *, official: Path, data: Path, work: Path, out: Path, ti
         ours=ours.accuracies, theirs=theirs["accuracies"], wall_time_ratio=ours.eval_seconds
         / theirs["scoring_seconds"],
         reproduce=f"python scripts/ledger/pair.py {pair.name} --official DatasetCondensation --data DATA",
-        extra={"kind": "evaluators", "wall_time_ratio_basis": "seconds scoring the set (every network, the test "
-                                                              "passes included), dd-bench / official",
-               "timing_note": timing_note,
-               "load_average": {"official": step_official.get("load_average"),
-                                "ddbench": step_ours.get("load_average")}})
+        extra={"kind": "evaluators", **timing(
+            basis="seconds scoring the set (every network, the test passes included), dd-bench / official",
+            note=timing_note, official=step_official, ddbench=step_ours)})
 
 
 def _only_set(folder: Path) -> Path:

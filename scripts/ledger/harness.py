@@ -221,6 +221,13 @@ def cross_check(*, evaluator: str, official: list[float], ddbench: list[float], 
             "difference": statistics.fmean(ddbench) - statistics.fmean(official)}
 
 
+def timing(*, basis: str, note: str, **steps: dict[str, Any]) -> dict[str, Any]:
+    """An entry's timing context: what ``wall_time_ratio`` divides (``basis``), what ran beside the pair (``note``)
+    and the load averages :func:`run_step` saw at both ends of each timed step (by name)."""
+    return {"wall_time_ratio_basis": basis, "timing_note": note,
+            "load_average": {name: step.get("load_average") for name, step in steps.items()}}
+
+
 def write_shim(directory: Path, parts: tuple[str, ...]) -> Path:
     """A ``sitecustomize.py`` with the named parts (``seed`` first); returns the directory for ``PYTHONPATH``."""
     directory.mkdir(parents=True, exist_ok=True)

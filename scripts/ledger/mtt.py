@@ -40,6 +40,7 @@ from harness import (  # noqa: E402
     score_experts,
     seconds_per_iteration,
     stamped_dir,
+    timing,
     wandb_logged,
     write_entry,
     write_shim,
@@ -347,11 +348,9 @@ def run_distill_pair(pair: MTTPair, *, official: Path, data: Path, work: Path, o
             evaluator=f"official utils.evaluate_synset ({pair.nets} networks, the set's learned lr, get_network's "
                       "clock seed)",
             official=cross["accuracies"], ddbench=theirs.accuracies, learned_lr=cross["lr"], zca=cross["zca"]),
-            "wall_time_ratio_basis": "seconds per distillation update, dd-bench / official (official: its progress "
-                                     "lines before the last evaluation; dd-bench: distill_seconds / iterations)",
-            "timing_note": timing_note,
-            "load_average": {"official_distill": step_official.get("load_average"),
-                             "ddbench_run": step_ours.get("load_average")}})
+            **timing(basis="seconds per distillation update, dd-bench / official (official: its progress lines "
+                           "before the last evaluation; dd-bench: distill_seconds / iterations)",
+                     note=timing_note, official_distill=step_official, ddbench_run=step_ours)})
 
 
 def run_experts_pair(pair: MTTPair, *, official: Path, data: Path, work: Path, out: Path,
@@ -407,11 +406,10 @@ def run_experts_pair(pair: MTTPair, *, official: Path, data: Path, work: Path, o
                                "mean_ddbench_evaluator": statistics.fmean(final["official"]),
                                "difference": statistics.fmean(final["official"])
                                - statistics.fmean(c[-1] for c in logged)},
-               "wall_time_ratio_basis": "expert training, dd-bench (the per-expert wall_seconds of its cache's "
-                                        "meta.json, summed) / official (the buffer.py step: with its per-epoch test "
-                                        "passes and data loading)",
-               "timing_note": timing_note, "load_average": {"ddbench_experts": step_ours.get("load_average"),
-                                                            "official_buffer": fam["buffer"]["load_average"]}})
+               **timing(basis="expert training, dd-bench (the per-expert wall_seconds of its cache's meta.json, "
+                              "summed) / official (the buffer.py step: with its per-epoch test passes and data "
+                              "loading)",
+                        note=timing_note, ddbench_experts=step_ours, official_buffer=fam["buffer"])})
 
 
 def run(pair: MTTPair, **kwargs: Any) -> Path:

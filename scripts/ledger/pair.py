@@ -49,6 +49,7 @@ from harness import (  # noqa: E402
     only_record,
     run_step,
     seconds_per_iteration,
+    timing,
     write_entry,
     write_shim,
 )
@@ -169,10 +170,8 @@ def run_dm(pair: DMPair, *, official: Path, data: Path, work: Path, out: Path, t
         extra={"cross_check": cross_check(
             evaluator="official utils.evaluate_synset (5 networks, torch.manual_seed(i))", official=cross,
             ddbench=theirs.accuracies),
-            "wall_time_ratio_basis": "seconds per distillation update, dd-bench / official",
-            "timing_note": timing_note,
-            "load_average": {"official_distill": step_official.get("load_average"),
-                             "ddbench_run": step_ours.get("load_average")}})
+            **timing(basis="seconds per distillation update, dd-bench / official", note=timing_note,
+                     official_distill=step_official, ddbench_run=step_ours)})
 
 
 def main() -> None:
