@@ -293,3 +293,27 @@ def test_shufflenetg2_has_the_kuangliu_shape() -> None:
     assert sizes == [(200, 16, 16), (400, 8, 8), (800, 4, 4)]
     x = torch.arange(4.0).view(1, 4, 1, 1)
     assert channel_shuffle(x, 2).flatten().tolist() == [0.0, 2.0, 1.0, 3.0]
+
+
+def test_convnet_relu_runs_in_place_only_where_no_gradient_is_recorded() -> None:
+    """Scoring (no_grad) gets in-place ReLU with the same logits; training keeps it out of place (its input intact)."""
+    from dd_bench.models.convnet import ReLU
+
+    torch.manual_seed(0)
+    net = create_model("convnet", in_channels=1, num_classes=10, image_size=(28, 28)).eval()
+    x = torch.randn(8, 1, 28, 28)
+    with torch.enable_grad():
+        trained_path = net(x)
+    with torch.no_grad():
+        assert torch.equal(net(x), trained_path.detach())
+    relu = ReLU()
+    y = torch.randn(4, 3)
+    with torch.no_grad():
+        out = relu(y)
+        assert out.data_ptr() == y.data_ptr() and bool((y >= 0).all())  # in place: y itself was clamped
+    y = torch.randn(4, 3, requires_grad=True)
+    z = y * 1.0
+    out = relu(z)
+    out.sum().backward()
+    assert out.data_ptr() != z.data_ptr() and bool((z < 0).any())  # out of place: z keeps its negatives
+    assert torch.equal(y.grad, (y > 0).float())
