@@ -295,25 +295,43 @@ def test_shufflenetg2_has_the_kuangliu_shape() -> None:
     assert channel_shuffle(x, 2).flatten().tolist() == [0.0, 2.0, 1.0, 3.0]
 
 
-def test_convnet_relu_runs_in_place_only_where_no_gradient_is_recorded() -> None:
-    """Scoring (no_grad) gets in-place ReLU with the same logits; training keeps it out of place (its input intact)."""
-    from dd_bench.models.convnet import ReLU
+def test_convnet_relu_in_place_gives_the_out_of_place_logits_and_gradients() -> None:
+    """The ConvNet's ReLU runs in place (as DC/MTT's): logits and parameter gradients equal the out-of-place twin's."""
+    import copy
 
     torch.manual_seed(0)
-    net = create_model("convnet", in_channels=1, num_classes=10, image_size=(28, 28)).eval()
-    x = torch.randn(8, 1, 28, 28)
-    with torch.enable_grad():
-        trained_path = net(x)
+    net = create_model("convnet", in_channels=1, num_classes=10, image_size=(28, 28))
+    relus = [m for m in net.modules() if isinstance(m, nn.ReLU)]
+    assert len(relus) == 3 and all(m.inplace for m in relus)
+    twin = copy.deepcopy(net)
+    for i, m in enumerate(twin.features):
+        if isinstance(m, nn.ReLU):
+            twin.features[i] = nn.ReLU(inplace=False)
+    x, y = torch.randn(8, 1, 28, 28), torch.arange(8)
+    grads = []
+    for model in (net, twin):
+        logits = model(x)
+        torch.nn.functional.cross_entropy(logits, y).backward()
+        grads.append((logits.detach(), [p.grad for p in model.parameters()]))
+    assert torch.equal(grads[0][0], grads[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(grads[0][1], grads[1][1], strict=True))
     with torch.no_grad():
-        assert torch.equal(net(x), trained_path.detach())
-    relu = ReLU()
-    y = torch.randn(4, 3)
-    with torch.no_grad():
-        out = relu(y)
-        assert out.data_ptr() == y.data_ptr() and bool((y >= 0).all())  # in place: y itself was clamped
-    y = torch.randn(4, 3, requires_grad=True)
-    z = y * 1.0
-    out = relu(z)
-    out.sum().backward()
-    assert out.data_ptr() != z.data_ptr() and bool((z < 0).any())  # out of place: z keeps its negatives
-    assert torch.equal(y.grad, (y > 0).float())
+        assert torch.equal(net.eval()(x), twin.eval()(x))
+
+
+def test_grad_cam_at_a_layer_followed_by_an_in_place_relu_sees_the_layer_s_own_map() -> None:
+    """Grad-CAM hooked on the ConvNet's norm layer (an in-place ReLU follows it) equals the out-of-place twin's."""
+    import copy
+
+    from dd_bench.methods.decoupled.cam import class_activation_maps
+
+    torch.manual_seed(0)
+    net = create_model("convnet", in_channels=3, num_classes=10, image_size=(32, 32))
+    twin = copy.deepcopy(net)
+    for i, m in enumerate(twin.features):
+        if isinstance(m, nn.ReLU):
+            twin.features[i] = nn.ReLU(inplace=False)
+    x, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 3, 5, 9])
+    for layer in ("features.5", "features.6"):  # block 2's norm layer, then its ReLU
+        assert torch.equal(class_activation_maps(net, x, labels, layer=layer),
+                           class_activation_maps(twin, x, labels, layer=layer))

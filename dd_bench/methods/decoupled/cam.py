@@ -50,8 +50,11 @@ def class_activation_maps(net: nn.Module, x: torch.Tensor, labels: torch.Tensor,
     module = dict(net.named_modules())[layer]
     captured: dict[str, torch.Tensor] = {}
 
-    def keep(m: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+    def keep(m: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
+        # The next layer gets a copy: an in-place op after ``layer`` (ConvNet's ReLU follows its norm layer) would
+        # otherwise overwrite the kept map and move its grad_fn past itself.
         captured["a"] = output
+        return output.clone()
 
     handle = module.register_forward_hook(keep)
     was_training = net.training
