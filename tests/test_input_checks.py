@@ -50,6 +50,7 @@ def _error_line(args: list[str], tmp_path: Path, capsys) -> str:
     ("eval.lr=-1", "error: eval.lr=-1.0: the learning rate must be > 0"),
     ("eval.epochs=-2", "error: eval.epochs=-2: the last pass index, an integer >= 0"),
     ("image_store=png", "Unknown image_store 'png'; available: native, uint8, jpeg"),
+    ("method.init=bogus", "error: method.init=bogus: Unknown init 'bogus'; available: real, noise"),
 ])
 def test_run_fails_in_one_line_before_any_work(bad, expected, tmp_path, capsys):
     assert expected in _error_line([*RUN, bad], tmp_path, capsys)

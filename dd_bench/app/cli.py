@@ -144,19 +144,13 @@ def override_type_error(overrides: list[str]) -> str | None:
     return None
 
 
-def method_option_error(overrides: list[str]) -> str | None:
-    """A ``method.<key>=`` override naming no option of the method (``method=``, else the experiment's, else dm):
-    one line with a did-you-mean and the method's options, instead of Hydra's advice to append ``+key``."""
-    import difflib
-
+def _method_name(values: dict[str, str]) -> str | None:
+    """The method an override list composes: ``method=``, else the experiment's, else dm; None for a sweep over
+    methods or an unknown name (Hydra checks those)."""
     import yaml
 
     from dd_bench.resources import CONF_DIR
 
-    keys = [o.partition("=")[0] for o in overrides if o.startswith("method.") and "=" in o]
-    if not keys:
-        return None
-    values = dict(o.split("=", 1) for o in overrides if "=" in o and not o.startswith(("+", "~")))
     name = values.get("method")
     if name is None and values.get("experiment"):
         path = CONF_DIR / "experiment" / f"{values['experiment']}.yaml"
@@ -164,12 +158,28 @@ def method_option_error(overrides: list[str]) -> str | None:
         name = next((d["override /method"] for d in raw.get("defaults", []) if isinstance(d, dict)
                      and "override /method" in d), None)
     name = name or "dm"
-    if "," in name:
-        return None  # a sweep over methods: Hydra checks each job
     from dd_bench.methods import METHODS
 
-    if name not in METHODS:
-        return None  # Hydra names the valid methods
+    return name if "," not in name and name in METHODS else None
+
+
+def _assignments(overrides: list[str]) -> dict[str, str]:
+    return dict(o.split("=", 1) for o in overrides if "=" in o and not o.startswith(("+", "~")))
+
+
+def method_option_error(overrides: list[str]) -> str | None:
+    """A ``method.<key>=`` override naming no option of the method (``method=``, else the experiment's, else dm):
+    one line with a did-you-mean and the method's options, instead of Hydra's advice to append ``+key``."""
+    import difflib
+
+    keys = [o.partition("=")[0] for o in overrides if o.startswith("method.") and "=" in o]
+    if not keys:
+        return None
+    name = _method_name(_assignments(overrides))
+    if name is None:
+        return None
+    from dd_bench.methods import METHODS
+
     options = sorted(f.name for f in dataclasses.fields(METHODS.get(name).Config))
     for key in keys:
         option = key.split(".", 2)[1]
@@ -177,6 +187,44 @@ def method_option_error(overrides: list[str]) -> str | None:
             close = difflib.get_close_matches(option, options, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             return f"{key}: method '{name}' has no option '{option}'{hint}; its options: {', '.join(options)}"
+    return None
+
+
+def enum_choice_error(overrides: list[str]) -> str | None:
+    """``key=value`` where the key's schema field is an enum and the value none of its members (``method.init=bogus``,
+    ``eval.augment=flip``, ``logger.mode=loud``): one line naming the valid values, instead of Hydra's four. Read
+    from the schemas Hydra validates against, so the two agree; a sweep's values are checked one by one, and
+    interpolations, sweep functions and null are left to Hydra."""
+    import enum
+    import types
+    import typing
+
+    from dd_bench.app.config_schema import DatasetSchema, DDBenchSchema, EvalSchema, LoggerSchema
+
+    values = _assignments(overrides)
+    for key, value in values.items():
+        group, _, field = key.rpartition(".")
+        if group == "method":
+            name = _method_name(values)
+            if name is None:
+                continue
+            from dd_bench.methods import METHODS
+
+            schema: type | None = METHODS.get(name).Config
+        else:
+            schema = {"": DDBenchSchema, "dataset": DatasetSchema, "eval": EvalSchema,
+                      "logger": LoggerSchema}.get(group)
+        if schema is None or not dataclasses.is_dataclass(schema):
+            continue
+        kind = typing.get_type_hints(schema).get(field)
+        if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+            kind = next((k for k in typing.get_args(kind) if k is not type(None)), None)
+        if not (isinstance(kind, type) and issubclass(kind, enum.Enum)) or any(c in value for c in "$()[]"):
+            continue
+        choices = [str(m.value) for m in kind]
+        for one in value.split(","):
+            if one not in choices and one not in ("null", ""):
+                return f"{key}={value}: Unknown {field} '{one}'; available: {', '.join(choices)}"
     return None
 
 
@@ -212,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     from dd_bench.app.input_checks import group_choice_error  # eval=nope: one line, not Hydra's search path
 
     problem = (override_type_error(rest) or group_choice_error(rest, conf_dir=CONF_DIR) or method_option_error(rest)
+               or enum_choice_error(rest)
                or _missing_launcher(rest))
     if problem:
         print(f"error: {problem}", file=sys.stderr)
