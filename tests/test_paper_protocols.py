@@ -42,6 +42,25 @@ def test_the_rded_observer_is_a_labelled_reading_of_torchvisions_reference():
     assert json_sha256(get_recipe("sre2l_cifar").to_dict(), 16) == "7b3d62367b573969"
 
 
+
+def test_rdeds_conv3_observer_is_the_same_reading_on_convnet_bn_and_loads_a_conv3_file(digits, tmp_path):
+    from safetensors.torch import save_file
+
+    from dd_bench.models import create_model
+    from dd_bench.teachers.spec import resolve_teacher
+
+    conv3, observer = get_recipe("rded_observer_cifar_conv3"), get_recipe("rded_observer_cifar")
+    # RDED's --arch-name conv3 (synthesize/utils.py:183-192): ConvNet, batch norm, relu, avg pooling, depth 3, width 128
+    assert (conv3.model, dict(conv3.model_kwargs)) == ("convnet_bn", {"width": 128, "depth": 3})
+    assert {k: v for k, v in conv3.to_dict().items() if k not in ("model", "model_kwargs")} == \
+        {k: v for k, v in observer.to_dict().items() if k not in ("model", "model_kwargs")}
+    net = create_model("convnet_bn", num_classes=10, in_channels=1, image_size=(8, 8), width=128, depth=3)
+    save_file(net.state_dict(), str(tmp_path / "conv3.safetensors"))
+    teacher = resolve_teacher(digits, recipe="rded_observer_cifar_conv3", weights=tmp_path / "conv3.safetensors")
+    assert teacher.source == "file" and teacher.model == "convnet_bn" and teacher.key == "file:conv3.safetensors"
+    x = torch.rand(2, 1, 8, 8)
+    assert torch.equal(teacher.module(x), net.eval()(x))
+
 def test_kd_rded_v2_on_tiny_imagenet_batch_and_eval_transform():
     rded = get_protocol("kd-rded")
     assert rded.version == 2 and rded.no_decay_1d and rded.test_resize_crop

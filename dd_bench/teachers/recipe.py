@@ -13,6 +13,9 @@ fingerprint (so a validation split, which removes training images, is part of th
   recipe (SGD 0.1, cosine, 200 epochs, batch 128).
 * ``rded_observer_cifar``: RDED's observer, a reading of torchvision's classification reference (SGD 0.1, wd 1e-4,
   steplr 30 / 0.1, 90 epochs, batch 32, RandomResizedCrop + flip), labelled as one.
+* ``rded_observer_cifar_conv3``: the same reading on RDED's conv3 (ConvNet width 128, depth 3, batch norm:
+  ``convnet_bn``), the observer of RDED's conv3 -> conv3 scripts; with ``method.teacher_weights`` it names the
+  architecture a conv3 weights file is loaded into.
 * ``digits_convnet_bn_w{32,64}_d{2,3}``: the digits pool (the CIFAR architectures do not fit 8x8): ConvNet-BN width
   and depth variants, SGD 0.01 / 0.9 / 5e-4, cosine over 10 epochs, batch 64, crops with 1 pixel of padding and no
   flip (flips are wrong for digits).
@@ -112,6 +115,12 @@ TEACHER_RECIPES.register("sre2l_tiny")(TeacherRecipe(epochs=50, lr=0.2, weight_d
 TEACHER_RECIPES.register("rded_observer_cifar")(TeacherRecipe(epochs=90, lr=0.1, momentum=0.9, weight_decay=1e-4,
                                                               batch_size=32, schedule="step", step_size=30,
                                                               gamma=0.1, augment="resized_crop_flip"))
+# RDED's conv3 observer (scripts/cifar*_10ipc_conv3_to_conv3_cr5.sh, --arch-name conv3): synthesize/utils.py
+# load_model's ConvNet with net_norm "batch", relu, avgpooling, depth 3, width 128 (L183-192): dd-bench's convnet_bn.
+# README L45-54: CIFAR-10 82.24, CIFAR-100 61.27. The same READING of the torchvision reference as above.
+TEACHER_RECIPES.register("rded_observer_cifar_conv3")(TeacherRecipe(
+    model="convnet_bn", model_kwargs={"width": 128, "depth": 3}, epochs=90, lr=0.1, momentum=0.9, weight_decay=1e-4,
+    batch_size=32, schedule="step", step_size=30, gamma=0.1, augment="resized_crop_flip"))
 for _arch in ("resnet18", "mobilenetv2", "efficientnet_b0", "shufflenetg2"):
     TEACHER_RECIPES.register(f"infer_cifar_{_arch}")(TeacherRecipe(model=f"{_arch}_cifar"))
 for _width in (32, 64):
