@@ -158,6 +158,53 @@ SHIM_PARTS = {
         "    return _tensor_cuda(self, *args, **kwargs) if torch.cuda.is_available() else self.clone()\n"
         "torch.Tensor.cuda = _cuda_or_copy\n"
     ),
+    # The decoupled repositories (RDED, SRe2L) put every module and tensor on the GPU: Module.cuda() (nn.DataParallel(
+    # model).cuda(), criterion.cuda()), Tensor.to("cuda") and torch.randn(..., device="cuda"). Where CUDA is absent the
+    # module stays where it is and those tensors are made on the CPU; Tensor.cuda() is cuda_copy's (used beside it).
+    "cuda_on_cpu": (
+        "import torch\n"
+        "if not torch.cuda.is_available():\n"
+        "    def _is_cuda(d):\n"
+        "        return (isinstance(d, str) and d.startswith('cuda')) or (isinstance(d, torch.device) and "
+        "d.type == 'cuda')\n"
+        "    torch.nn.Module.cuda = lambda self, *args, **kwargs: self\n"
+        "    _tensor_to = torch.Tensor.to\n"
+        "    def _to_cpu(self, *args, **kwargs):\n"
+        "        args = tuple('cpu' if _is_cuda(a) else a for a in args)\n"
+        "        if _is_cuda(kwargs.get('device')):\n"
+        "            kwargs['device'] = 'cpu'\n"
+        "        return _tensor_to(self, *args, **kwargs)\n"
+        "    torch.Tensor.to = _to_cpu\n"
+        "    _randn = torch.randn\n"
+        "    def _randn_cpu(*args, **kwargs):\n"
+        "        if _is_cuda(kwargs.get('device')):\n"
+        "            kwargs['device'] = 'cpu'\n"
+        "        return _randn(*args, **kwargs)\n"
+        "    torch.randn = _randn_cpu\n"
+    ),
+    # SRe2L's CIFAR scripts build teacher and student with torchvision.models.get_model("resnet18", num_classes=100)
+    # and then swap the stem (conv1 3x3, maxpool Identity). The decoupled pairs' teacher and student are the conv3
+    # (RDED's ConvNet: width 128, depth 3, batch norm, avg pooling; dd-bench's convnet_bn, the same layers), so the
+    # factory returns it for $LEDGER_NUM_CLASSES classes, and the stem assignments, which a conv3 has no layer for,
+    # are dropped. The model is constructed here; the algorithm around it is the script's.
+    "conv3_model": (
+        "import os as _c3_os\n"
+        "import torchvision.models as _c3_models\n"
+        "_c3_get_model = _c3_models.get_model\n"
+        "def _c3_factory(name, **config):\n"
+        "    if name != 'resnet18':\n"
+        "        return _c3_get_model(name, **config)\n"
+        "    from dd_bench.models import create_model\n"
+        "    net = create_model('convnet_bn', num_classes=int(_c3_os.environ['LEDGER_NUM_CLASSES']), in_channels=3,\n"
+        "                       image_size=(32, 32), width=128, depth=3)\n"
+        "    class Conv3(type(net)):\n"
+        "        def __setattr__(self, key, value):\n"
+        "            if key not in ('conv1', 'maxpool'):\n"
+        "                super().__setattr__(key, value)\n"
+        "    net.__class__ = Conv3\n"
+        "    return net\n"
+        "_c3_models.get_model = _c3_factory\n"
+    ),
 }
 ADAPTATION_NOTES = {
     "seed": "sitecustomize seeds random, numpy and torch from LEDGER_SEED before the script runs (it seeds nothing)",
@@ -173,6 +220,13 @@ ADAPTATION_NOTES = {
                   "network)",
     "cuda_copy": "Tensor.cuda returns a CPU copy where CUDA is absent (distill.py calls image_syn.cuda() before "
                  "saving the images)",
+    "cuda_on_cpu": "where CUDA is absent, Module.cuda leaves the module on the CPU and Tensor.to('cuda') / "
+                   "torch.randn(device='cuda') make CPU tensors (the scripts put everything on the GPU); with "
+                   "cuda_copy for Tensor.cuda",
+    "conv3_model": "model construction: torchvision.models.get_model('resnet18', num_classes=100) returns the conv3 "
+                   "(ConvNet width 128, depth 3, batch norm, avg pooling: dd-bench's convnet_bn, RDED's conv3 layers) "
+                   "for $LEDGER_NUM_CLASSES classes, and the ResNet stem swaps (conv1, maxpool), which a conv3 has "
+                   "no layer for, are dropped; the teacher's weights are the pair's (its state dict file)",
 }
 
 

@@ -5,11 +5,14 @@
     python scripts/ledger/pair.py mtt-cifar10-ipc1 --official /path/to/mtt-distillation --data /path/to/cifar10
     python scripts/ledger/pair.py datm-cifar10-ipc10 --official /path/to/DATM --data /path/to/cifar10 \\
         [--mtt-official /path/to/mtt-distillation]
+    python scripts/ledger/pair.py rded-cifar10-ipc10 --official /path/to/RDED --data /path/to/cifar10
+    python scripts/ledger/pair.py sre2l-cifar10-ipc10 --official /path/to/SRe2L --data /path/to/cifar10
     python scripts/ledger/pair.py --list
 
 (The MTT pairs, their shared steps and their entries are described in scripts/ledger/mtt.py; the DATM pair, which
 starts from the MTT pairs' trajectories, in scripts/ledger/datm.py; the evaluator pairs, one set under both
-evaluators, in scripts/ledger/evaluators.py.)
+evaluators, in scripts/ledger/evaluators.py; the decoupled pairs, RDED and SRe2L, in scripts/ledger/rded.py and
+scripts/ledger/sre2l.py, with their shared data tree and conv3 teacher in scripts/ledger/teacher.py.)
 
 Steps (each a subprocess, skipped when its marker exists, so a killed pair resumes; :mod:`harness`):
 
@@ -38,6 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datm  # noqa: E402
 import evaluators  # noqa: E402
 import mtt  # noqa: E402
+import rded  # noqa: E402
+import sre2l  # noqa: E402
 from harness import (  # noqa: E402
     ADAPTATION_NOTES,
     DC_EVALUATE_DRIVER,
@@ -176,7 +181,8 @@ def run_dm(pair: DMPair, *, official: Path, data: Path, work: Path, out: Path, t
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("pair", nargs="?", choices=sorted([*PAIRS, *mtt.PAIRS, *datm.PAIRS, *evaluators.PAIRS]))
+    parser.add_argument("pair", nargs="?", choices=sorted([*PAIRS, *mtt.PAIRS, *datm.PAIRS, *evaluators.PAIRS,
+                                                          *rded.PAIRS, *sre2l.PAIRS]))
     parser.add_argument("--list", action="store_true", help="print the pairs and their budgets")
     parser.add_argument("--official", type=Path, help="a local checkout of the official repository")
     parser.add_argument("--mtt-official", type=Path,
@@ -189,7 +195,8 @@ def main() -> None:
                         help="what ran beside the pair while it was timed (recorded in the entry as timing_note)")
     parser.add_argument("--smoke", action="store_true",
                         help="a plumbing check at a tiny budget (DM: 22 updates, 3 evaluation epochs; MTT: "
-                             "mtt.smoke; DATM: datm.smoke; evaluators: evaluators.smoke); write --out elsewhere")
+                             "mtt.smoke; DATM: datm.smoke; evaluators: evaluators.smoke; RDED: rded.smoke; SRe2L: "
+                             "sre2l.smoke); write --out elsewhere")
     args = parser.parse_args()
     if args.list or args.pair is None:
         for pair in PAIRS.values():
@@ -200,6 +207,9 @@ def main() -> None:
             print(f"{d.name}: {datm.REPOSITORY}; {d.budget()}")
         for e in evaluators.PAIRS.values():
             print(f"{e.name}: {evaluators.REPOSITORY} (evaluators alone, {e.source} set); {e.budget()}")
+        for module in (rded, sre2l):
+            for p in module.PAIRS.values():
+                print(f"{p.name}: {module.REPOSITORY}; {p.budget()}")
         return
     if args.official is None or args.data is None:
         parser.error("--official and --data are required")
@@ -220,6 +230,13 @@ def main() -> None:
         e = evaluators.smoke(evaluators.PAIRS[args.pair]) if args.smoke else evaluators.PAIRS[args.pair]
         path = evaluators.run(e, official=args.official.resolve(), data=args.data.resolve(),
                               work=(args.work / args.pair).resolve(), out=args.out, timing_note=args.timing_note)
+        _summary(path)
+        return
+    if args.pair in rded.PAIRS or args.pair in sre2l.PAIRS:  # share <work>/<family>: tree and teacher (teacher.py)
+        module = rded if args.pair in rded.PAIRS else sre2l
+        p = module.smoke(module.PAIRS[args.pair]) if args.smoke else module.PAIRS[args.pair]
+        path = module.run(p, official=args.official.resolve(), data=args.data.resolve(), work=args.work.resolve(),
+                          out=args.out, timing_note=args.timing_note)
         _summary(path)
         return
     pair = PAIRS[args.pair]
