@@ -133,7 +133,7 @@ def test_the_official_run_folder_names_rdeds_class_folders_after_the_tree(tmp_pa
     assert (run / "data/cifar10/val/00000").resolve() == (tmp_path / "tree/test/000_airplane").resolve()
     assert (run / "data/pretrain_models/cifar10_conv3.pth").read_bytes() == b"x"
     t = _ledger("teacher")
-    assert t.class_names_file(tmp_path / "tree", tmp_path / "c.txt").read_text() == "airplane\nautomobile\n"
+    assert t.class_names_file(tmp_path / "tree", tmp_path / "c.txt").read_text() == "000_airplane\n001_automobile\n"
 
 
 def test_the_cross_check_reads_each_networks_last_and_best_test():
@@ -192,19 +192,26 @@ def test_an_rded_pair_hands_its_budget_to_every_step_and_writes_a_valid_entry(tm
             runs = [{"seed": i, "tests": [[169, 30.0], [199, 31.0 + 0.1 * i]], "seconds": 100.0} for i in range(5)]
             Path(command[3]).write_text(json.dumps({"runs": runs, "re_batch_size": 50, "workers": 4,
                                                     "temperature": 20, "adamw_lr": 0.001}))
-        return {"wall_seconds": 50.0, "log": str(work / f"{name}.log"), "command": " ".join(map(str, command))}
+        if name == "ddbench-distill":  # dd-bench distill writes its set under results=
+            results = Path(next(a for a in command if a.startswith("results=")).split("=", 1)[1])
+            (results / "synsets" / "ours").mkdir(parents=True)
+            (results / "synsets" / "ours" / "meta.json").write_text("{}")
+        wall = 40.0 if name == "ddbench-distill" else 50.0
+        return {"wall_seconds": wall, "log": str(work / f"{name}.log"), "command": " ".join(map(str, command))}
 
     records = {"ddbench": fake_record([31.0, 31.4, 30.8, 31.2, 31.1]),
                "official-scored": fake_record([31.2, 30.9, 31.3, 31.0, 31.1])}
-    monkeypatch.setattr(rded, "run_step", fake_step)
+    for module in (rded, rded.decoupled):
+        monkeypatch.setattr(module, "run_step", fake_step)
+        monkeypatch.setattr(module, "only_record", lambda results: records[Path(results).name])
     monkeypatch.setattr(rded, "git_commit", lambda path: "0" * 40)
-    monkeypatch.setattr(rded, "only_record", lambda results: records[Path(results).name])
     monkeypatch.setattr(rded.decoupled, "prepare_family", lambda family, data, work: _family(tmp_path))
     path = rded.run(pair, official=tmp_path / "RDED", data=tmp_path / "data", work=tmp_path / "w", out=tmp_path)
 
-    ours = commands["ddbench-run"][0]
-    assert "experiment=rded_cifar10_ipc10" in ours and "models=[convnet_bn]" in ours and "seeds=5" in ours
-    assert "method.mipc=300" in ours and "eval.epochs=200" in ours and "method.num_crop=5" in ours
+    ours, ours_score = commands["ddbench-distill"][0], commands["ddbench-score"][0]
+    assert "distill" in ours and "experiment=rded_cifar10_ipc10" in ours
+    assert "method.mipc=300" in ours and "method.num_crop=5" in ours
+    assert "models=[convnet_bn]" in ours_score and "seeds=5" in ours_score and "eval.epochs=200" in ours_score
     assert f"method.teacher_weights={tmp_path / 'teacher' / 'conv3.safetensors'}" in ours
     synth, cross = commands["official-distill"][0], commands["cross-check"][0]
     assert synth[synth.index("--mipc") + 1] == cross[cross.index("--mipc") + 1] == "300"
@@ -214,9 +221,13 @@ def test_an_rded_pair_hands_its_budget_to_every_step_and_writes_a_valid_entry(tm
     assert "_randn_cpu" in shim and "_cuda_or_copy" in shim and "LEDGER_SEED" in shim  # cuda_on_cpu, cuda_copy
     score = commands["score-official"][0]
     assert "eval=kd-rded" in score and "eval.epochs=200" in score and "models=[convnet_bn]" in score
+    same = lambda cmd: [a for a in cmd if not a.startswith(("synset=", "results="))]  # noqa: E731
+    assert same(score) == same(ours_score)  # both sets are scored by one command
     assert any(a.startswith("classes=") for a in commands["import-official"][0])
     attach = commands["attach-labels"][0]
-    assert attach[attach.index("--like") + 1] == "/set" and attach[2] == "_attach"  # dd-bench's set's labels
+    like = attach[attach.index("--like") + 1]
+    assert like == str(tmp_path / "w" / pair.family.name / pair.name / "ddbench" / "synsets" / "ours")
+    assert attach[2] == "_attach"  # dd-bench's set's labels
     entry = check_entry(json.loads(path.read_text()))
     assert entry["cross_check"]["accuracies_official_evaluator"] == pytest.approx([31.0, 31.1, 31.2, 31.3, 31.4])
     assert entry["wall_time_ratio"] == pytest.approx(40.0 / 50.0) and entry["budget"]["eval_epochs"] == 200

@@ -42,7 +42,6 @@ def test_the_rded_observer_is_a_labelled_reading_of_torchvisions_reference():
     assert json_sha256(get_recipe("sre2l_cifar").to_dict(), 16) == "7b3d62367b573969"
 
 
-
 def test_rdeds_conv3_observer_is_the_same_reading_on_convnet_bn_and_loads_a_conv3_file(digits, tmp_path):
     from safetensors.torch import save_file
 
@@ -60,6 +59,7 @@ def test_rdeds_conv3_observer_is_the_same_reading_on_convnet_bn_and_loads_a_conv
     assert teacher.source == "file" and teacher.model == "convnet_bn" and teacher.key == "file:conv3.safetensors"
     x = torch.rand(2, 1, 8, 8)
     assert torch.equal(teacher.module(x), net.eval()(x))
+
 
 def test_kd_rded_v2_on_tiny_imagenet_batch_and_eval_transform():
     rded = get_protocol("kd-rded")

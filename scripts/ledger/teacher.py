@@ -39,7 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import run_step, stamped_dir, write_subset_tree  # noqa: E402
+from harness import ddbench_command, only_record, run_step, stamped_dir, write_subset_tree  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
 # dd-bench's recipe naming the conv3 architecture (method.teacher); the weights always come from the file.
@@ -242,9 +242,26 @@ def attach_teacher(imported: Path, like: Path, out: Path) -> dict[str, Any]:
     return {"teachers": section.teachers, "bn_train": section.bn_train}
 
 
+def ddbench_side(folder: Path, *, distill: list[str], score: list[str]) -> dict[str, Any]:
+    """dd-bench's side as a user runs it in two commands: ``dd-bench distill`` (timed whole, as the official step is:
+    interpreter start-up, imports and data loading on both sides), then ``dd-bench evaluate`` of its set with the
+    ``score`` overrides, the same ones that score the official set. Returns the commands, steps and the record."""
+    results = folder / "ddbench"
+    distill_cmd = ddbench_command(*distill, "progress=false", f"results={results}", task="distill")
+    step_distill = run_step(folder, "ddbench-distill", distill_cmd, cwd=folder)
+    sets = [p.parent for p in (results / "synsets").glob("*/meta.json")]
+    if len(sets) != 1:
+        raise SystemExit(f"error: expected one set under {results / 'synsets'}; found {len(sets)}")
+    score_cmd = ddbench_command(f"synset={sets[0]}", *score, f"results={results}", task="evaluate")
+    step_score = run_step(folder, "ddbench-score", score_cmd, cwd=folder)
+    return {"distill_command": distill_cmd, "score_command": score_cmd, "distill_step": step_distill,
+            "score_step": step_score, "record": only_record(results), "synset": sets[0]}
+
+
 def class_names_file(tree: Path, out: Path) -> Path:
-    """A names file (``classes=``) from the tree's ``<index>_<class>`` folders, in index order."""
-    names = [p.name.split("_", 1)[1] for p in sorted((tree / "train").iterdir()) if p.is_dir()]
+    """A names file (``classes=``): the tree's ``<index>_<class>`` folder names in index order, which are the class
+    names dd-bench gives a tree whose folders are not a known dataset's class names."""
+    names = [p.name for p in sorted((tree / "train").iterdir()) if p.is_dir()]
     out.write_text("".join(n + "\n" for n in names))
     return out
 
