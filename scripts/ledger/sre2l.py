@@ -10,12 +10,12 @@ run-time adaptation: the model factory (``conv3_model``), the class count of ``r
 rewritten in the parsed script before it runs: :func:`class_count_code`), the test set (``cifar_imagefolder``) and the
 device (``cuda_on_cpu``).
 
-Steps: the family's; ``official-recover`` (recover_cifar.py for ipc ids 0..ipc-1); ``ddbench-distill`` (``dd-bench distill
-experiment=sre2l_cifar10_ipc10`` with the conv3 teacher file and the budget values, timed whole as the official step
-is); ``ddbench-score`` (``dd-bench evaluate`` of that set, the conv3 student, the same overrides as the official set's); ``import-official``
-(the official JPEGs, their folders renamed ``<index>_<class>``); ``attach-labels`` (the same teacher, BN in train mode:
-teacher.attach_teacher); ``score-official``; ``cross-check-<i>`` (relabel_cifar.py as shipped on the official set,
-one run per network, LEDGER_SEED = i).
+Steps: the family's; ``official-recover`` (recover_cifar.py for ipc ids 0..ipc-1); ``ddbench-distill``
+(``dd-bench distill experiment=sre2l_cifar10_ipc10`` with the conv3 teacher file and the budget values, timed whole
+as the official step is); ``ddbench-score`` (``dd-bench evaluate`` of that set, the conv3 student, the same overrides
+as the official set's); ``import-official`` (the official JPEGs, their folders renamed ``<index>_<class>``);
+``attach-labels`` (the same teacher, BN in train mode: teacher.attach_teacher); ``score-official``;
+``cross-check-<i>`` (relabel_cifar.py as shipped on the official set, one run per network, LEDGER_SEED = i).
 """
 
 from __future__ import annotations
