@@ -111,8 +111,7 @@ def _with_shim(tmp_path, parts, code: str) -> str:
     import subprocess
     import sys
 
-    harness = _script("harness")
-    shim = harness.write_shim(tmp_path / "shim", parts)
+    shim = _script("shims").write_shim(tmp_path / "shim", parts)
     env = {**os.environ, "PYTHONPATH": str(shim), "LEDGER_SEED": "3"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -146,9 +146,9 @@ def test_the_cross_check_reads_each_networks_last_and_best_test():
 
 
 def test_the_rded_adaptations_are_named_shim_parts():
-    rded, harness = _ledger("rded"), _ledger("harness")
+    rded, shims = _ledger("rded"), _ledger("shims")
     for name in ("seed", *rded.SHIM):
-        assert name in harness.SHIM_PARTS and name in harness.ADAPTATION_NOTES
+        assert name in shims.SHIM_PARTS and name in shims.ADAPTATION_NOTES
     assert len(rded.RUN_TIME_NOTES) == 4 and any("fold" in n for n in rded.RUN_TIME_NOTES)
 
 

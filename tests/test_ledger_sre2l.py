@@ -100,12 +100,12 @@ def test_the_sre2l_values_are_the_official_scripts_but_the_reduced_ones(tmp_path
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="cuda_on_cpu changes nothing where CUDA is present")
 def test_the_conv3_and_cpu_shims_build_the_conv3_where_the_scripts_build_a_resnet(tmp_path):
-    harness, t = _ledger("harness"), _ledger("teacher")
+    shims, t = _ledger("shims"), _ledger("teacher")
     from dd_bench.models import create_model
 
     teacher = create_model("convnet_bn", num_classes=10, in_channels=3, image_size=(32, 32), width=128, depth=3)
     torch.save({"state_dict": t.to_sre2l_state(teacher.state_dict())}, tmp_path / "ckpt.pth")
-    shim = harness.write_shim(tmp_path / "shim", ("cuda_on_cpu", "cuda_copy", "conv3_model"))
+    shim = shims.write_shim(tmp_path / "shim", ("cuda_on_cpu", "cuda_copy", "conv3_model"))
     code = ("import json, torch, torchvision, torch.nn as nn\n"
             "m = torchvision.models.get_model('resnet18', num_classes=100)\n"
             "m.conv1 = nn.Conv2d(3, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)\n"

@@ -31,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mtt  # noqa: E402
 from harness import (  # noqa: E402
-    ADAPTATION_NOTES,
     ROOT,
     cross_check,
     ddbench_command,
@@ -42,8 +41,8 @@ from harness import (  # noqa: E402
     seconds_per_iteration,
     timing,
     write_entry,
-    write_shim,
 )
+from shims import ADAPTATION_NOTES, write_shim  # noqa: E402
 
 REPOSITORY = "NUS-HPC-AI-Lab/DATM"
 OFFICIAL_CONFIG = "configs/CIFAR-10/ConvIN/IPC10.yaml"  # the official config the pair starts from (its file)
@@ -92,7 +91,7 @@ json.dump({"accuracies": [r[0] for r in runs], "lr": float(used.lr_net), "batch_
            "zca": zca}, open(a.out, "w"))
 '''
 
-# Run-time adaptations of the official side beyond harness.SHIM_PARTS, each a string in the entry.
+# Run-time adaptations of the official side beyond shims.SHIM_PARTS, each a string in the entry.
 RUN_TIME_NOTES = (
     "DATM.py: seed: the shim seeds from LEDGER_SEED, and DATM.py seeds random, numpy and torch with 0 itself (L23-33)",
     "DATM.py: wandb_noop: a no-op wandb module (init keeps the config, which DATM.py reads back from "

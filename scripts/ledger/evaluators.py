@@ -31,7 +31,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (  # noqa: E402
-    ADAPTATION_NOTES,
     DC_EVALUATE_DRIVER,
     ROOT,
     ddbench_command,
@@ -41,11 +40,11 @@ from harness import (  # noqa: E402
     run_step,
     timing,
     write_entry,
-    write_shim,
 )
+from shims import ADAPTATION_NOTES, write_shim  # noqa: E402
 
 REPOSITORY = "VICO-UoE/DatasetCondensation"
-# Today's torch on a CPU needs these to run DatasetCondensation's utils.py as shipped (harness.ADAPTATION_NOTES).
+# Today's torch on a CPU needs these to run DatasetCondensation's utils.py as shipped (shims.ADAPTATION_NOTES).
 SHIM = ("setitem_overlap", "view_fallback")
 DSA_STRATEGY = "color_crop_cutout_flip_scale_rotate"  # DatasetCondensation's and MTT's default --dsa_strategy
 

@@ -30,7 +30,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (  # noqa: E402
-    ADAPTATION_NOTES,
     cross_check,
     ddbench_command,
     git_commit,
@@ -43,14 +42,14 @@ from harness import (  # noqa: E402
     timing,
     wandb_logged,
     write_entry,
-    write_shim,
     write_subset_tree,
 )
+from shims import ADAPTATION_NOTES, write_shim  # noqa: E402
 
 REPOSITORY = "GeorgeCazenavette/mtt-distillation"
 MTT_SCRIPT = Path(__file__).resolve()
 STUDENT = "convnet (ConvNet width 128, depth 3, instance norm, avg pooling)"
-# Run-time environment of each official script (harness.SHIM_PARTS), each named in the entry.
+# Run-time environment of each official script (shims.SHIM_PARTS), each named in the entry.
 BUFFER_SHIM = ("copying_cpu", "cifar_imagefolder")
 DISTILL_SHIM = ("cifar_imagefolder", "wandb_noop", "cuda_copy")
 

@@ -44,7 +44,6 @@ import mtt  # noqa: E402
 import rded  # noqa: E402
 import sre2l  # noqa: E402
 from harness import (  # noqa: E402
-    ADAPTATION_NOTES,
     DC_EVALUATE_DRIVER,
     ROOT,
     cross_check,
@@ -56,10 +55,10 @@ from harness import (  # noqa: E402
     seconds_per_iteration,
     timing,
     write_entry,
-    write_shim,
 )
+from shims import ADAPTATION_NOTES, write_shim  # noqa: E402
 
-# Environment adaptations DatasetCondensation needs under today's torch on a CPU (harness.SHIM_PARTS), and the data
+# Environment adaptations DatasetCondensation needs under today's torch on a CPU (shims.SHIM_PARTS), and the data
 # loading each data set needs (Fashion-MNIST: torchvision's own raw files, read by both sides as shipped).
 SHIM = ("setitem_overlap", "view_fallback")
 DATA_SHIM = {"fashion_mnist": (), "cifar10": ("cifar_imagefolder",)}

@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import teacher as decoupled  # noqa: E402
 from harness import (  # noqa: E402
-    ADAPTATION_NOTES,
     cross_check,
     ddbench_command,
     git_commit,
@@ -39,13 +38,13 @@ from harness import (  # noqa: E402
     run_step,
     timing,
     write_entry,
-    write_shim,
 )
+from shims import ADAPTATION_NOTES, write_shim  # noqa: E402
 
 REPOSITORY = "LINs-lab/RDED"
 OFFICIAL_SCRIPT = "scripts/cifar10_10ipc_conv3_to_conv3_cr5.sh"
 EXPERIMENT = "rded_cifar10_ipc10"
-SHIM = ("cuda_on_cpu", "cuda_copy")  # harness.SHIM_PARTS, with seed
+SHIM = ("cuda_on_cpu", "cuda_copy")  # shims.SHIM_PARTS, with seed
 FIXED_FLAGS = ("--subset", "cifar10", "--arch-name", "conv3", "--stud-name", "conv3")
 
 # main.py's first half (main.py:10-11): argument.py parses the flags (sys.argv) at import, then the synthesis.

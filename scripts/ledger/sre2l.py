@@ -34,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import teacher as decoupled  # noqa: E402
 from harness import (  # noqa: E402
-    ADAPTATION_NOTES,
     ROOT,
     cross_check,
     ddbench_command,
@@ -44,8 +43,8 @@ from harness import (  # noqa: E402
     run_step,
     timing,
     write_entry,
-    write_shim,
 )
+from shims import ADAPTATION_NOTES, write_shim  # noqa: E402
 
 REPOSITORY = "VILA-Lab/SRe2L"
 SMALL = Path("SRe2L") / "*small_dataset"  # the CIFAR code's folder in the checkout
