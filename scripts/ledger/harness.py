@@ -13,6 +13,7 @@ no-op ``wandb``). Each adaptation is a string in the entry's ``official.adaptati
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -206,6 +207,26 @@ def write_test_split(real: Any, *, out: Path, per_class: int | None = None, seed
         Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels).save(folder / f"{i:05d}.png")
     return {"test": "full" if per_class is None else f"{per_class} per class (seed {seed}; a smoke run only)",
             "test_images": len(indices)}
+
+
+SUBSET_STEP = ("--root", "--out", "--per-class", "--seed", "--test-per-class")
+
+
+def step_args(argv: list[str], *, prog: str, steps: dict[str, tuple[str, ...]]) -> argparse.Namespace:
+    """``<script> _<step> --flag value ...``: the flags of a step that is our code, run as a subprocess of a pair."""
+    names = steps.get(argv[0])
+    if names is None:
+        raise SystemExit(f"error: unknown step {argv[0]}")
+    parser = argparse.ArgumentParser(prog=f"{prog} {argv[0]}")
+    for name in names:
+        parser.add_argument(name, default=None)
+    return parser.parse_args(argv[1:])
+
+
+def subset_step(a: argparse.Namespace) -> None:
+    """The ``_subset`` step (:data:`SUBSET_STEP` flags): the class-balanced CIFAR-10 tree."""
+    write_subset_tree("cifar10", Path(a.root), per_class=int(a.per_class), seed=int(a.seed), out=Path(a.out),
+                      test_per_class=None if a.test_per_class is None else int(a.test_per_class))
 
 
 def write_subset_tree(dataset: str, root: Path, *, per_class: int, seed: int, test_per_class: int | None,

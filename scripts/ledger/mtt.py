@@ -16,7 +16,6 @@ of both sides with one scorer; buffer.py's own test pass is its cross-check.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import re
@@ -30,6 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (  # noqa: E402
+    SUBSET_STEP,
     cross_check,
     ddbench_command,
     git_commit,
@@ -39,10 +39,11 @@ from harness import (  # noqa: E402
     score_experts,
     seconds_per_iteration,
     stamped_dir,
+    step_args,
+    subset_step,
     timing,
     wandb_logged,
     write_entry,
-    write_subset_tree,
 )
 from shims import ADAPTATION_NOTES, write_shim  # noqa: E402
 
@@ -417,17 +418,10 @@ def run(pair: MTTPair, **kwargs: Any) -> Path:
 
 def main_step(argv: list[str]) -> None:
     """The steps that are our code, each a subprocess of a pair (resumable and logged like the others)."""
-    parser = argparse.ArgumentParser(prog=f"mtt.py {argv[0]}")
-    names = {"_subset": ("--root", "--out", "--per-class", "--seed", "--test-per-class"),
-             "_score_experts": ("--tree", "--official", "--ddbench-cache", "--out")}.get(argv[0])
-    if names is None:
-        raise SystemExit(f"error: unknown step {argv[0]}")
-    for name in names:
-        parser.add_argument(name, default=None)
-    a = parser.parse_args(argv[1:])
+    a = step_args(argv, prog="mtt.py", steps={"_subset": SUBSET_STEP,
+                                              "_score_experts": ("--tree", "--official", "--ddbench-cache", "--out")})
     if argv[0] == "_subset":
-        write_subset_tree("cifar10", Path(a.root), per_class=int(a.per_class), seed=int(a.seed), out=Path(a.out),
-                          test_per_class=None if a.test_per_class is None else int(a.test_per_class))
+        subset_step(a)
     else:
         score_experts("cifar10", tree=Path(a.tree), official_glob=a.official, ddbench_cache=Path(a.ddbench_cache),
                       out=Path(a.out))

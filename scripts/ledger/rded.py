@@ -33,7 +33,6 @@ from harness import (  # noqa: E402
     cross_check,
     ddbench_command,
     git_commit,
-    git_sha_clean,
     only_record,
     run_step,
     timing,
@@ -251,16 +250,7 @@ def _entry(pair: RDEDPair, *, fam: dict[str, Any], folder: Path, out: Path, timi
                             "the images are saved as JPEG (PIL's quality 75, synthesize/main.py:67-69) and the "
                             "validation trains on those files; dd-bench's experiment stores its set the same way "
                             "(image_store=jpeg)"]},
-        ddbench={"command": shlex.join(commands["ours"]), "score_command": shlex.join(commands["ours_score"]),
-                 "git_sha": git_sha_clean(), "record_git_sha": ours.git_sha,
-                 "wall_seconds": steps["ours"]["wall_seconds"], "distill_seconds": ours.distill_seconds,
-                 "wall_seconds_total": steps["ours"]["wall_seconds"] + steps["ours_score"]["wall_seconds"],
-                 "set_hash": ours.set_hash, "record_hash": ours.record_hash, "experiment": EXPERIMENT,
-                 "notes": ["method.teacher names the conv3 architecture (dd-bench's recipe "
-                           f"{decoupled.ARCH_RECIPE}); the weights are the family's file, method.teacher_weights",
-                           "dd-bench import writes hard labels only: attach-labels gives the imported official set "
-                           "the labels section of dd-bench's set (the same teacher file, BN in eval mode) through "
-                           "dd_bench.synset, which the command line cannot do"]},
+        ddbench=decoupled.ddbench_entry(ours, commands=commands, steps=steps, experiment=EXPERIMENT, bn="eval"),
         budget=pair.budget(), data={**decoupled.data_record(fam), "root_layout": (
             "one ImageFolder tree (train/: the subset, test/: the full test set; PNG, <index>_<class> folders): "
             "dd-bench's dataset.root; RDED's ./data/cifar10/{train,val}/<00000..> symlink to its class folders")},

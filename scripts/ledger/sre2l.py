@@ -38,7 +38,6 @@ from harness import (  # noqa: E402
     cross_check,
     ddbench_command,
     git_commit,
-    git_sha_clean,
     only_record,
     run_step,
     timing,
@@ -273,16 +272,7 @@ def _entry(pair: SRe2LPair, *, fam: dict[str, Any], folder: Path, out: Path, tim
                             "way (image_store=jpeg)",
                             "relabel_cifar.py never puts the teacher in eval mode (its BN uses batch statistics); "
                             "dd-bench's experiment does the same (method.teacher_bn_train=true)"]},
-        ddbench={"command": shlex.join(commands["ours"]), "score_command": shlex.join(commands["ours_score"]),
-                 "git_sha": git_sha_clean(), "record_git_sha": ours.git_sha,
-                 "wall_seconds": steps["ours"]["wall_seconds"], "distill_seconds": ours.distill_seconds,
-                 "wall_seconds_total": steps["ours"]["wall_seconds"] + steps["ours_score"]["wall_seconds"],
-                 "set_hash": ours.set_hash, "record_hash": ours.record_hash, "experiment": EXPERIMENT,
-                 "notes": ["method.teacher names the conv3 architecture (dd-bench's recipe "
-                           f"{decoupled.ARCH_RECIPE}); the weights are the family's file, method.teacher_weights",
-                           "dd-bench import writes hard labels only: attach-labels gives the imported official set "
-                           "the labels section of dd-bench's set (the same teacher file, BN in train mode) through "
-                           "dd_bench.synset, which the command line cannot do"]},
+        ddbench=decoupled.ddbench_entry(ours, commands=commands, steps=steps, experiment=EXPERIMENT, bn="train"),
         budget=pair.budget(), data={**decoupled.data_record(fam), "root_layout": (
             "one ImageFolder tree (train/: the subset, test/: the full test set; PNG, <index>_<class> folders): "
             "dd-bench's dataset.root (SRe2L reads no training image); relabel_cifar.py's ./data/test")},

@@ -30,16 +30,25 @@ run once by whichever pair comes first:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import ddbench_command, only_record, run_step, stamped_dir, write_subset_tree  # noqa: E402
+from harness import (  # noqa: E402
+    SUBSET_STEP,
+    ddbench_command,
+    git_sha_clean,
+    only_record,
+    run_step,
+    stamped_dir,
+    step_args,
+    subset_step,
+)
 
 SCRIPT = Path(__file__).resolve()
 # dd-bench's recipe naming the conv3 architecture (method.teacher); the weights always come from the file.
@@ -258,6 +267,21 @@ def ddbench_side(folder: Path, *, distill: list[str], score: list[str]) -> dict[
             "score_step": step_score, "record": only_record(results), "synset": sets[0]}
 
 
+def ddbench_entry(ours: Any, *, commands: dict[str, list[str]], steps: dict[str, dict[str, Any]], experiment: str,
+                  bn: str) -> dict[str, Any]:
+    """The entry's ``ddbench`` section of a decoupled pair (``bn``: the teacher's BN mode at labelling)."""
+    return {"command": shlex.join(commands["ours"]), "score_command": shlex.join(commands["ours_score"]),
+            "git_sha": git_sha_clean(), "record_git_sha": ours.git_sha,
+            "wall_seconds": steps["ours"]["wall_seconds"], "distill_seconds": ours.distill_seconds,
+            "wall_seconds_total": steps["ours"]["wall_seconds"] + steps["ours_score"]["wall_seconds"],
+            "set_hash": ours.set_hash, "record_hash": ours.record_hash, "experiment": experiment,
+            "notes": [f"method.teacher names the conv3 architecture (dd-bench's recipe {ARCH_RECIPE}); the weights "
+                      "are the family's file, method.teacher_weights",
+                      "dd-bench import writes hard labels only: attach-labels gives the imported official set the "
+                      f"labels section of dd-bench's set (the same teacher file, BN in {bn} mode) through "
+                      "dd_bench.synset, which the command line cannot do"]}
+
+
 def class_names_file(tree: Path, out: Path) -> Path:
     """A names file (``classes=``): the tree's ``<index>_<class>`` folder names in index order, which are the class
     names dd-bench gives a tree whose folders are not a known dataset's class names."""
@@ -268,18 +292,11 @@ def class_names_file(tree: Path, out: Path) -> Path:
 
 def main_step(argv: list[str]) -> None:
     """The steps that are our code, each a subprocess of a pair (resumable and logged like the others)."""
-    names = {"_subset": ("--root", "--out", "--per-class", "--seed", "--test-per-class"),
-             "_teacher": ("--root", "--tree", "--epochs", "--out"),
-             "_attach": ("--imported", "--like", "--out")}.get(argv[0])
-    if names is None:
-        raise SystemExit(f"error: unknown step {argv[0]}")
-    parser = argparse.ArgumentParser(prog=f"teacher.py {argv[0]}")
-    for name in names:
-        parser.add_argument(name, default=None)
-    a = parser.parse_args(argv[1:])
+    a = step_args(argv, prog="teacher.py", steps={"_subset": SUBSET_STEP, "_teacher": ("--root", "--tree", "--epochs",
+                                                                                    "--out"),
+                                                  "_attach": ("--imported", "--like", "--out")})
     if argv[0] == "_subset":
-        write_subset_tree("cifar10", Path(a.root), per_class=int(a.per_class), seed=int(a.seed), out=Path(a.out),
-                          test_per_class=None if a.test_per_class is None else int(a.test_per_class))
+        subset_step(a)
     elif argv[0] == "_teacher":
         print(json.dumps(train_teacher(root=Path(a.root), tree=Path(a.tree), epochs=int(a.epochs), out=Path(a.out)),
                          indent=1))
