@@ -73,8 +73,13 @@ def test_an_entry_carries_every_field_and_its_verdict_follows_from_its_numbers()
 
 
 def test_the_page_is_what_the_generator_writes_from_the_committed_entries(tmp_path):
+    assert (ROOT / "docs" / "ledger.md").read_text() == _script("render").page(ROOT / "results" / "ledger")
+    built = _script("render").built_pairs()
+    assert {"mtt-cifar10-ipc1", "datm-cifar10-ipc10", "rded-cifar10-ipc10", "sre2l-cifar10-ipc10"} <= set(built)
     committed = load_ledger(ROOT / "results" / "ledger")
-    assert (ROOT / "docs" / "ledger.md").read_text() == render_markdown(committed)
+    waiting = render_markdown(committed, built=built).split("not yet measured", 1)[1]
+    assert "`rded-cifar10-ipc10` (LINs-lab/RDED)" in waiting
+    assert all(f"`{e['pair']}`" not in waiting for e in committed)  # a measured pair is a row, not a promise
     (tmp_path / "a.json").write_text(json.dumps(entry()))
     page = render_markdown(load_ledger(tmp_path))
     assert "| mtt-cifar10-ipc1 | mtt | cifar10, IPC 1 |" in page and "| agree |" in page and "0.90x" in page

@@ -138,8 +138,11 @@ def _scope(entry: dict[str, Any]) -> str:
     return f"IPC {entry['ipc']}" + (", evaluators alone" if entry.get("kind") == "evaluators" else "")
 
 
-def render_markdown(entries: list[dict[str, Any]]) -> str:
-    """``docs/ledger.md`` from the entries: one row per pair, the command that reproduces it, never edited by hand."""
+def render_markdown(entries: list[dict[str, Any]], *, built: dict[str, str] | None = None) -> str:
+    """``docs/ledger.md`` from the entries: one row per pair, the command that reproduces it, never edited by hand.
+
+    ``built``: every pair the harness can run (name -> official repository); those without an entry are listed as
+    built and not yet measured, so the page shows the ledger's coverage, not only its results."""
     lines = [
         "# Fidelity ledger: dd-bench beside the official implementations",
         "",
@@ -172,4 +175,10 @@ def render_markdown(entries: list[dict[str, Any]]) -> str:
     for e in (e for e in entries if e["status"] == "not run"):
         lines.append(f"- **{e['pair']}** ({e['method']}, {e['dataset']}, {_scope(e)}; "
                      f"{e['official']['repository']}): not run: {e['reason']}")
+    waiting = sorted(set(built or {}) - {e["pair"] for e in entries})
+    if waiting:
+        lines += ([""] if lines[-1] else []) + [
+            "Built, not yet measured (each is one `python scripts/ledger/pair.py NAME --official PATH --data PATH` "
+            "away; `--list` gives their budgets):", ""]
+        lines += [f"- `{name}` ({built[name]})" for name in waiting]
     return "\n".join(lines).rstrip("\n") + "\n"

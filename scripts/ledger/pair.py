@@ -178,10 +178,17 @@ def run_dm(pair: DMPair, *, official: Path, data: Path, work: Path, out: Path, t
                      official_distill=step_official, ddbench_run=step_ours)})
 
 
+def registered() -> dict[str, str]:
+    """Every pair this script runs: name -> its official repository (the ledger page lists those not yet measured)."""
+    out = {p.name: p.repository for p in PAIRS.values()}
+    for module in (mtt, datm, evaluators, rded, sre2l):
+        out.update({name: module.REPOSITORY for name in module.PAIRS})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("pair", nargs="?", choices=sorted([*PAIRS, *mtt.PAIRS, *datm.PAIRS, *evaluators.PAIRS,
-                                                          *rded.PAIRS, *sre2l.PAIRS]))
+    parser.add_argument("pair", nargs="?", choices=sorted(registered()))
     parser.add_argument("--list", action="store_true", help="print the pairs and their budgets")
     parser.add_argument("--official", type=Path, help="a local checkout of the official repository")
     parser.add_argument("--mtt-official", type=Path,

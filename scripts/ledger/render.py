@@ -15,14 +15,27 @@ from dd_bench.results.ledger import load_ledger, render_markdown
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def built_pairs() -> dict[str, str]:
+    """Every pair ``pair.py`` can run: name -> the official repository (from each pair module's registry)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import pair
+
+    return pair.registered()
+
+
+def page(ledger: Path) -> str:
+    return render_markdown(load_ledger(ledger), built=built_pairs())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ledger", type=Path, default=ROOT / "results" / "ledger")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "ledger.md")
     args = parser.parse_args()
-    entries = load_ledger(args.ledger)
-    atomic_write_text(args.out, render_markdown(entries))
-    print(f"wrote {args.out} ({len(entries)} pair(s))")
+    atomic_write_text(args.out, page(args.ledger))
+    print(f"wrote {args.out} ({len(load_ledger(args.ledger))} pair(s))")
 
 
 if __name__ == "__main__":
