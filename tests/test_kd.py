@@ -155,7 +155,21 @@ def test_the_best_during_training_is_recorded_beside_the_final_number_without_ch
     (b,) = evaluate(synset, protocol=tracked, **kw)
     assert b.accuracies == a.accuracies  # scoring along the way neither trains nor draws random numbers
     best = b.extra["best_during_training"]
-    assert best["epochs_checked"] == [4, 6] and "never ranked" in best["note"]
+    assert best["epochs_checked"] == [6] and "never ranked" in best["note"]  # index 3 is not > 0.5 * 6
     assert all(x >= y for x, y in zip(best["accuracies"], b.accuracies, strict=True))
     assert "best_during_training" not in a.extra
     assert get_protocol("kd-rded").best_every == 10
+
+
+def test_best_during_training_checks_follow_rdeds_validation_loop():
+    """RDED's validation/main.py:176-181 checks after epoch index e when e % 10 == 9 and e > 0.8 * epochs."""
+    from dd_bench.eval.kd import best_checks
+
+    def rded(epochs: int) -> list[int]:
+        return [e + 1 for e in range(epochs) if (e % 10 == 9 or e == epochs - 1) and e > epochs * 0.8]
+
+    assert best_checks(300, every=10, after=0.8) == rded(300) == list(range(250, 301, 10))
+    assert best_checks(200, every=10, after=0.8) == rded(200) == [170, 180, 190, 200]
+    rded_protocol = get_protocol("kd-rded")
+    assert best_checks(rded_protocol.epochs, every=rded_protocol.best_every, after=rded_protocol.best_from) == rded(300)
+    assert best_checks(400, every=10, after=0.0)[:2] == [10, 20] and best_checks(400, every=0, after=0.8) == []

@@ -26,7 +26,7 @@ PINNED = {
     "kd-infer": ("2d00526c6ab7b951", "d9cab08aeb8cab8b"),
     "kd-infer-dyn": ("f513bab6d7f63a5f", "9a5c7a37a80f2f59"),
     "kd-quick": ("fe76786d7eed1134", "05855e0b18663e73"),
-    "kd-rded": ("d174490b4b463284", "a21eb110c55d8fe6"),
+    "kd-rded": ("37ac27480561b0fb", "48a66e80bbb41fee"),  # v3 (RDED's best-during-training checks); v2: d174490b...
     "kd-sre2l-tiny": ("191dd1155037ea87", "93cc0dacae305d11"),
     "mtt": ("7575b96509089897", "f928237ad80cb9ec"),
     "mtt-datm": ("b3e51b249a04326f", "d86a4860ab3ec908"),
@@ -57,7 +57,7 @@ def test_custom_protocol_dicts_and_key_order_are_unchanged():
     # All of them through the sorted-key hash the record keys use (dd_bench.io.json_sha256), and the written order
     # of two representative dicts.
     assert json_sha256({name: get_protocol(name).to_dict() for name in PROTOCOLS.list()}) == \
-        "be139eb7b1a20dd996255c47d807fa6349bff775aac6ec5e9ee0fa5049e3519d"
+        "b18de597ef05ff5924758aeaef481a35b5419f131ad8fe6eabd97561191c971f"  # kd-rded v3; before: be139eb7...
     assert list(get_protocol("dc").to_dict()) == [
         "name", "version", "epochs", "batch_size", "lr", "use_learned_lr", "momentum", "weight_decay", "decay_factor",
         "augment", "soft_label_loss", "test_batch_size", "ranked", "description", "augmented_epochs",

@@ -74,6 +74,15 @@ class T2Scaled:
 KD_CPU_BATCHED_UP_TO = 2048
 
 
+def best_checks(epochs: int, *, every: int, after: float) -> list[int]:
+    """After which passes (1-based counts) the best-during-training accuracy is checked: RDED's rule
+    (validation/main.py:176-181), a pass whose 0-based index e has ``e % every == every - 1`` and ``e > after * epochs``
+    (the final pass is counted in any case, as the final accuracy). ``every`` 0: never."""
+    if not every:
+        return []
+    return [e + 1 for e in range(epochs) if e % every == every - 1 and e > after * epochs]
+
+
 @dataclass(frozen=True)
 class KDProtocol(EvalProtocol):
     name: str
@@ -214,9 +223,11 @@ class KDProtocol(EvalProtocol):
         best: dict[int, float] = {}
         checked: list[int] = []
 
+        check_at = set(best_checks(self.epochs, every=self.best_every, after=self.best_from))
+
         def track_best(ep: int, networks) -> None:
             done = ep + 1
-            if not self.best_every or done % self.best_every or done < self.best_from * self.epochs:
+            if done not in check_at:
                 return
             for seed, acc in zip(networks.seeds, score(networks, real, self), strict=True):
                 best[seed] = max(best.get(seed, 0.0), acc)
@@ -261,11 +272,13 @@ register_protocol(KDProtocol(
     name="kd-quick", version=2, epochs=200, lr=1e-2, temperature=1.0, ranked=False,
     description="CPU demo only: the kd recipe with 200 epochs, lr 1e-2 and KL at T=1 (a ConvNet student in "
                 "the demo; at IPC 1 an epoch is one step); never ranked"))
+# v3: the best-during-training checks are RDED's (validation/main.py:176-181: after epoch index e when e % 10 == 9
+# and e > 0.8 * epochs, i.e. after 250, 260, ..., 300 of 300 passes); v2 also checked after 240.
 # v2: RDED's argument.py forces batch 100 on Tiny-ImageNet (L252-254), its test transform is Resize(size // 7 * 8)
 # + CenterCrop(size) (validation/main.py:154-155: 72 -> 64 on Tiny, the identity on CIFAR), and get_parameters
 # (validation/utils.py:67-84) exempts biases and BN from weight decay; v1 had none of the three.
 register_protocol(KDProtocol(
-    name="kd-rded", version=2, epochs=300, schedule="half_cosine", eta=2.0, crop="resized_crop",
+    name="kd-rded", version=3, epochs=300, schedule="half_cosine", eta=2.0, crop="resized_crop",
     crop_scale_min=1.0, mix="cutmix", mix_alpha=1.0, temperature=20.0, batch_rule="rded", best_every=10,
     no_decay_1d=True, test_resize_crop=True, ranked=False,
     description="RDED paper comparison (validation/main.py, argument.py): 300 epochs, AdamW 1e-3 / wd 0.01 on "
