@@ -64,6 +64,26 @@ def test_shared_crops_give_one_box_per_batch_and_per_sample_crops_do_not():
     torch.testing.assert_close(crop.apply(x, whole), x, atol=1e-5, rtol=0)  # the full box is the identity
 
 
+def test_a_resized_crop_is_torchvisions_crop_then_resize():
+    """Each box gives torchvision's resized_crop of it (then the flip), edge pixels included: a sample near the box's
+    edge repeats the edge pixel, never the one outside the box."""
+    from torchvision.transforms.v2 import functional as TF
+
+    torch.manual_seed(0)
+    x = torch.rand(24, 3, 32, 32)
+    crop = RandomResizedCropFlip(image_size=(32, 32))
+    params = crop.sample_params(24, generator=torch.Generator().manual_seed(1))
+    out = crop.apply(x, params)
+    for i in range(24):
+        box = [int(params[k][i]) for k in ("top", "left", "height", "width")]
+        ref = TF.resized_crop(x[i], *box, [32, 32], antialias=True)
+        torch.testing.assert_close(out[i], ref.flip(-1) if params["flip"][i] else ref, atol=1e-6, rtol=0)
+    # A 16 x 16 box in the middle: its outer ring is the box's own pixels (the old sampling blended the outside in).
+    mid = {"top": torch.tensor([8]), "left": torch.tensor([8]), "height": torch.tensor([16]),
+           "width": torch.tensor([16]), "flip": torch.tensor([False])}
+    torch.testing.assert_close(crop.apply(x[:1], mid)[0, :, 0, 0], x[0, :, 8, 8])
+
+
 def test_recovery_batches_are_per_ipc_id_and_class_range():
     batches = recovery_batches(num_classes=5, ipc=2, batch_size=3)
     # class-major set: image of class c, ipc id i sits at c * ipc + i

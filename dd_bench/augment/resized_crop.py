@@ -5,7 +5,10 @@ torchvision's ``RandomResizedCrop(size, scale, ratio)`` semantics for the box: u
 ``h = round(sqrt(s*A/r))``; the first try that fits is placed uniformly; if none fits, the centre crop with the
 ratio clamped to ``ratio``.
 The box is then resized back to the image size by bilinear sampling (``grid_sample``, ``align_corners=False``, no
-antialiasing: torchvision antialiases tensor down-scaling, here boxes are only ever up-scaled to the input size).
+antialiasing: torchvision antialiases tensor down-scaling, here boxes are only ever up-scaled to the input size),
+with the sampling points clamped to the box's outermost pixel centres: torchvision crops first and then resizes, so
+a sample near the box's edge repeats the edge pixel instead of blending in the pixel outside the box (version 2;
+version 1 blended it, up to 0.24 of the pixel range on the outer ring of a 16 -> 32 crop).
 
 ``same_on_batch=True`` draws ONE box and ONE flip for the batch, as SRe2L's and CV-DD's recover scripts do by
 applying torchvision transforms to a 4-D batch tensor (decoupled-methods.md §1.2, "implementation trap"); kornia's
@@ -19,6 +22,9 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+# Bump when the pixels a given box produces change (teacher recipes that train with this crop hash it into their key).
+VERSION = 2
 
 
 class RandomResizedCropFlip:
@@ -81,5 +87,13 @@ class RandomResizedCropFlip:
         theta = torch.zeros((b, 2, 3), device=x.device, dtype=x.dtype)
         theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx, cx, sy, cy
         out_h, out_w = output_size or (h_img, w_img)
-        grid = F.affine_grid(theta, [b, x.shape[1], out_h, out_w], align_corners=False)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        grid = F.affine_grid(theta, [b, x.shape[1], out_h, out_w], align_corners=False)  # (b, out_h, out_w, 2)
+        # Pixel i's centre is at (2i + 1) / size - 1: keep every sample between the box's first and last centres.
+        lo_x = (2 * left.to(x.dtype) + 1) / w_img - 1
+        hi_x = (2 * (left + ww).to(x.dtype) - 1) / w_img - 1
+        lo_y = (2 * top.to(x.dtype) + 1) / h_img - 1
+        hi_y = (2 * (top + hh).to(x.dtype) - 1) / h_img - 1
+        gx = torch.minimum(torch.maximum(grid[..., 0], lo_x.view(b, 1, 1)), hi_x.view(b, 1, 1))
+        gy = torch.minimum(torch.maximum(grid[..., 1], lo_y.view(b, 1, 1)), hi_y.view(b, 1, 1))
+        return F.grid_sample(x, torch.stack((gx, gy), dim=-1), mode="bilinear", padding_mode="border",
+                             align_corners=False)

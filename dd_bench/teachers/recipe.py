@@ -84,8 +84,13 @@ class TeacherRecipe:
 
     def key(self, real: RealData) -> str:
         """24 hex digits: the recipe, the data (its fingerprint: a validation split changes it) and the code."""
-        return json_sha256({"v": TEACHERS_CODE_VERSION, "recipe": self.to_dict(), "data": real.fingerprint(),
-                            "classes": real.num_classes, "dsa_strategy": real.dsa_strategy}, 24)
+        payload = {"v": TEACHERS_CODE_VERSION, "recipe": self.to_dict(), "data": real.fingerprint(),
+                   "classes": real.num_classes, "dsa_strategy": real.dsa_strategy}
+        if self.augment == "resized_crop_flip":  # the crop's own code version (keys of the other recipes stay put)
+            from dd_bench.augment.resized_crop import VERSION
+
+            payload["resized_crop"] = VERSION
+        return json_sha256(payload, 24)
 
 
 TEACHER_RECIPES: Registry = Registry("teacher recipe", kind="spec")
