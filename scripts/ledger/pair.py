@@ -7,12 +7,14 @@
         [--mtt-official /path/to/mtt-distillation]
     python scripts/ledger/pair.py rded-cifar10-ipc10 --official /path/to/RDED --data /path/to/cifar10
     python scripts/ledger/pair.py sre2l-cifar10-ipc10 --official /path/to/SRe2L --data /path/to/cifar10
+    python scripts/ledger/pair.py eval-kd-cifar10-random-ipc10 --official /path/to/SRe2L --data /path/to/cifar10
     python scripts/ledger/pair.py --list
 
 (The MTT pairs, their shared steps and their entries are described in scripts/ledger/mtt.py; the DATM pair, which
 starts from the MTT pairs' trajectories, in scripts/ledger/datm.py; the evaluator pairs, one set under both
 evaluators, in scripts/ledger/evaluators.py; the decoupled pairs, RDED and SRe2L, in scripts/ledger/rded.py and
-scripts/ledger/sre2l.py, with their shared data tree and conv3 teacher in scripts/ledger/teacher.py.)
+scripts/ledger/sre2l.py, with their shared data tree and conv3 teacher in scripts/ledger/teacher.py; the kd evaluator
+pair, a random subset under dd-bench's kd protocol and SRe2L's relabel_cifar.py, in scripts/ledger/eval_kd.py.)
 
 Steps (each a subprocess, skipped when its marker exists, so a killed pair resumes; :mod:`harness`):
 
@@ -39,6 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import datm  # noqa: E402
+import eval_kd  # noqa: E402
 import evaluators  # noqa: E402
 import mtt  # noqa: E402
 import rded  # noqa: E402
@@ -181,7 +184,7 @@ def run_dm(pair: DMPair, *, official: Path, data: Path, work: Path, out: Path, t
 def registered() -> dict[str, str]:
     """Every pair this script runs: name -> its official repository (the ledger page lists those not yet measured)."""
     out = {p.name: p.repository for p in PAIRS.values()}
-    for module in (mtt, datm, evaluators, rded, sre2l):
+    for module in (mtt, datm, evaluators, rded, sre2l, eval_kd):
         out.update({name: module.REPOSITORY for name in module.PAIRS})
     return out
 
@@ -202,7 +205,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true",
                         help="a plumbing check at a tiny budget (DM: 22 updates, 3 evaluation epochs; MTT: "
                              "mtt.smoke; DATM: datm.smoke; evaluators: evaluators.smoke; RDED: rded.smoke; SRe2L: "
-                             "sre2l.smoke); write --out elsewhere")
+                             "sre2l.smoke; kd evaluators: eval_kd.smoke); write --out elsewhere")
     args = parser.parse_args()
     if args.list or args.pair is None:
         for pair in PAIRS.values():
@@ -213,7 +216,7 @@ def main() -> None:
             print(f"{d.name}: {datm.REPOSITORY}; {d.budget()}")
         for e in evaluators.PAIRS.values():
             print(f"{e.name}: {evaluators.REPOSITORY} (evaluators alone, {e.source} set); {e.budget()}")
-        for module in (rded, sre2l):
+        for module in (rded, sre2l, eval_kd):
             for p in module.PAIRS.values():
                 print(f"{p.name}: {module.REPOSITORY}; {p.budget()}")
         return
@@ -238,8 +241,9 @@ def main() -> None:
                               work=(args.work / args.pair).resolve(), out=args.out, timing_note=args.timing_note)
         _summary(path)
         return
-    if args.pair in rded.PAIRS or args.pair in sre2l.PAIRS:  # share <work>/<family>: tree and teacher (teacher.py)
-        module = rded if args.pair in rded.PAIRS else sre2l
+    decoupled = next((m for m in (rded, sre2l, eval_kd) if args.pair in m.PAIRS), None)
+    if decoupled is not None:  # share <work>/<family>: tree and teacher (teacher.py)
+        module = decoupled
         p = module.smoke(module.PAIRS[args.pair]) if args.smoke else module.PAIRS[args.pair]
         path = module.run(p, official=args.official.resolve(), data=args.data.resolve(), work=args.work.resolve(),
                           out=args.out, timing_note=args.timing_note)
