@@ -83,6 +83,10 @@ def test_the_page_is_what_the_generator_writes_from_the_committed_entries(tmp_pa
     (tmp_path / "a.json").write_text(json.dumps(entry()))
     page = render_markdown(load_ledger(tmp_path))
     assert "| mtt-cifar10-ipc1 | mtt | cifar10, IPC 1 |" in page and "| agree |" in page and "0.90x" in page
+    assert "Speed: 1 of 1 measured pair(s) within the target" in page and "slower:" not in page
+    slow = {**entry(), "pair": "dm-fmnist-ipc1", "wall_time_ratio": 1.18}
+    assert "Speed: 1 of 2 measured pair(s) within the target" in render_markdown([entry(), slow])
+    assert "slower: dm-fmnist-ipc1 1.18x" in render_markdown([entry(), slow])
     assert "No pair has been measured yet" in render_markdown([])
 
 

@@ -23,6 +23,8 @@ from dd_bench.errors import UserError
 LEDGER_FORMAT = "dd-bench-ledger"
 LEDGER_VERSION = 1
 AGREE_POINTS, AGREE_SE, DISAGREE_SES = 1.5, 0.75, 2.0
+# dd-bench may not be slower than the official code in any pair beyond the machine's drift (issue 21): 5 %.
+SPEED_TOLERANCE = 1.05
 VERDICTS = ("agree", "disagree", "inconclusive")
 MIN_NETWORKS = 5
 # Every measured entry carries these (dotted: nested keys).
@@ -138,6 +140,18 @@ def _scope(entry: dict[str, Any]) -> str:
     return f"IPC {entry['ipc']}" + (", evaluators alone" if entry.get("kind") == "evaluators" else "")
 
 
+def speed_summary(measured: list[dict[str, Any]]) -> str:
+    """One line: how many pairs meet the speed target (wall time dd-bench / official <= ``SPEED_TOLERANCE``) and which
+    do not, with their ratios, so a slow pair is stated, not left for the reader to spot in the table."""
+    slow = [e for e in measured if e["wall_time_ratio"] > SPEED_TOLERANCE]
+    head = (f"Speed: {len(measured) - len(slow)} of {len(measured)} measured pair(s) within the target "
+            f"(dd-bench's wall time at most {SPEED_TOLERANCE:.2f}x the official code's, the machine's drift)")
+    if not slow:
+        return head + "."
+    listed = ", ".join(f"{e['pair']} {e['wall_time_ratio']:.2f}x" for e in slow)
+    return head + f"; slower: {listed} (each one's timing conditions are in its bullet below)."
+
+
 def render_markdown(entries: list[dict[str, Any]], *, built: dict[str, str] | None = None) -> str:
     """``docs/ledger.md`` from the entries: one row per pair, the command that reproduces it, never edited by hand.
 
@@ -168,7 +182,7 @@ def render_markdown(entries: list[dict[str, Any]], *, built: dict[str, str] | No
                 f"{_mean_std(e['accuracies']['ddbench'])} | {_mean_std(e['accuracies']['official'])} | "
                 f"{e['difference']:+.2f} ({e['standard_error']:.2f}) | {e['verdict']} | "
                 f"{e['wall_time_ratio']:.2f}x | `{e['reproduce']}` |")
-        lines.append("")
+        lines += ["", speed_summary(measured), ""]
     notes = [_notes(e) for e in measured]
     if any(notes):
         lines += ["Per pair:", ""] + [n for n in notes if n] + [""]
