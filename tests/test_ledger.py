@@ -83,10 +83,14 @@ def test_the_page_is_what_the_generator_writes_from_the_committed_entries(tmp_pa
     (tmp_path / "a.json").write_text(json.dumps(entry()))
     page = render_markdown(load_ledger(tmp_path))
     assert "| mtt-cifar10-ipc1 | mtt | cifar10, IPC 1 |" in page and "| agree |" in page and "0.90x" in page
-    assert "Speed: 1 of 1 measured pair(s) within the target" in page and "slower:" not in page
+    assert "Speed: 1 of 1 like-for-like timed pair(s) within the target" in page and "slower:" not in page
     slow = {**entry(), "pair": "dm-fmnist-ipc1", "wall_time_ratio": 1.18}
-    assert "Speed: 1 of 2 measured pair(s) within the target" in render_markdown([entry(), slow])
-    assert "slower: dm-fmnist-ipc1 1.18x" in render_markdown([entry(), slow])
+    apart = {**entry(), "pair": "mtt-experts-cifar10", "wall_time_ratio": 0.36,
+             "wall_time_not_comparable": "the official side also tests"}
+    speed = render_markdown([entry(), slow, apart])
+    assert "Speed: 1 of 2 like-for-like timed pair(s) within the target" in speed
+    assert "slower: dm-fmnist-ipc1 1.18x" in speed and "mtt-experts-cifar10 0.36x" not in speed
+    assert "counted neither way: mtt-experts-cifar10 (the official side also tests)" in speed
     assert "No pair has been measured yet" in render_markdown([])
 
 

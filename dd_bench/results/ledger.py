@@ -143,13 +143,18 @@ def _scope(entry: dict[str, Any]) -> str:
 def speed_summary(measured: list[dict[str, Any]]) -> str:
     """One line: how many pairs meet the speed target (wall time dd-bench / official <= ``SPEED_TOLERANCE``) and which
     do not, with their ratios, so a slow pair is stated, not left for the reader to spot in the table."""
-    slow = [e for e in measured if e["wall_time_ratio"] > SPEED_TOLERANCE]
-    head = (f"Speed: {len(measured) - len(slow)} of {len(measured)} measured pair(s) within the target "
+    apart = [e for e in measured if e.get("wall_time_not_comparable")]
+    timed = [e for e in measured if not e.get("wall_time_not_comparable")]
+    slow = [e for e in timed if e["wall_time_ratio"] > SPEED_TOLERANCE]
+    line = (f"Speed: {len(timed) - len(slow)} of {len(timed)} like-for-like timed pair(s) within the target "
             f"(dd-bench's wall time at most {SPEED_TOLERANCE:.2f}x the official code's, the machine's drift)")
-    if not slow:
-        return head + "."
-    listed = ", ".join(f"{e['pair']} {e['wall_time_ratio']:.2f}x" for e in slow)
-    return head + f"; slower: {listed} (each one's timing conditions are in its bullet below)."
+    if slow:
+        line += ("; slower: " + ", ".join(f"{e['pair']} {e['wall_time_ratio']:.2f}x" for e in slow)
+                 + " (each one's timing conditions are in its bullet below)")
+    if apart:
+        line += ("; not timed like-for-like, so counted neither way: "
+                 + "; ".join(f"{e['pair']} ({e['wall_time_not_comparable']})" for e in apart))
+    return line + "."
 
 
 def render_markdown(entries: list[dict[str, Any]], *, built: dict[str, str] | None = None) -> str:
@@ -181,7 +186,8 @@ def render_markdown(entries: list[dict[str, Any]], *, built: dict[str, str] | No
                 f"| {e['pair']} | {e['method']} | {e['dataset']}, {_scope(e)} | {_budget(e['budget'])} | "
                 f"{_mean_std(e['accuracies']['ddbench'])} | {_mean_std(e['accuracies']['official'])} | "
                 f"{e['difference']:+.2f} ({e['standard_error']:.2f}) | {e['verdict']} | "
-                f"{e['wall_time_ratio']:.2f}x | `{e['reproduce']}` |")
+                f"{e['wall_time_ratio']:.2f}x{' (not like-for-like)' if e.get('wall_time_not_comparable') else ''} | "
+                f"`{e['reproduce']}` |")
         lines += ["", speed_summary(measured), ""]
     notes = [_notes(e) for e in measured]
     if any(notes):

@@ -385,7 +385,8 @@ def run_experts_pair(pair: MTTPair, *, official: Path, data: Path, work: Path, o
                   "adaptations": _adaptations(distill=False),
                   "notes": ["buffer.py tests every expert on the test set after every epoch, inside its wall time",
                             CLOCK_NOTE]},
-        ddbench={"command": shlex.join(ours_cmd), "git_sha": git_sha_clean(), "wall_seconds": scores["ddbench_wall"],
+        ddbench={"command": shlex.join(ours_cmd), "git_sha": git_sha_clean(), "run_git_sha": _run_git_sha(folder),
+                 "wall_seconds": scores["ddbench_wall"],
                  "wall_seconds_total": step_ours["wall_seconds"], "experts_key": scores["ddbench_key"]},
         budget=pair.budget(), data=_data_record(fam),
         scoring={"evaluator": "one scorer for both sides: dd-bench's ConvNet forward (dd_bench.experts.FlatModel) of "
@@ -409,7 +410,17 @@ def run_experts_pair(pair: MTTPair, *, official: Path, data: Path, work: Path, o
                **timing(basis="expert training, dd-bench (the per-expert wall_seconds of its cache's meta.json, "
                               "summed) / official (the buffer.py step: with its per-epoch test passes and data "
                               "loading)",
-                        note=timing_note, ddbench_experts=step_ours, official_buffer=fam["buffer"])})
+                        note=timing_note, ddbench_experts=step_ours, official_buffer=fam["buffer"],
+                        not_comparable="the official wall time includes buffer.py's test pass after every epoch "
+                                       f"({pair.family.experts * epochs} passes over the test set) and its data "
+                                       "loading; dd-bench's is its expert training alone")})
+
+
+def _run_git_sha(folder: Path) -> str | None:
+    """The commit that trained dd-bench's experts (its set's provenance), which ``git_sha`` (the commit writing the
+    entry) need not be when an entry is rewritten from finished steps."""
+    metas = sorted((folder / "ddbench" / "synsets").glob("*/meta.json"))
+    return json.loads(metas[0].read_text()).get("provenance", {}).get("git_sha") if metas else None
 
 
 def run(pair: MTTPair, **kwargs: Any) -> Path:
