@@ -144,6 +144,28 @@ def test_the_shim_seeds_and_restores_what_old_torch_computed(tmp_path):
     assert draw == pytest.approx(torch.rand(1, generator=torch.Generator().manual_seed(3)).item())  # LEDGER_SEED=3
 
 
+def test_the_epoch_timer_shim_times_each_mode_of_the_official_epoch_and_changes_no_value(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    official = tmp_path / "official"  # buffer.py's layout: the script beside its utils.py, `from utils import epoch`
+    official.mkdir()
+    (official / "utils.py").write_text("import time\ndef epoch(mode, n):\n    time.sleep(0.05)\n    return mode, n * 2\n")
+    (official / "buffer.py").write_text("from utils import epoch\nprint(epoch('train', 1), epoch('train', 2), "
+                                        "epoch('test', 3))\n")
+    shim = _script("shims").write_shim(tmp_path / "shim", ("epoch_timer",))
+    times = tmp_path / "epoch_times.json"
+    env = {**os.environ, "PYTHONPATH": str(shim), "LEDGER_EPOCH_TIMES": str(times)}
+    done = subprocess.run([sys.executable, str(official / "buffer.py")], env=env, capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "('train', 2) ('train', 4) ('test', 6)"
+    got = json.loads(times.read_text())
+    assert got["train"]["calls"] == 2 and got["test"]["calls"] == 1
+    assert 0.1 <= got["train"]["seconds"] < 2 and 0.05 <= got["test"]["seconds"] < 1
+
+
 def test_the_copying_cpu_shim_snapshots_cpu_parameters(tmp_path):
     code = ("import torch\n"
             "p = torch.zeros(2); snap = p.detach().cpu(); p.add_(1)\n"

@@ -181,6 +181,42 @@ SHIM_PARTS = {
         "    return net\n"
         "_c3_models.get_model = _c3_factory\n"
     ),
+    # Timing only (the experts pair's like-for-like speed figure): wraps utils.epoch, once buffer.py imports it, with
+    # a clock per mode ('train' / 'test') and writes the sums to $LEDGER_EPOCH_TIMES at exit. A meta-path finder,
+    # because buffer.py binds ``epoch`` by ``from utils import ...`` before any of our code could wrap it later.
+    "epoch_timer": (
+        "import atexit, importlib.abc, importlib.machinery, json, os, sys, time\n"
+        "_epoch_times = {}\n"
+        "class _EpochTimer(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name != 'utils':\n"
+        "            return None\n"
+        "        sys.meta_path.remove(self)\n"
+        "        spec = importlib.machinery.PathFinder.find_spec(name, path)\n"
+        "        if spec is None:\n"
+        "            return None\n"
+        "        run = spec.loader.exec_module\n"
+        "        def exec_module(module):\n"
+        "            run(module)\n"
+        "            inner = module.epoch\n"
+        "            def epoch(mode, *args, **kwargs):\n"
+        "                start = time.perf_counter()\n"
+        "                try:\n"
+        "                    return inner(mode, *args, **kwargs)\n"
+        "                finally:\n"
+        "                    total = _epoch_times.setdefault(mode, {'seconds': 0.0, 'calls': 0})\n"
+        "                    total['seconds'] += time.perf_counter() - start\n"
+        "                    total['calls'] += 1\n"
+        "            module.epoch = epoch\n"
+        "        spec.loader.exec_module = exec_module\n"
+        "        return spec\n"
+        "sys.meta_path.insert(0, _EpochTimer())\n"
+        "def _dump_epoch_times():\n"
+        "    if os.environ.get('LEDGER_EPOCH_TIMES'):\n"
+        "        with open(os.environ['LEDGER_EPOCH_TIMES'], 'w') as handle:\n"
+        "            json.dump(_epoch_times, handle)\n"
+        "atexit.register(_dump_epoch_times)\n"
+    ),
 }
 ADAPTATION_NOTES = {
     "seed": "sitecustomize seeds random, numpy and torch from LEDGER_SEED before the script runs (it seeds nothing)",
@@ -199,6 +235,8 @@ ADAPTATION_NOTES = {
     "cuda_on_cpu": "where CUDA is absent, Module.cuda leaves the module on the CPU and Tensor.to('cuda') / "
                    "torch.randn(device='cuda') make CPU tensors (the scripts put everything on the GPU); with "
                    "cuda_copy for Tensor.cuda",
+    "epoch_timer": "timing only: utils.epoch is wrapped with a clock per mode (train / test), summed to "
+                   "$LEDGER_EPOCH_TIMES at exit (same calls, same values)",
     "conv3_model": "model construction: torchvision.models.get_model('resnet18', num_classes=100) returns the conv3 "
                    "(ConvNet width 128, depth 3, batch norm, avg pooling: dd-bench's convnet_bn, RDED's conv3 layers) "
                    "for $LEDGER_NUM_CLASSES classes, and the ResNet stem swaps (conv1, maxpool), which a conv3 has "
