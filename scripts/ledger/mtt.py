@@ -421,8 +421,9 @@ def run_experts_pair(pair: MTTPair, *, official: Path, data: Path, work: Path, o
 
 def _time_official_training(fam: dict[str, Any], *, folder: Path, family: Family) -> dict[str, Any]:
     """Step ``official-buffer-timed``: buffer.py's command again (its own buffer folder) with the ``epoch_timer`` shim,
-    so its training epochs can be timed apart from its per-epoch test passes; its logged test accuracies must equal
-    the shared step's (the timer changes no value, the run is seeded)."""
+    so its training epochs can be timed apart from its per-epoch test passes. Its experts are not the shared step's
+    (``get_network`` re-seeds from the wall clock: CLOCK_NOTE), so the entry records both runs' mean final test
+    accuracy, as buffer.py logged it, to show the timed run did the same work."""
     timed = folder / "official-timed"
     env = {**fam["buffer"]["environment"], "LEDGER_EPOCH_TIMES": str(timed / "epoch_times.json"),
            "PYTHONPATH": str(write_shim(timed / "shim", (*BUFFER_SHIM, "epoch_timer")))}
@@ -430,16 +431,15 @@ def _time_official_training(fam: dict[str, Any], *, folder: Path, family: Family
     command[command.index("--buffer_path") + 1] = str(timed / "buffers")
     step = run_step(folder, "official-buffer-timed", command, cwd=folder, env=env)
     times = json.loads((timed / "epoch_times.json").read_text())
-    # The timer changes no value and the run is seeded, so its logged test accuracies should be the shared step's;
-    # recorded (not enforced) because CPU kernels may round differently between two runs.
-    same = buffer_log_test_accuracies(Path(step["log"])) == buffer_log_test_accuracies(Path(fam["buffer"]["log"]))
+    final = {name: statistics.fmean(curve[-1] for curve in buffer_log_test_accuracies(Path(log)))
+             for name, log in (("timed_run", step["log"]), ("shared_step", fam["buffer"]["log"]))}
     calls = family.experts * family.expert_train_epochs
     if times["train"]["calls"] != calls:
         raise SystemExit(f"[official-buffer-timed] {times['train']['calls']} training epochs timed, expected {calls}")
     return {"command": step["command"], "wall_seconds": step["wall_seconds"], "environment": env,
             "load_average": step.get("load_average"), "train_epoch_seconds": times["train"]["seconds"],
             "test_epoch_seconds": times.get("test", {}).get("seconds", 0.0), "epoch_calls": times,
-            "same_test_accuracies_as_the_shared_step": same}
+            "mean_final_test_accuracy_logged": final}
 
 
 def _run_git_sha(folder: Path) -> str | None:
