@@ -151,7 +151,8 @@ def test_the_epoch_timer_shim_times_each_mode_of_the_official_epoch_and_changes_
 
     official = tmp_path / "official"  # buffer.py's layout: the script beside its utils.py, `from utils import epoch`
     official.mkdir()
-    (official / "utils.py").write_text("import time\ndef epoch(mode, n):\n    time.sleep(0.05)\n    return mode, n * 2\n")
+    (official / "utils.py").write_text("import time\ndef epoch(mode, n):\n    time.sleep(0.05)\n"
+                                       "    return mode, n * 2\n")
     (official / "buffer.py").write_text("from utils import epoch\nprint(epoch('train', 1), epoch('train', 2), "
                                         "epoch('test', 3))\n")
     shim = _script("shims").write_shim(tmp_path / "shim", ("epoch_timer",))
