@@ -281,15 +281,17 @@ def run_distill_pair(pair: MTTPair, *, official: Path, data: Path, work: Path, o
                     "--buffer_path", str(fam["buffers"]), "--data_path", str(tree)]
     staged = None
     while staged is None:
-        if not (folder / "official-distill.done.json").is_file():
+        fresh = not (folder / "official-distill.done.json").is_file()
+        if fresh:
             tries = int(attempts.read_text()) if attempts.is_file() else 0
             if tries >= pair.official_attempts:
                 raise SystemExit(f"error: distill.py saved no set at iteration {n} in {tries} run(s): below a "
                                  "multiple of 1000 it saves only when its in-loop accuracy beats the one at 0 (see "
                                  f"{folder / 'official-distill.log'}); remove {attempts} to try again")
-            attempts.write_text(str(tries + 1))
             wandb_log.unlink(missing_ok=True)  # each run logs afresh
         step_official = run_step(folder, "official-distill", official_cmd, cwd=folder / "official-run", env=env)
+        if fresh:  # only a run that finished counts: a killed one (Ctrl-C, a machine restart) never gets here
+            attempts.write_text(str(tries + 1))
         staged = stage_official_set(folder, folder / "official-run" / "logged_files" / "CIFAR10" / pair.name,
                                     wandb_log, iteration=n)
 
