@@ -77,12 +77,12 @@ def cross_check(*, evaluator: str, official: list[float], ddbench: list[float], 
             "difference": statistics.fmean(ddbench) - statistics.fmean(official)}
 
 
-def timing(*, basis: str, note: str, not_comparable: str | None = None, **steps: dict[str, Any]) -> dict[str, Any]:
+def timing(*, basis: str, note: str, **steps: dict[str, Any]) -> dict[str, Any]:
     """An entry's timing context: what ``wall_time_ratio`` divides (``basis``), what ran beside the pair (``note``)
-    and the load averages :func:`run_step` saw at both ends of each timed step (by name). ``not_comparable``: why the
-    two wall times do not time the same work (the ledger's speed line then counts the pair neither way)."""
+    and the load averages :func:`run_step` saw at both ends of each timed step (by name). Every pair times the same
+    work on both sides; an entry that cannot would add ``wall_time_not_comparable`` (the reason), which the ledger's
+    speed line counts neither way."""
     return {"wall_time_ratio_basis": basis, "timing_note": note,
-            **({"wall_time_not_comparable": not_comparable} if not_comparable else {}),
             "load_average": {name: step.get("load_average") for name, step in steps.items()}}
 
 
