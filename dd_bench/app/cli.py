@@ -107,8 +107,10 @@ def _entry(cfg: DictConfig) -> dict[str, Any]:
     the sweep board's callback at the job's end."""
     from dd_bench.app.sweep_board import job_summary
     from dd_bench.app.tasks import run
+    from dd_bench.tracking.allocator import tune_allocator
 
     try:
+        tune_allocator()  # again in each job: a launcher's worker process starts with glibc's defaults
         return job_summary(result=run(cfg), results=cfg.results)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -264,6 +266,13 @@ def main(argv: list[str] | None = None) -> int:
                or _missing_launcher(rest))
     if problem:
         print(f"error: {problem}", file=sys.stderr)
+        return 2
+    from dd_bench.tracking.allocator import tune_allocator
+
+    try:
+        tune_allocator()  # before any work: what it changes is described in dd_bench/tracking/allocator.py
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     register_schemas()
     saved_argv = sys.argv

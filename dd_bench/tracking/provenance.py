@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from dd_bench.tracking.allocator import allocator_state
+
 # Only two kinds are ever compared with each other's kind; the names say what was measured, so a CPU RSS figure can
 # never be mistaken for a GPU allocator peak in a table.
 CUDA_ALLOCATOR_PEAK = "cuda_allocator_peak"
@@ -115,7 +117,8 @@ def collect_provenance(device: torch.device | str) -> dict[str, Any]:
     """Software, revision and hardware facts for a run on ``device``; JSON-serialisable, never raises on git.
 
     Keys: package_version, git_sha, git_dirty, torch_version, cuda_version, python_version, platform, device,
-    device_name (GPU name on CUDA, else the CPU model), cpu_model, cpu_count, cpus_usable.
+    device_name (GPU name on CUDA, else the CPU model), cpu_model, cpu_count, cpus_usable, allocator (what
+    :func:`~dd_bench.tracking.allocator.tune_allocator` did to the C heap: it moves CPU timings, never a value).
     """
     dev = torch.device(device)
     cpu = cpu_model()
@@ -134,6 +137,7 @@ def collect_provenance(device: torch.device | str) -> dict[str, Any]:
         "cpu_model": cpu,
         "cpu_count": os.cpu_count(),
         "cpus_usable": _usable_cpus(),
+        "allocator": allocator_state(),
     }
 
 
