@@ -336,6 +336,70 @@ def test_the_official_set_is_staged_only_when_distill_saved_it(tmp_path):
     assert torch.load(Path(staged["dir"]) / "synthetic_lr_best.pt").item() == pytest.approx(0.0123)
 
 
+def test_only_a_finished_official_distill_run_counts_as_an_attempt(tmp_path, monkeypatch):
+    import dataclasses
+
+    mtt = _mtt()
+    pair = dataclasses.replace(mtt.PAIRS["mtt-cifar10-ipc10"], official_attempts=2)
+    folder = tmp_path / pair.family.name / pair.name
+    calls = []
+
+    def fake_step(where, name, command, **kwargs):
+        calls.append(name)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # the first run is killed before distill.py finishes
+        return {"log": str(where / f"{name}.log"), "wall_seconds": 1.0}
+
+    monkeypatch.setattr(mtt, "prepare_family", lambda family, **kw: {"tree": tmp_path / "data",
+                                                                     "buffers": tmp_path / "buffers"})
+    monkeypatch.setattr(mtt, "run_step", fake_step)
+    monkeypatch.setattr(mtt, "stage_official_set", lambda *a, **kw: None)  # distill.py saved no set at n
+    run = {"official": tmp_path, "data": tmp_path, "work": tmp_path, "out": tmp_path}
+    with pytest.raises(KeyboardInterrupt):
+        mtt.run_distill_pair(pair, **run)
+    assert not (folder / "official-distill.attempts").exists()
+    with pytest.raises(SystemExit, match=r"saved no set at iteration 100 in 2 run\(s\)"):
+        mtt.run_distill_pair(pair, **run)
+    assert calls == ["official-distill"] * 3 and (folder / "official-distill.attempts").read_text() == "2"
+
+
+def test_the_timed_official_buffer_run_reports_its_training_epochs_apart(tmp_path, monkeypatch):
+    mtt = _mtt()
+    family = mtt.FAMILY
+    shared_log = tmp_path / "buffer.log"
+    shared_log.write_text("Itr: 0\tEpoch: 3\tTrain Acc: 0.5\tTest Acc: 0.30\n")
+    timed_log = tmp_path / "timed.log"
+    timed_log.write_text("Itr: 0\tEpoch: 3\tTrain Acc: 0.5\tTest Acc: 0.28\n")
+    seen = {}
+
+    def fake_step(where, name, command, **kwargs):
+        seen.update(name=name, command=command, env=kwargs["env"])
+        calls = family.experts * family.expert_train_epochs
+        Path(kwargs["env"]["LEDGER_EPOCH_TIMES"]).write_text(json.dumps(
+            {"train": {"calls": calls, "seconds": 228.0}, "test": {"calls": calls, "seconds": 407.0}}))
+        return {"command": " ".join(command), "wall_seconds": 653.0, "log": str(timed_log)}
+
+    monkeypatch.setattr(mtt, "run_step", fake_step)
+    fam = {"buffer": {"command": "python buffer.py --buffer_path /shared/buffers --zca", "log": str(shared_log),
+                      "environment": {"LEDGER_SEED": "0"}}}
+    timed = mtt._time_official_training(fam, folder=tmp_path, family=family)
+    assert seen["name"] == "official-buffer-timed"
+    assert seen["command"][seen["command"].index("--buffer_path") + 1] == str(tmp_path / "official-timed" / "buffers")
+    assert seen["env"]["LEDGER_SEED"] == "0" and "_EpochTimer" in (Path(seen["env"]["PYTHONPATH"]) /
+                                                                   "sitecustomize.py").read_text()
+    assert (timed["train_epoch_seconds"], timed["test_epoch_seconds"], timed["wall_seconds"]) == (228.0, 407.0, 653.0)
+    assert timed["mean_final_test_accuracy_logged"] == pytest.approx({"timed_run": 28.0, "shared_step": 30.0})
+    Path(seen["env"]["LEDGER_EPOCH_TIMES"]).unlink()
+
+    def short_step(where, name, command, **kwargs):  # a run that timed fewer epochs than the recipe has
+        Path(kwargs["env"]["LEDGER_EPOCH_TIMES"]).write_text(json.dumps({"train": {"calls": 3, "seconds": 1.0}}))
+        return {"command": "", "wall_seconds": 1.0, "log": str(timed_log)}
+
+    monkeypatch.setattr(mtt, "run_step", short_step)
+    with pytest.raises(SystemExit, match="3 training epochs timed, expected 40"):
+        mtt._time_official_training(fam, folder=tmp_path, family=family)
+
+
 def test_an_experts_entry_passes_the_schema_and_renders():
     experts = {**entry(), "pair": "mtt-experts-cifar10", "ipc": None, "kind": "experts",
                "per_epoch": {"epochs": [0, 1], "mean_ddbench": [10.0, 30.0], "mean_official": [10.0, 30.1]}}
