@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import json
 from pathlib import Path
@@ -118,14 +119,14 @@ def test_the_report_shows_the_ledger_as_a_panel_when_entries_exist(tmp_path):
     assert "fidelity ledger" in panel and "mtt-cifar10-ipc1" in panel and "agree" in panel
 
 
-def _with_shim(tmp_path, parts, code: str) -> str:
+def _with_shim(tmp_path, parts, code: str, **extra_env: str) -> str:
     """Run ``code`` in a fresh interpreter with the harness's sitecustomize first on PYTHONPATH; its stdout."""
     import os
     import subprocess
     import sys
 
     shim = _script("shims").write_shim(tmp_path / "shim", parts)
-    env = {**os.environ, "PYTHONPATH": str(shim), "LEDGER_SEED": "3"}
+    env = {**os.environ, "PYTHONPATH": str(shim), "LEDGER_SEED": "3", **extra_env}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
@@ -235,6 +236,31 @@ def test_the_wandb_shim_keeps_the_config_logs_scalars_and_drops_the_rest(tmp_pat
         harness.wandb_logged(log, "Synthetic_LR", step=4)
 
 
+def test_the_capture_shim_saves_the_set_after_exactly_n_updates_and_changes_nothing(tmp_path):
+    import torch
+
+    capture = tmp_path / "capture"
+    # distill.py's loop shape: Progress logged first in iteration it, the update last.
+    code = ("import json, torch, wandb\n"
+            "def main():\n"
+            "    image_syn, syn_lr = torch.zeros(2, 3), torch.tensor(0.01)\n"
+            "    label_syn = torch.tensor([0, 1])\n"
+            "    for it in range(0, 4):\n"
+            "        wandb.log({'Progress': it}, step=it)\n"
+            "        wandb.log({'Synthetic_LR': syn_lr.detach().cpu()}, step=it)\n"
+            "        image_syn = image_syn + 1\n"
+            "        syn_lr = syn_lr * 2\n"
+            "    return image_syn\n"
+            "print(json.dumps(main().tolist()))")
+    out = _with_shim(tmp_path, ("wandb_noop", "set_capture"), code, LEDGER_CAPTURE_STEP="2",
+                     LEDGER_CAPTURE_DIR=str(capture), LEDGER_WANDB_LOG=str(tmp_path / "wandb.jsonl"))
+    assert json.loads(out) == [[4.0] * 3] * 2  # the run itself is unchanged
+    assert torch.equal(torch.load(capture / "image_syn.pt"), torch.full((2, 3), 2.0))  # after exactly 2 updates
+    assert torch.load(capture / "syn_lr.pt").item() == pytest.approx(0.04)
+    assert torch.equal(torch.load(capture / "label_syn.pt"), torch.tensor([0, 1]))
+    assert _script("harness").wandb_logged(tmp_path / "wandb.jsonl", "Synthetic_LR", step=2) == pytest.approx(0.04)
+
+
 def test_the_cuda_shim_copies_on_a_machine_without_cuda(tmp_path):
     code = ("import torch\n"
             "x = torch.zeros(2); y = x.cuda(); y.add_(1)\n"
@@ -317,50 +343,58 @@ def test_the_official_logs_are_read_back(tmp_path):
     assert first == pytest.approx([0.0, 1.0, 2.0]) and second == pytest.approx([10.0, 11.0, 12.0])
 
 
-def test_the_official_set_is_staged_only_when_distill_saved_it(tmp_path):
+def test_the_official_set_is_the_captured_one_and_must_equal_what_distill_saved(tmp_path):
     import torch
 
     mtt = _mtt()
-    logged, log = tmp_path / "logged", tmp_path / "wandb.jsonl"
+    logged, log, capture = tmp_path / "logged", tmp_path / "wandb.jsonl", tmp_path / "capture"
     logged.mkdir()
+    capture.mkdir()
     (tmp_path / "official-distill.done.json").write_text("{}")
-    assert mtt.stage_official_set(tmp_path, logged, log, iteration=200) is None
+    stage = functools.partial(mtt.stage_official_set, tmp_path, logged, log, iteration=200, capture=capture)
+    assert stage() is None
     assert not (tmp_path / "official-distill.done.json").exists()  # the next run retries the step
-    torch.save(torch.zeros(10, 3, 32, 32), logged / "images_200.pt")
-    torch.save(torch.arange(10), logged / "labels_200.pt")
-    log.write_text('{"step": 200, "Progress": 200}\n{"step": 200, "Synthetic_LR": 0.0123}\n')
-    staged = mtt.stage_official_set(tmp_path, logged, log, iteration=200)
-    assert staged["learned_lr"] == 0.0123
+    images, lr = torch.randn(10, 3, 32, 32), torch.tensor(0.0123)
+    torch.save(images, capture / "image_syn.pt")
+    torch.save(torch.arange(10), capture / "label_syn.pt")
+    torch.save(lr, capture / "syn_lr.pt")
+    log.write_text(json.dumps({"step": 200, "Progress": 200}) + "\n"
+                   + json.dumps({"step": 200, "Synthetic_LR": lr.item()}) + "\n")
+    staged = stage()  # distill.py saved nothing at 200: the capture alone
+    assert staged["saved_by_distill"] is None and staged["learned_lr"] == lr.item()
     files = sorted(p.name for p in Path(staged["dir"]).iterdir())
     assert files == ["images_best.pt", "labels_best.pt", "synthetic_lr_best.pt"]
+    assert torch.equal(torch.load(Path(staged["dir"]) / "images_best.pt"), images)
     assert torch.load(Path(staged["dir"]) / "synthetic_lr_best.pt").item() == pytest.approx(0.0123)
+    torch.save(images.clone(), logged / "images_200.pt")
+    assert stage()["saved_by_distill"] == str(logged / "images_200.pt")
+    torch.save(images + 1, logged / "images_200.pt")
+    with pytest.raises(SystemExit, match="differs from"):
+        stage()
+    log.write_text(json.dumps({"step": 200, "Synthetic_LR": 0.5}) + "\n")
+    with pytest.raises(SystemExit, match="is not the Synthetic_LR distill.py logged at iteration 200"):
+        stage()
 
 
-def test_only_a_finished_official_distill_run_counts_as_an_attempt(tmp_path, monkeypatch):
-    import dataclasses
-
+def test_an_official_distill_run_that_leaves_no_capture_stops_with_a_message(tmp_path, monkeypatch):
     mtt = _mtt()
-    pair = dataclasses.replace(mtt.PAIRS["mtt-cifar10-ipc10"], official_attempts=2)
+    pair = mtt.PAIRS["mtt-cifar10-ipc10"]
     folder = tmp_path / pair.family.name / pair.name
-    calls = []
+    stale = folder / "official-run" / "logged_files" / "CIFAR10" / pair.name / "images_100.pt"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("an earlier run's file")
+    seen = []
 
     def fake_step(where, name, command, **kwargs):
-        calls.append(name)
-        if len(calls) == 1:
-            raise KeyboardInterrupt  # the first run is killed before distill.py finishes
+        seen.append((name, kwargs["env"]["LEDGER_CAPTURE_STEP"], stale.exists()))
         return {"log": str(where / f"{name}.log"), "wall_seconds": 1.0}
 
     monkeypatch.setattr(mtt, "prepare_family", lambda family, **kw: {"tree": tmp_path / "data",
                                                                      "buffers": tmp_path / "buffers"})
     monkeypatch.setattr(mtt, "run_step", fake_step)
-    monkeypatch.setattr(mtt, "stage_official_set", lambda *a, **kw: None)  # distill.py saved no set at n
-    run = {"official": tmp_path, "data": tmp_path, "work": tmp_path, "out": tmp_path}
-    with pytest.raises(KeyboardInterrupt):
-        mtt.run_distill_pair(pair, **run)
-    assert not (folder / "official-distill.attempts").exists()
-    with pytest.raises(SystemExit, match=r"saved no set at iteration 100 in 2 run\(s\)"):
-        mtt.run_distill_pair(pair, **run)
-    assert calls == ["official-distill"] * 3 and (folder / "official-distill.attempts").read_text() == "2"
+    with pytest.raises(SystemExit, match="finished without reaching iteration 100"):
+        mtt.run_distill_pair(pair, official=tmp_path, data=tmp_path, work=tmp_path, out=tmp_path)
+    assert seen == [("official-distill", "100", False)]  # an earlier run's saved set was removed first
 
 
 def test_the_timed_official_buffer_run_reports_its_training_epochs_apart(tmp_path, monkeypatch):

@@ -52,7 +52,7 @@ MTT_SCRIPT = Path(__file__).resolve()
 STUDENT = "convnet (ConvNet width 128, depth 3, instance norm, avg pooling)"
 # Run-time environment of each official script (shims.SHIM_PARTS), each named in the entry.
 BUFFER_SHIM = ("copying_cpu", "cifar_imagefolder")
-DISTILL_SHIM = ("cifar_imagefolder", "wandb_noop", "cuda_copy")
+DISTILL_SHIM = ("cifar_imagefolder", "wandb_noop", "set_capture", "cuda_copy")
 
 # The official evaluation routine on the official set (our code calling the checkout's functions; run with the
 # checkout as the working directory), plus both sides' ZCA: the official one get_dataset fits, dd-bench's loader's.
@@ -126,9 +126,6 @@ class MTTPair:
     seed: int = 0
     preset: str = ""
     reduced: tuple[tuple[str, Any], ...] = ()
-    # Runs of distill.py allowed for a set at `iterations` (< 1000: saved only when its in-loop score beats iteration
-    # 0's). More than one selects the official run, so only smoke runs retry; the entry records the runs made.
-    official_attempts: int = 1
 
     def budget(self) -> dict[str, Any]:
         if self.kind == "experts":
@@ -185,26 +182,38 @@ def smoke(pair: MTTPair) -> MTTPair:
     if pair.kind == "experts":
         return dataclasses.replace(pair, family=SMOKE_FAMILY)
     return dataclasses.replace(pair, family=SMOKE_FAMILY, iterations=20, syn_steps=2, expert_epochs=1,
-                               max_start_epoch=1, eval_epochs=1, official_attempts=5)
+                               max_start_epoch=1, eval_epochs=1)
 
 
-def stage_official_set(folder: Path, logged: Path, wandb_log: Path, *, iteration: int) -> dict[str, Any] | None:
-    """The set distill.py saved at ``iteration`` and the lr it logged there, as ``dd-bench import format=mtt`` reads
-    them (``images_best.pt``, ``labels_best.pt``, ``synthetic_lr_best.pt``: the names only; no selection); None,
-    and the step's marker removed, when distill.py saved no set there."""
+def stage_official_set(folder: Path, logged: Path, wandb_log: Path, *, iteration: int,
+                       capture: Path) -> dict[str, Any] | None:
+    """The set after exactly ``iteration`` updates, as the ``set_capture`` adaptation saved it from distill.py's loop,
+    under the names ``dd-bench import format=mtt`` reads (``images_best.pt``, ``labels_best.pt``,
+    ``synthetic_lr_best.pt``: the names only; no selection); None, and the step's marker removed, when the run left
+    no capture (it did not reach that iteration). Where distill.py saved ``images_<iteration>.pt`` too (iteration %
+    1000 == 0, or its in-loop accuracy beat the one at 0) the two must be equal, and the lr it logged there (the
+    wandb stand-in's rows) must equal the captured one: a check that the capture reads the right point."""
     import torch
 
-    images, labels = logged / f"images_{iteration}.pt", logged / f"labels_{iteration}.pt"
-    if not images.is_file():
+    files = {name: capture / f"{name}.pt" for name in ("image_syn", "label_syn", "syn_lr")}
+    if not all(f.is_file() for f in files.values()):
         (folder / "official-distill.done.json").unlink(missing_ok=True)
         return None
-    lr = wandb_logged(wandb_log, "Synthetic_LR", step=iteration)
+    images, labels, lr = (torch.load(files[n], weights_only=True) for n in ("image_syn", "label_syn", "syn_lr"))
+    logged_lr = wandb_logged(wandb_log, "Synthetic_LR", step=iteration)
+    if float(lr) != logged_lr:
+        raise SystemExit(f"error: the captured syn_lr {float(lr)!r} is not the Synthetic_LR distill.py logged at "
+                         f"iteration {iteration} ({logged_lr!r}): the capture read another point of the loop")
+    saved = logged / f"images_{iteration}.pt"
+    if saved.is_file() and not torch.equal(torch.load(saved, weights_only=True), images):
+        raise SystemExit(f"error: the captured set differs from {saved}, which distill.py saved at the same point")
     staged = folder / "official-set-files"
     staged.mkdir(exist_ok=True)
-    shutil.copyfile(images, staged / "images_best.pt")
-    shutil.copyfile(labels, staged / "labels_best.pt")
-    torch.save(torch.tensor(lr), staged / "synthetic_lr_best.pt")
-    return {"dir": str(staged), "images": str(images), "labels": str(labels), "learned_lr": lr}
+    torch.save(images, staged / "images_best.pt")
+    torch.save(labels, staged / "labels_best.pt")
+    torch.save(torch.tensor(float(lr)), staged / "synthetic_lr_best.pt")
+    return {"dir": str(staged), "captured": str(capture), "learned_lr": float(lr),
+            "saved_by_distill": str(saved) if saved.is_file() else None}
 
 
 def in_loop_accuracies(log: Path) -> dict[int, float]:
@@ -270,30 +279,26 @@ def run_distill_pair(pair: MTTPair, *, official: Path, data: Path, work: Path, o
     fam = prepare_family(pair.family, official=official, data=data, work=work)
     tree, folder, n = fam["tree"], work / pair.family.name / pair.name, pair.iterations
     (folder / "official-run").mkdir(parents=True, exist_ok=True)  # distill.py writes ./logged_files/CIFAR10/<run>/
-    wandb_log, attempts = folder / "wandb.jsonl", folder / "official-distill.attempts"
+    wandb_log, capture = folder / "wandb.jsonl", folder / "official-capture"
     env = {"PYTHONPATH": str(write_shim(folder / "shim-distill", DISTILL_SHIM)), "LEDGER_SEED": str(pair.seed),
-           "LEDGER_WANDB_LOG": str(wandb_log), "LEDGER_WANDB_RUN": pair.name}
-    # --eval_it = --Iteration: distill.py evaluates at 0 and n only, and the set it saves at n (it evaluates and saves
-    # before that iteration's update) has had exactly n updates. One network there: it decides the save, no more.
+           "LEDGER_WANDB_LOG": str(wandb_log), "LEDGER_WANDB_RUN": pair.name, "LEDGER_CAPTURE_STEP": str(n),
+           "LEDGER_CAPTURE_DIR": str(capture)}
+    # --eval_it = --Iteration: distill.py evaluates at 0 and n only (one network each: its own log, nothing decided by
+    # it here); the set_capture adaptation saves the set at the top of iteration n, after exactly n updates.
     official_cmd = [sys.executable, str(official / "distill.py"), "--dataset", "CIFAR10", "--model", "ConvNet",
                     *[x for kv in pair.official_flags().items() for x in kv], "--zca", "--eval_it", str(n),
                     "--eval_mode", "S", "--num_eval", "1", "--epoch_eval_train", str(pair.eval_epochs),
                     "--buffer_path", str(fam["buffers"]), "--data_path", str(tree)]
-    staged = None
-    while staged is None:
-        fresh = not (folder / "official-distill.done.json").is_file()
-        if fresh:
-            tries = int(attempts.read_text()) if attempts.is_file() else 0
-            if tries >= pair.official_attempts:
-                raise SystemExit(f"error: distill.py saved no set at iteration {n} in {tries} run(s): below a "
-                                 "multiple of 1000 it saves only when its in-loop accuracy beats the one at 0 (see "
-                                 f"{folder / 'official-distill.log'}); remove {attempts} to try again")
-            wandb_log.unlink(missing_ok=True)  # each run logs afresh
-        step_official = run_step(folder, "official-distill", official_cmd, cwd=folder / "official-run", env=env)
-        if fresh:  # only a run that finished counts: a killed one (Ctrl-C, a machine restart) never gets here
-            attempts.write_text(str(tries + 1))
-        staged = stage_official_set(folder, folder / "official-run" / "logged_files" / "CIFAR10" / pair.name,
-                                    wandb_log, iteration=n)
+    if not (folder / "official-distill.done.json").is_file():
+        wandb_log.unlink(missing_ok=True)  # a run logs, captures and saves afresh: no earlier run's file stands in
+        shutil.rmtree(capture, ignore_errors=True)
+        shutil.rmtree(folder / "official-run" / "logged_files", ignore_errors=True)
+    step_official = run_step(folder, "official-distill", official_cmd, cwd=folder / "official-run", env=env)
+    staged = stage_official_set(folder, folder / "official-run" / "logged_files" / "CIFAR10" / pair.name,
+                                wandb_log, iteration=n, capture=capture)
+    if staged is None:
+        raise SystemExit(f"error: distill.py finished without reaching iteration {n} (no capture in {capture}); see "
+                         f"{folder / 'official-distill.log'}")
 
     common = ["dataset=cifar10", f"dataset.root={tree}", "dataset.zca=true", "models=[convnet]", "eval=mtt",
               "references=[]", "progress=false"]
@@ -327,13 +332,13 @@ def run_distill_pair(pair: MTTPair, *, official: Path, data: Path, work: Path, o
                   "wall_seconds": official_spi * n, "wall_seconds_total": step_official["wall_seconds"],
                   "seconds_per_iteration": official_spi, "environment": env, "buffer": fam["buffer"],
                   "adaptations": _adaptations(distill=True), "staged_set": staged,
-                  "runs": int(attempts.read_text()) if attempts.is_file() else 1,
-                  "notes": [f"--Iteration {n} --eval_it {n}: in-loop evaluations at 0 and {n} only; images_{n}.pt "
-                            f"has had exactly {n} updates (distill.py saves it when it % 1000 == 0 or when its "
-                            "in-loop accuracy beats the one at 0)",
+                  "notes": [f"--Iteration {n} --eval_it {n}: in-loop evaluations at 0 and {n} only; the set is "
+                            f"the one after exactly {n} updates, captured at the top of iteration {n} (set_capture); "
+                            f"distill.py also saved images_{n}.pt (checked equal) only when {n} % 1000 == 0 or its "
+                            "in-loop accuracy beat the one at 0",
                             f"its in-loop evaluations (1 network; iteration: %): {in_loop}",
-                            "the saved set's learned lr: the Synthetic_LR distill.py logs at that iteration (read "
-                            "through the wandb adaptation; distill.py saves no lr)", CLOCK_NOTE]},
+                            "the set's learned lr: the captured syn_lr, equal to the Synthetic_LR distill.py logs at "
+                            "that iteration (distill.py saves no lr)", CLOCK_NOTE]},
         ddbench={"command": shlex.join(ours_cmd), "git_sha": git_sha_clean(), "record_git_sha": ours.git_sha,
                  "wall_seconds": ours.distill_seconds, "wall_seconds_total": step_ours["wall_seconds"],
                  "seconds_per_iteration": ours_spi, "set_hash": ours.set_hash, "record_hash": ours.record_hash,

@@ -125,6 +125,28 @@ SHIM_PARTS = {
         "    return mod\n"
         "_lsys.modules['wandb'] = _ledger_wandb()\n"
     ),
+    # distill.py saves the set after iteration N's evaluation only when N % 1000 == 0 or its in-loop accuracy (one
+    # network, on the test set) beats the one at 0; dd-bench's side is the set after exactly N updates, always. The
+    # loop logs {"Progress": it} first thing in iteration it, before that iteration's evaluation and update, so at
+    # it = $LEDGER_CAPTURE_STEP its local image_syn, label_syn and syn_lr are the set after exactly N updates: they
+    # are read there (the caller's frame, read only) and saved to $LEDGER_CAPTURE_DIR. After wandb_noop.
+    "set_capture": (
+        "def _ledger_capture():\n"
+        "    import sys, torch\n"
+        "    wandb, step_at = sys.modules['wandb'], int(_los.environ['LEDGER_CAPTURE_STEP'])\n"
+        "    logged = wandb.log\n"
+        "    def log(data, step=None, commit=None, **kwargs):\n"
+        "        if 'Progress' in data and step == step_at:\n"
+        "            frame = sys._getframe(1).f_locals\n"
+        "            _los.makedirs(_los.environ['LEDGER_CAPTURE_DIR'], exist_ok=True)\n"
+        "            for name in ('image_syn', 'label_syn', 'syn_lr'):\n"
+        "                torch.save(frame[name].detach().cpu().clone(),\n"
+        "                           _los.path.join(_los.environ['LEDGER_CAPTURE_DIR'], name + '.pt'))\n"
+        "        return logged(data, step=step, commit=commit, **kwargs)\n"
+        "    wandb.log = log\n"
+        "if _los.environ.get('LEDGER_CAPTURE_STEP'):\n"
+        "    _ledger_capture()\n"
+    ),
     # distill.py moves the synthetic images to the GPU with ``image_syn.cuda()`` before saving them, which raises
     # where there is none. Without CUDA, Tensor.cuda returns a copy on the CPU (what .cuda() gives on a GPU: a copy).
     "cuda_copy": (
@@ -230,6 +252,10 @@ ADAPTATION_NOTES = {
     "wandb_noop": "a no-op wandb module (init keeps the config that distill.py reads back from wandb.config._items; "
                   "log appends the logged scalars to a local JSON-lines file; Histogram/Image are dropped; no "
                   "network)",
+    "set_capture": "the set after exactly N updates: the wandb stand-in's log, called with {'Progress': N} at the "
+                   "top of iteration N (before its evaluation and update), reads distill.py's image_syn, label_syn "
+                   "and syn_lr from the calling frame and saves copies (distill.py itself saves the set at N only "
+                   "when N % 1000 == 0 or its in-loop test accuracy beats the one at 0); read only, no value changed",
     "cuda_copy": "Tensor.cuda returns a CPU copy where CUDA is absent (distill.py calls image_syn.cuda() before "
                  "saving the images)",
     "cuda_on_cpu": "where CUDA is absent, Module.cuda leaves the module on the CPU and Tensor.to('cuda') / "
