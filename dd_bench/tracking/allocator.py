@@ -6,7 +6,8 @@ training step on a CPU allocates and frees many such blocks (one ConvNet activat
 256 x 128 x 32 x 32 float32, is 32 MiB), so every step maps new pages that the kernel must zero on first touch.
 Measured on the 2-core dev CPU, ``dd-bench distill method=mtt`` training 2 experts x 4 epochs on 2,000 CIFAR-10
 images: 63.0 s wall, 38.8 s of it in the kernel, with glibc's defaults; 41.7 s (1.4 s) with both thresholds at 1 GiB;
-peak RSS 1,664 -> 1,975 MiB (medians of 3, docs/performance.md). ``scripts/bench_allocator.py`` measures it side by side.
+peak RSS 1,664 -> 1,975 MiB (medians of 3, docs/performance.md). ``scripts/bench_allocator.py`` measures it
+side by side.
 
 How: ``mallopt`` through ctypes at the start of each job (:func:`tune_allocator`, called by the CLI). The same
 setting from the environment (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``) would have to be in place
