@@ -96,7 +96,9 @@ def main() -> None:
     memory = statistics.median(p["tuned"]["peak_rss_bytes"] / p["system"]["peak_rss_bytes"] for p in rounds)
     print(f"median ratio dd-bench's setting / glibc's defaults: wall {wall:.2f}x, peak RSS {memory:.2f}x "
           f"({rounds[0]['tuned']['allocator']})")
-    report = {"benchmark": "bench_allocator", "provenance": collect_provenance("cpu"),
+    # The parent never tunes its own heap; each child's setting is in its round (rounds[i][setting]["allocator"]).
+    provenance = {**collect_provenance("cpu"), "allocator": "per child process: see rounds[*].*.allocator"}
+    report = {"benchmark": "bench_allocator", "provenance": provenance,
               "command": "python scripts/bench_allocator.py " + " ".join(
                   ["--rounds", str(args.rounds), *work]),
               "rounds": rounds, "median_wall_ratio_tuned_over_system": wall,

@@ -257,6 +257,7 @@ def test_the_capture_shim_saves_the_set_after_exactly_n_updates_and_changes_noth
     assert json.loads(out) == [[4.0] * 3] * 2  # the run itself is unchanged
     assert torch.equal(torch.load(capture / "image_syn.pt"), torch.full((2, 3), 2.0))  # after exactly 2 updates
     assert torch.load(capture / "syn_lr.pt").item() == pytest.approx(0.04)
+    assert (capture / "step.txt").read_text() == "2"
     assert torch.equal(torch.load(capture / "label_syn.pt"), torch.tensor([0, 1]))
     assert _script("harness").wandb_logged(tmp_path / "wandb.jsonl", "Synthetic_LR", step=2) == pytest.approx(0.04)
 
@@ -358,6 +359,9 @@ def test_the_official_set_is_the_captured_one_and_must_equal_what_distill_saved(
     torch.save(images, capture / "image_syn.pt")
     torch.save(torch.arange(10), capture / "label_syn.pt")
     torch.save(lr, capture / "syn_lr.pt")
+    (capture / "step.txt").write_text("100")  # a capture of another iteration is not this one's
+    assert stage() is None
+    (capture / "step.txt").write_text("200")
     log.write_text(json.dumps({"step": 200, "Progress": 200}) + "\n"
                    + json.dumps({"step": 200, "Synthetic_LR": lr.item()}) + "\n")
     staged = stage()  # distill.py saved nothing at 200: the capture alone
@@ -368,6 +372,11 @@ def test_the_official_set_is_the_captured_one_and_must_equal_what_distill_saved(
     assert torch.load(Path(staged["dir"]) / "synthetic_lr_best.pt").item() == pytest.approx(0.0123)
     torch.save(images.clone(), logged / "images_200.pt")
     assert stage()["saved_by_distill"] == str(logged / "images_200.pt")
+    nan = images.clone()
+    nan[0, 0, 0, 0] = float("nan")
+    torch.save(nan, capture / "image_syn.pt")
+    torch.save(nan.clone(), logged / "images_200.pt")
+    assert stage()["saved_by_distill"]  # NaN equals NaN: a diverged run is still the same run
     torch.save(images + 1, logged / "images_200.pt")
     with pytest.raises(SystemExit, match="differs from"):
         stage()
@@ -392,7 +401,7 @@ def test_an_official_distill_run_that_leaves_no_capture_stops_with_a_message(tmp
     monkeypatch.setattr(mtt, "prepare_family", lambda family, **kw: {"tree": tmp_path / "data",
                                                                      "buffers": tmp_path / "buffers"})
     monkeypatch.setattr(mtt, "run_step", fake_step)
-    with pytest.raises(SystemExit, match="finished without reaching iteration 100"):
+    with pytest.raises(SystemExit, match="left no capture of iteration 100"):
         mtt.run_distill_pair(pair, official=tmp_path, data=tmp_path, work=tmp_path, out=tmp_path)
     assert seen == [("official-distill", "100", False)]  # an earlier run's saved set was removed first
 

@@ -173,6 +173,9 @@ def render_markdown(entries: list[dict[str, Any]], *, built: dict[str, str] | No
         f"{AGREE_POINTS} and |d| > {DISAGREE_SES:g} SE; otherwise **inconclusive** (d: dd-bench minus official; "
         "SE: its standard error over evaluation networks). Budgets are reduced to fit a 2-core CPU and are the same",
         "on both sides; each entry names every value and every adaptation made to the official code at run time.",
+        "Each side runs as its users run it: dd-bench with its defaults, which since 934a055 include a glibc heap",
+        "setting that speeds up CPU training ([the C heap on a CPU](performance.md#the-c-heap-on-a-cpu); a run's",
+        "provenance says whether it applied), the official code with glibc's defaults.",
         "",
     ]
     measured = [e for e in entries if e["status"] == "measured"]

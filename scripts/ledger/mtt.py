@@ -185,6 +185,13 @@ def smoke(pair: MTTPair) -> MTTPair:
                                max_start_epoch=1, eval_epochs=1)
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Bitwise the same values, NaN equal to NaN (a diverged run's NaNs are the run's, not a capture fault)."""
+    import torch
+
+    return a.shape == b.shape and bool(torch.allclose(a, b, rtol=0.0, atol=0.0, equal_nan=True))
+
+
 def stage_official_set(folder: Path, logged: Path, wandb_log: Path, *, iteration: int,
                        capture: Path) -> dict[str, Any] | None:
     """The set after exactly ``iteration`` updates, as the ``set_capture`` adaptation saved it from distill.py's loop,
@@ -196,16 +203,17 @@ def stage_official_set(folder: Path, logged: Path, wandb_log: Path, *, iteration
     import torch
 
     files = {name: capture / f"{name}.pt" for name in ("image_syn", "label_syn", "syn_lr")}
-    if not all(f.is_file() for f in files.values()):
+    step = capture / "step.txt"
+    if not (all(f.is_file() for f in files.values()) and step.is_file() and step.read_text() == str(iteration)):
         (folder / "official-distill.done.json").unlink(missing_ok=True)
         return None
     images, labels, lr = (torch.load(files[n], weights_only=True) for n in ("image_syn", "label_syn", "syn_lr"))
     logged_lr = wandb_logged(wandb_log, "Synthetic_LR", step=iteration)
-    if float(lr) != logged_lr:
+    if not _same(torch.tensor(float(lr)), torch.tensor(float(logged_lr))):
         raise SystemExit(f"error: the captured syn_lr {float(lr)!r} is not the Synthetic_LR distill.py logged at "
                          f"iteration {iteration} ({logged_lr!r}): the capture read another point of the loop")
     saved = logged / f"images_{iteration}.pt"
-    if saved.is_file() and not torch.equal(torch.load(saved, weights_only=True), images):
+    if saved.is_file() and not _same(torch.load(saved, weights_only=True), images):
         raise SystemExit(f"error: the captured set differs from {saved}, which distill.py saved at the same point")
     staged = folder / "official-set-files"
     staged.mkdir(exist_ok=True)
@@ -297,8 +305,9 @@ def run_distill_pair(pair: MTTPair, *, official: Path, data: Path, work: Path, o
     staged = stage_official_set(folder, folder / "official-run" / "logged_files" / "CIFAR10" / pair.name,
                                 wandb_log, iteration=n, capture=capture)
     if staged is None:
-        raise SystemExit(f"error: distill.py finished without reaching iteration {n} (no capture in {capture}); see "
-                         f"{folder / 'official-distill.log'}")
+        raise SystemExit(f"error: distill.py left no capture of iteration {n} in {capture} (a run that did not reach "
+                         f"it, or one made before set_capture); see {folder / 'official-distill.log'}; its step "
+                         "marker is removed, so running the pair again reruns distill.py")
 
     common = ["dataset=cifar10", f"dataset.root={tree}", "dataset.zca=true", "models=[convnet]", "eval=mtt",
               "references=[]", "progress=false"]

@@ -142,6 +142,8 @@ SHIM_PARTS = {
         "            for name in ('image_syn', 'label_syn', 'syn_lr'):\n"
         "                torch.save(frame[name].detach().cpu().clone(),\n"
         "                           _los.path.join(_los.environ['LEDGER_CAPTURE_DIR'], name + '.pt'))\n"
+        "            with open(_los.path.join(_los.environ['LEDGER_CAPTURE_DIR'], 'step.txt'), 'w') as f:\n"
+        "                f.write(str(step))\n"
         "        return logged(data, step=step, commit=commit, **kwargs)\n"
         "    wandb.log = log\n"
         "if _los.environ.get('LEDGER_CAPTURE_STEP'):\n"
