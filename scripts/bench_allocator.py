@@ -56,9 +56,9 @@ def child(args: argparse.Namespace) -> None:
 
 
 def run_child(argv: list[str], setting: str) -> dict:
-    env = {**os.environ, "DD_BENCH_MALLOC": setting}
-    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_"):
-        env.pop(name, None)
+    # Without any malloc setting of the caller's, which tune_allocator would honour in both children alike.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    env["DD_BENCH_MALLOC"] = setting
     root = Path(__file__).resolve().parents[1]
     env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), CHILD_FLAG, *argv], env=env, check=True,
